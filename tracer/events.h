@@ -16,27 +16,27 @@ namespace dodo::tracer {
 // What a traced system call does to the file system, as far as dependencies
 // go. One syscall table row maps a syscall to one effect.
 enum class Effect {
-  kOpen,         // open/openat/openat2/creat: flags says how
-  kExec,         // execve/execveat (reported by ExecEvent, not SyscallEvent)
-  kStat,         // stat family, statfs: metadata read
-  kAccess,       // access/faccessat: a lookup (and permission check)
-  kReadlink,     // readlink/readlinkat
-  kList,         // getdents64: directory listing (once per open directory)
-  kChdir,        // chdir/fchdir
-  kMkdir,        // mkdir/mkdirat
-  kRmdir,        // rmdir, unlinkat(AT_REMOVEDIR)
-  kUnlink,       // unlink/unlinkat
-  kRename,       // rename family: path -> path2
-  kLink,         // link/linkat: path (existing) -> path2 (new name)
-  kSymlink,      // symlink/symlinkat: text (target) -> path (new name)
-  kMknod,        // mknod/mknodat: mode says the kind
-  kChmod,        // chmod family; mode
-  kChown,        // chown family; uid, gid
-  kUtimes,       // utime family
-  kTruncate,     // truncate/ftruncate; length
-  kXattrRead,    // getxattr/listxattr family
-  kXattrWrite,   // setxattr/removexattr family
-  kProbe,        // other path lookups (inotify_add_watch, name_to_handle_at, ...)
+  kOpen,        // open/openat/openat2/creat: flags says how
+  kExec,        // execve/execveat (reported by ExecEvent, not SyscallEvent)
+  kStat,        // stat family, statfs: metadata read
+  kAccess,      // access/faccessat: a lookup (and permission check)
+  kReadlink,    // readlink/readlinkat
+  kList,        // getdents64: directory listing (once per open directory)
+  kChdir,       // chdir/fchdir
+  kMkdir,       // mkdir/mkdirat
+  kRmdir,       // rmdir, unlinkat(AT_REMOVEDIR)
+  kUnlink,      // unlink/unlinkat
+  kRename,      // rename family: path -> path2
+  kLink,        // link/linkat: path (existing) -> path2 (new name)
+  kSymlink,     // symlink/symlinkat: text (target) -> path (new name)
+  kMknod,       // mknod/mknodat: mode says the kind
+  kChmod,       // chmod family; mode
+  kChown,       // chown family; uid, gid
+  kUtimes,      // utime family
+  kTruncate,    // truncate/ftruncate; length
+  kXattrRead,   // getxattr/listxattr family
+  kXattrWrite,  // setxattr/removexattr family
+  kProbe,       // other path lookups (inotify_add_watch, name_to_handle_at, ...)
 };
 
 const char* EffectName(Effect effect);
@@ -91,9 +91,9 @@ struct SyscallEvent {
 
 // A successful exec: the process now runs a new program.
 struct ExecEvent {
-  pid_t pid = 0;         // the process (after a non-leader exec: the leader's pid)
-  pid_t former_tid = 0;  // the thread that called exec, if it was not the leader
-  PathArg path;          // as passed to execve/execveat
+  pid_t pid = 0;           // the process (after a non-leader exec: the leader's pid)
+  pid_t former_tid = 0;    // the thread that called exec, if it was not the leader
+  PathArg path;            // as passed to execve/execveat
   std::string executable;  // absolute path of the program, from /proc/PID/exe
   std::vector<std::string> argv;
   std::vector<std::string> env;
@@ -111,9 +111,9 @@ struct ExecFailedEvent {
 struct ForkEvent {
   pid_t parent = 0;  // thread that called fork/vfork/clone/clone3
   pid_t child = 0;
-  bool thread = false;    // CLONE_THREAD: same process
-  bool share_fds = false; // CLONE_FILES
-  bool share_fs = false;  // CLONE_FS (cwd)
+  bool thread = false;     // CLONE_THREAD: same process
+  bool share_fds = false;  // CLONE_FILES
+  bool share_fs = false;   // CLONE_FS (cwd)
 };
 
 struct ExitEvent {

@@ -1,0 +1,31 @@
+// dodo: records what a build reads and writes. This file only wires the
+// subcommands together; each lives in its own file.
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "cli/log_command.h"
+#include "cli/trace_command.h"
+
+int main(int argc, char** argv) {
+  CLI::App app(
+      "dodo records every file system access of a build as a dependency trace.\n"
+      "Run `dodo <command> --help` for the details of each command.",
+      "dodo");
+  app.set_version_flag("--version", DODO_VERSION);
+  app.require_subcommand(1);
+
+  dodo::cli::TraceOptions trace_options;
+  CLI::App* trace = dodo::cli::AddTraceCommand(app, trace_options);
+  dodo::cli::LogOptions log_options;
+  dodo::cli::AddLogCommand(app, log_options);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // Usage errors exit 2, like other Unix tools; --help exits 0.
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  if (trace->parsed()) return dodo::cli::RunTrace(trace_options);
+  return dodo::cli::RunLog(log_options, std::cout, std::cerr);
+}

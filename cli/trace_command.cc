@@ -1,0 +1,83 @@
+#include "cli/trace_command.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "model/file_hasher.h"
+#include "model/path_resolver.h"
+#include "model/recorder.h"
+#include "model/trace_writer.h"
+#include "tracer/tracer.h"
+
+namespace dodo::cli {
+
+CLI::App* AddTraceCommand(CLI::App& app, TraceOptions& options) {
+  CLI::App* trace = app.add_subcommand(
+      "trace",
+      "Run a command under the tracer and record every file system access of it and of\n"
+      "every process it starts, as operations in a dependency trace.\n\n"
+      "Example:\n"
+      "  dodo trace -o build.trace -- make -j2\n"
+      "  dodo log build.trace\n\n"
+      "Exit status: the command's own (128+N if signal N killed it); 125 if dodo\n"
+      "itself failed (the trace could not be written, the tracer could not start).\n"
+      "Ctrl-C (SIGINT) or SIGTERM to dodo kills the whole traced process tree.");
+  trace->add_option("-o,--output", options.output, "Trace file to write")->capture_default_str();
+  trace->add_flag("--stats", options.stats,
+                  "Print tracer counts (stops, commands, operations) to stderr at the end");
+  trace->add_option("command", options.command, "The command to run, after --")
+      ->required()
+      ->expected(-1);
+  return trace;
+}
+
+int RunTrace(const TraceOptions& options) {
+  proto::Header header;
+  header.set_tool_version(DODO_VERSION);
+  for (const std::string& arg : options.command) header.add_root_argv(arg);
+  char cwd[4096];
+  if (getcwd(cwd, sizeof(cwd)) != nullptr) header.set_working_directory(cwd);
+  header.set_start_time_ns(absl::ToUnixNanos(absl::Now()));
+  char host[256];
+  if (gethostname(host, sizeof(host)) == 0) header.set_hostname(host);
+
+  absl::StatusOr<std::unique_ptr<model::TraceWriter>> writer =
+      model::TraceWriter::Create(options.output, header);
+  if (!writer.ok()) {
+    std::cerr << "dodo trace: " << writer.status().message() << "\n";
+    return kToolFailure;
+  }
+  model::PathResolver resolver;
+  model::FileHasher hasher;
+  model::Recorder recorder(writer->get(), &resolver, &hasher);
+  tracer::Tracer tracer(&recorder);
+  absl::StatusOr<int> status = tracer.Run(options.command);
+  absl::Status recorded = recorder.Finish();
+  absl::Status finished = (*writer)->Finish(status.ok() ? *status : kToolFailure);
+  if (!status.ok()) {
+    std::cerr << "dodo trace: cannot trace '" << options.command[0]
+              << "': " << status.status().message() << "\n";
+    return kToolFailure;
+  }
+  if (!recorded.ok() || !finished.ok()) {
+    std::cerr << "dodo trace: " << options.output << ": "
+              << (recorded.ok() ? finished : recorded).message() << "\n";
+    return kToolFailure;
+  }
+  if (options.stats) {
+    const tracer::TracerStats& t = tracer.stats();
+    const model::RecorderStats& r = recorder.stats();
+    std::cerr << "dodo trace: " << r.commands << " commands, " << r.operations << " operations, "
+              << r.warnings << " warnings; " << t.processes << " processes, " << t.seccomp_stops
+              << " seccomp stops, " << t.exit_stops << " exit stops, " << t.event_stops
+              << " event stops; resolver " << resolver.cache_hits() << " hits / "
+              << resolver.cache_misses() << " misses; " << hasher.files_read() << " files hashed\n";
+  }
+  return *status;
+}
+
+}  // namespace dodo::cli

@@ -1,0 +1,203 @@
+#include "model/file_hasher.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+
+namespace dodo::model {
+namespace {
+
+// Large reads keep the syscall count low for big objects and archives.
+constexpr size_t kBufferSize = size_t{1} << 20;
+// A file that is still being written is re-read this many times at most.
+constexpr int kMaxAttempts = 3;
+
+// Owns a file descriptor.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+  bool valid() const { return fd_ >= 0; }
+
+ private:
+  int fd_;
+};
+
+struct DirCloser {
+  void operator()(DIR* dir) const { closedir(dir); }
+};
+using DirPtr = std::unique_ptr<DIR, DirCloser>;
+
+struct EvpMdCtxFree {
+  void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
+};
+
+// OpenSSL's SHA-256 only fails when it cannot allocate; there is no way to
+// carry on from that, and the callers that return a bare Digest could not
+// report it anyway.
+[[noreturn]] void OpenSslFailed(const char* what) {
+  std::fprintf(stderr, "dodo: OpenSSL %s failed for SHA-256\n", what);
+  std::abort();
+}
+
+class Sha256 {
+ public:
+  Sha256() : ctx_(EVP_MD_CTX_new()) {
+    if (ctx_ == nullptr) OpenSslFailed("EVP_MD_CTX_new");
+    if (EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1) OpenSslFailed("init");
+  }
+  void Update(const void* data, size_t size) {
+    if (EVP_DigestUpdate(ctx_.get(), data, size) != 1) OpenSslFailed("update");
+  }
+  Digest Finish() {
+    Digest digest;
+    unsigned int length = 0;
+    if (EVP_DigestFinal_ex(ctx_.get(), digest.data(), &length) != 1 || length != digest.size()) {
+      OpenSslFailed("final");
+    }
+    return digest;
+  }
+
+ private:
+  std::unique_ptr<EVP_MD_CTX, EvpMdCtxFree> ctx_;
+};
+
+int64_t Nanoseconds(const struct timespec& ts) {
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+absl::Status ErrnoError(int error, const char* what, const std::string& path) {
+  return absl::ErrnoToStatus(error, absl::StrCat(what, " ", path));
+}
+
+absl::Status NotRegular(const std::string& path) {
+  return absl::FailedPreconditionError(absl::StrCat(path, ": not a regular file"));
+}
+
+}  // namespace
+
+std::string DigestHex(const Digest& d) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * d.size());
+  for (uint8_t byte : d) {
+    out += kHex[byte >> 4];
+    out += kHex[byte & 0xf];
+  }
+  return out;
+}
+
+Digest Sha256OfString(std::string_view data) {
+  Sha256 sha;
+  sha.Update(data.data(), data.size());
+  return sha.Finish();
+}
+
+absl::StatusOr<FileVersion> FileHasher::HashFile(const std::string& path) {
+  auto validators_of = [](const struct stat& st) {
+    return Validators{static_cast<uint64_t>(st.st_size), Nanoseconds(st.st_mtim),
+                      Nanoseconds(st.st_ctim)};
+  };
+
+  // One stat answers the common case (unchanged file) without opening it.
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return ErrnoError(errno, "stat", path);
+  if (!S_ISREG(st.st_mode)) return NotRegular(path);
+  if (auto it = cache_.find(std::make_pair(st.st_dev, st.st_ino));
+      it != cache_.end() && it->second.validators == validators_of(st)) {
+    return it->second.version;
+  }
+
+  if (buffer_.empty()) buffer_.resize(kBufferSize);
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    // O_NONBLOCK: if the path was replaced by a FIFO since the stat, opening
+    // it must not hang the tracer (it has no effect on regular files).
+    Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+    if (!fd.valid()) return ErrnoError(errno, "open", path);
+    // Validators come from the descriptor, which is the file actually read.
+    struct stat before;
+    if (fstat(fd.get(), &before) != 0) return ErrnoError(errno, "fstat", path);
+    if (!S_ISREG(before.st_mode)) return NotRegular(path);
+
+    Sha256 sha;
+    uint64_t total = 0;
+    for (;;) {
+      ssize_t n = read(fd.get(), buffer_.data(), buffer_.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoError(errno, "read", path);
+      }
+      if (n == 0) break;
+      sha.Update(buffer_.data(), static_cast<size_t>(n));
+      total += static_cast<uint64_t>(n);
+    }
+    ++files_read_;
+
+    // A writer active during the read would make the digest a mix of two
+    // versions: only a read bracketed by identical stats is trusted.
+    struct stat after;
+    if (fstat(fd.get(), &after) != 0) return ErrnoError(errno, "fstat", path);
+    Validators validators = validators_of(before);
+    if (validators != validators_of(after) || total != validators.size) continue;
+
+    FileVersion version{sha.Finish(), total, static_cast<uint32_t>(before.st_mode),
+                        validators.mtime_ns};
+    cache_.insert_or_assign(std::make_pair(before.st_dev, before.st_ino),
+                            CachedVersion{validators, version});
+    return version;
+  }
+  return absl::AbortedError(
+      absl::StrCat(path, ": file kept changing while being hashed (", kMaxAttempts, " attempts)"));
+}
+
+absl::StatusOr<Digest> FileHasher::HashListing(const std::string& dir) {
+  Fd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError(errno, "open", dir);
+  DirPtr stream(fdopendir(fd.get()));
+  if (stream == nullptr) return ErrnoError(errno, "fdopendir", dir);
+  fd.release();  // now owned by `stream`
+
+  std::vector<std::string> names;
+  for (;;) {
+    errno = 0;
+    const struct dirent* entry = readdir(stream.get());
+    if (entry == nullptr) {
+      if (errno != 0) return ErrnoError(errno, "readdir", dir);
+      break;
+    }
+    std::string_view name = entry->d_name;
+    if (name == "." || name == "..") continue;
+    names.emplace_back(name);
+  }
+  // std::string compares like memcmp (unsigned bytes): the order is the
+  // same whatever the locale or the order the file system returns.
+  std::sort(names.begin(), names.end());
+
+  Sha256 sha;
+  for (const std::string& name : names) sha.Update(name.c_str(), name.size() + 1);  // with '\0'
+  return sha.Finish();
+}
+
+}  // namespace dodo::model

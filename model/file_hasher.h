@@ -1,0 +1,79 @@
+// SHA-256 digests of files and directory listings, the content versions a
+// trace records. Hashing is the costly part of recording, so file digests
+// are cached by the file's identity and stat validators: an unchanged file is
+// read once per FileHasher.
+#ifndef DODO_MODEL_FILE_HASHER_H_
+#define DODO_MODEL_FILE_HASHER_H_
+
+#include <sys/types.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+
+namespace dodo::model {
+
+using Digest = std::array<uint8_t, 32>;
+
+// Lowercase hexadecimal, 64 characters.
+std::string DigestHex(const Digest& d);
+Digest Sha256OfString(std::string_view data);
+
+struct FileVersion {
+  Digest sha256;
+  uint64_t size;     // bytes hashed
+  uint32_t mode;     // st_mode: file type and permission bits
+  int64_t mtime_ns;  // modification time, ns since the Unix epoch
+};
+
+class FileHasher {
+ public:
+  FileHasher() = default;
+  FileHasher(const FileHasher&) = delete;
+  FileHasher& operator=(const FileHasher&) = delete;
+
+  // Hashes the regular file at `path` (symlinks are followed). Cached by
+  // (dev, ino, size, mtime_ns, ctime_ns): a file whose stat is unchanged is
+  // not read again; any difference re-hashes. ctime is part of the key
+  // because a writer can restore mtime (utimensat) but never ctime.
+  // Errors name the path and the errno text: NotFound for a missing file,
+  // FailedPrecondition for a non-regular one, Aborted when the file kept
+  // changing while it was read, other codes from the errno otherwise.
+  absl::StatusOr<FileVersion> HashFile(const std::string& path);
+
+  // SHA-256 of the sorted entry names of a directory (excluding "." and
+  // ".."), each name followed by '\0'. Names sort bytewise. Not cached.
+  absl::StatusOr<Digest> HashListing(const std::string& dir);
+
+  // How many times file contents were actually read (for tests).
+  size_t files_read() const { return files_read_; }
+
+ private:
+  struct Validators {
+    uint64_t size;
+    int64_t mtime_ns;
+    int64_t ctime_ns;
+    bool operator==(const Validators&) const = default;
+  };
+  struct CachedVersion {
+    Validators validators;
+    FileVersion version;
+  };
+
+  // Keyed by (st_dev, st_ino): one entry per file, replaced when it changes,
+  // so the cache does not grow with every edit of the same file.
+  absl::flat_hash_map<std::pair<dev_t, ino_t>, CachedVersion> cache_;
+  std::vector<uint8_t> buffer_;  // read buffer, allocated on first use
+  size_t files_read_ = 0;
+};
+
+}  // namespace dodo::model
+
+#endif  // DODO_MODEL_FILE_HASHER_H_

@@ -1,0 +1,490 @@
+#include "model/recorder.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <utility>
+
+namespace dodo::model {
+namespace {
+
+using tracer::Effect;
+using tracer::FdKind;
+
+int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+proto::FdKind ToProto(FdKind kind) {
+  switch (kind) {
+    case FdKind::kUnknown:
+      return proto::FD_UNKNOWN;
+    case FdKind::kFile:
+      return proto::FD_FILE;
+    case FdKind::kDirectory:
+      return proto::FD_DIRECTORY;
+    case FdKind::kPipe:
+      return proto::FD_PIPE;
+    case FdKind::kSocket:
+      return proto::FD_SOCKET;
+    case FdKind::kTty:
+      return proto::FD_TTY;
+    case FdKind::kOther:
+      return proto::FD_OTHER;
+  }
+  return proto::FD_UNKNOWN;
+}
+
+// The errno an event's outcome carries: the syscall's own result when the
+// tracer waited for it, else what resolving the path found.
+int ErrorOf(const tracer::SyscallEvent& event, const Resolution* resolution) {
+  if (event.result.has_value()) return *event.result < 0 ? static_cast<int>(-*event.result) : 0;
+  return resolution != nullptr ? resolution->error : 0;
+}
+
+}  // namespace
+
+Recorder::Recorder(TraceWriter* writer, PathResolver* resolver, FileHasher* hasher)
+    : writer_(writer), resolver_(resolver), hasher_(hasher) {}
+
+void Recorder::Write(const proto::Record& record) {
+  absl::Status status = writer_->Write(record);
+  if (!status.ok()) {
+    ++stats_.write_errors;
+    if (first_error_.ok()) first_error_ = status;
+  }
+}
+
+uint64_t Recorder::CommandOf(pid_t pid) const {
+  auto it = command_of_.find(pid);
+  return it == command_of_.end() ? 0 : it->second;
+}
+
+Recorder::Command* Recorder::LiveCommand(uint64_t id) {
+  auto it = live_.find(id);
+  return it == live_.end() ? nullptr : &it->second;
+}
+
+void Recorder::Emit(proto::Operation& op, pid_t pid) {
+  ++stats_.operations;
+  if (op.command() == 0) {
+    // No command yet: keep it for the command this process will exec.
+    // (Only the root launcher acts before any exec.)
+    orphan_ops_[pid].push_back(op);
+    return;
+  }
+  record_.Clear();
+  *record_.mutable_operation() = op;
+  Write(record_);
+}
+
+Resolution Recorder::ResolveInto(uint64_t command, pid_t pid, const tracer::PathArg& path,
+                                 proto::Ref* ref) {
+  Resolution res = resolver_->Resolve(path.base, path.path, path.follow_final);
+  Command* owner = LiveCommand(command);
+  for (const Resolution::Link& link : res.links_followed) {
+    if (owner != nullptr && !owner->links_reported.insert(link.path).second) continue;
+    // The walk read this link's target: that is a dependency of its own.
+    proto::Operation op;
+    op.set_command(command);
+    op.set_kind(proto::READLINK);
+    op.set_syscall("(path walk)");
+    Resolution link_res = resolver_->Resolve("/", link.path, false);
+    proto::Ref* link_ref = op.mutable_ref();
+    link_ref->set_base(proto::BASE_ROOT);
+    link_ref->set_base_path(writer_->Intern("/"));
+    for (const std::string& name : link_res.components) {
+      link_ref->add_components(writer_->Intern(name));
+    }
+    link_ref->set_found(static_cast<uint32_t>(link_res.found));
+    op.set_text(link.target);
+    Emit(op, pid);
+  }
+  ref->set_base(res.absolute ? proto::BASE_ROOT : proto::BASE_CWD);
+  ref->set_base_path(writer_->Intern(res.base));
+  if (path.dirfd != AT_FDCWD && !res.absolute) {
+    ref->set_base(proto::BASE_FD);
+    ref->set_base_fd(path.dirfd);
+  }
+  for (const std::string& name : res.components) ref->add_components(writer_->Intern(name));
+  ref->set_found(static_cast<uint32_t>(res.found));
+  return res;
+}
+
+void Recorder::FdRef(const tracer::FdInfo& fd, proto::Ref* ref) {
+  ref->set_base(proto::BASE_FD);
+  ref->set_base_fd(fd.fd);
+  ref->set_base_path(writer_->Intern(fd.path.empty() ? fd.description : fd.path));
+  ref->set_is_fd(true);
+}
+
+void Recorder::AddOutput(uint64_t command, const std::string& path) {
+  Command* owner = LiveCommand(command);
+  if (owner == nullptr) return;
+  if (owner->output_set.insert(path).second) owner->outputs.push_back(path);
+}
+
+void Recorder::SetFileVersion(const std::string& path, proto::Version* version) {
+  absl::StatusOr<FileVersion> file = hasher_->HashFile(path);
+  if (!file.ok()) return;
+  version->set_sha256(file->sha256.data(), file->sha256.size());
+  version->set_size(file->size);
+  version->set_mode(file->mode);
+  version->set_mtime_ns(file->mtime_ns);
+}
+
+void Recorder::OnFork(const tracer::ForkEvent& event) {
+  auto it = command_of_.find(event.parent);
+  if (it != command_of_.end()) command_of_[event.child] = it->second;
+}
+
+void Recorder::OnExec(const tracer::ExecEvent& event) {
+  const uint64_t parent = CommandOf(event.former_tid != 0 ? event.former_tid : event.pid);
+  if (event.former_tid != 0) command_of_.erase(event.former_tid);
+
+  // The program this process ran before is replaced.
+  if (Command* previous = LiveCommand(parent); previous != nullptr && previous->pid == event.pid) {
+    EndCommand(parent, proto::CommandEnd::REPLACED, 0, 0);
+  }
+
+  const uint64_t id = next_command_id_++;
+  ++stats_.commands;
+  Command& command = live_[id];
+  command.id = id;
+  command.pid = event.pid;
+  command_of_[event.pid] = id;
+
+  record_.Clear();
+  proto::CommandStart* start = record_.mutable_command_start();
+  start->set_id(id);
+  start->set_parent_id(parent);
+  start->set_pid(event.pid);
+  start->set_executable(writer_->Intern(event.executable));
+  for (const std::string& arg : event.argv) start->add_argv(writer_->Intern(arg));
+  for (const std::string& entry : event.env) start->add_env(writer_->Intern(entry));
+  start->set_cwd(writer_->Intern(event.cwd));
+  start->set_start_time_ns(NowNs());
+  const bool root = !have_root_;
+  for (const tracer::FdInfo& fd : event.fds) {
+    proto::InheritedFd* out = start->add_fds();
+    out->set_fd(fd.fd);
+    out->set_kind(ToProto(fd.kind));
+    if (!fd.path.empty()) out->set_path(writer_->Intern(fd.path));
+    out->set_pipe_id(fd.pipe_id);
+    out->set_readable(fd.readable);
+    out->set_writable(fd.writable);
+    out->set_description(fd.description);
+    if (root) {
+      if (fd.kind == FdKind::kPipe) external_pipes_.insert(fd.pipe_id);
+      if (!fd.path.empty()) external_files_.insert(fd.path);
+    }
+  }
+  have_root_ = true;
+  Write(record_);
+
+  // What the root's launcher did before its exec belongs to the root.
+  auto orphans = orphan_ops_.find(event.pid);
+  if (orphans != orphan_ops_.end()) {
+    for (proto::Operation& op : orphans->second) {
+      op.set_command(id);
+      record_.Clear();
+      *record_.mutable_operation() = std::move(op);
+      Write(record_);
+    }
+    orphan_ops_.erase(orphans);
+  }
+
+  // The exec itself: the program file was looked up and executed by the
+  // command that called exec (the root's own exec belongs to the root).
+  proto::Operation op;
+  const uint64_t exec_owner = parent != 0 ? parent : id;
+  op.set_command(exec_owner);
+  op.set_kind(proto::EXEC);
+  op.set_syscall("execve");
+  Resolution res = ResolveInto(exec_owner, event.pid, event.path, op.mutable_ref());
+  SetFileVersion(event.executable, op.mutable_version());
+  Emit(op);
+  (void)res;
+
+  // Pipes and files inherited from other commands of the build.
+  for (const tracer::FdInfo& fd : event.fds) {
+    if (root) break;
+    if (fd.kind == FdKind::kPipe && !external_pipes_.contains(fd.pipe_id)) {
+      for (bool write : {false, true}) {
+        if (write ? !fd.writable : !fd.readable) continue;
+        proto::Operation pipe_op;
+        pipe_op.set_command(id);
+        pipe_op.set_kind(write ? proto::PIPE_WRITE : proto::PIPE_READ);
+        pipe_op.set_syscall("(inherited)");
+        pipe_op.set_number(fd.pipe_id);
+        FdRef(fd, pipe_op.mutable_ref());
+        Emit(pipe_op);
+      }
+    } else if (fd.kind == FdKind::kFile && !external_files_.contains(fd.path)) {
+      for (bool write : {false, true}) {
+        if (write ? !fd.writable : !fd.readable) continue;
+        proto::Operation file_op;
+        file_op.set_command(id);
+        file_op.set_kind(write ? proto::WRITE : proto::READ);
+        file_op.set_syscall("(inherited)");
+        FdRef(fd, file_op.mutable_ref());
+        if (write) {
+          AddOutput(id, fd.path);
+        } else {
+          SetFileVersion(fd.path, file_op.mutable_version());
+        }
+        Emit(file_op);
+      }
+    }
+  }
+}
+
+void Recorder::OnExecFailed(const tracer::ExecFailedEvent& event) {
+  proto::Operation op;
+  const uint64_t command = CommandOf(event.pid);
+  op.set_command(command);
+  op.set_kind(proto::EXEC);
+  op.set_syscall("execve");
+  ResolveInto(command, event.pid, event.path, op.mutable_ref());
+  op.set_error(event.error);
+  Emit(op, event.pid);
+}
+
+void Recorder::OnExit(const tracer::ExitEvent& event) {
+  const uint64_t id = CommandOf(event.pid);
+  command_of_.erase(event.pid);
+  if (!event.process) return;
+  Command* command = LiveCommand(id);
+  if (command == nullptr || command->pid != event.pid) return;
+  if (event.signaled) {
+    EndCommand(id, proto::CommandEnd::KILLED, 0, event.signal);
+  } else {
+    EndCommand(id, proto::CommandEnd::EXITED, event.code, 0);
+  }
+}
+
+void Recorder::EndCommand(uint64_t id, proto::CommandEnd::How how, int code, int signal) {
+  auto it = live_.find(id);
+  if (it == live_.end()) return;
+  record_.Clear();
+  proto::CommandEnd* end = record_.mutable_command_end();
+  end->set_id(id);
+  end->set_end_time_ns(NowNs());
+  end->set_how(how);
+  end->set_exit_code(code);
+  end->set_signal(signal);
+  for (const std::string& path : it->second.outputs) {
+    proto::Output* output = end->add_outputs();
+    output->set_path(writer_->Intern(path));
+    struct stat st;
+    if (lstat(path.c_str(), &st) != 0) {
+      output->mutable_version()->set_absent(true);
+    } else if (S_ISREG(st.st_mode)) {
+      SetFileVersion(path, output->mutable_version());
+    } else {
+      output->mutable_version()->set_mode(st.st_mode);
+    }
+  }
+  live_.erase(it);
+  Write(record_);
+}
+
+void Recorder::OnWarning(const tracer::WarningEvent& event) {
+  ++stats_.warnings;
+  record_.Clear();
+  proto::Warning* warning = record_.mutable_warning();
+  warning->set_command(CommandOf(event.pid));
+  warning->set_pid(event.pid);
+  warning->set_message(event.message);
+  warning->set_syscall(event.syscall);
+  Write(record_);
+}
+
+void Recorder::OnOpen(const tracer::SyscallEvent& event, uint64_t command) {
+  const uint64_t flags = event.flags;
+  const int access = static_cast<int>(flags & O_ACCMODE);
+  const bool creating = (flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE;
+  const bool truncating = (flags & O_TRUNC) != 0 && access != O_RDONLY;
+  proto::Operation op;
+  op.set_command(command);
+  op.set_syscall(event.syscall);
+  Resolution res = ResolveInto(command, event.pid, *event.path, op.mutable_ref());
+  const int error = ErrorOf(event, &res);
+  op.set_error(error);
+  const std::string path = res.AbsolutePath();
+  if ((flags & O_PATH) != 0 || (error == 0 && res.kind == Resolution::Kind::kDirectory)) {
+    op.set_kind(proto::GET);  // a directory or O_PATH handle: a lookup
+    Emit(op, event.pid);
+    return;
+  }
+  if (creating) {
+    op.set_create(proto::NEWFILE);
+    op.set_exclusive((flags & O_EXCL) != 0);
+    resolver_->Invalidate(path);
+  }
+  op.set_truncate(truncating);
+  const bool reads = (access == O_RDONLY || access == O_RDWR) && !truncating;
+  const bool writes = access == O_WRONLY || access == O_RDWR;
+  if (reads) {
+    proto::Operation read = op;
+    read.set_kind(proto::READ);
+    if (error == 0) SetFileVersion(path, read.mutable_version());
+    if (writes) {
+      read.clear_create();
+      read.clear_exclusive();
+    }
+    Emit(read, event.pid);
+  }
+  if (writes) {
+    op.set_kind(proto::WRITE);
+    if (error == 0) AddOutput(command, path);
+    Emit(op, event.pid);
+  }
+}
+
+void Recorder::OnPathChange(const tracer::SyscallEvent& event, uint64_t command) {
+  proto::Operation op;
+  op.set_command(command);
+  op.set_syscall(event.syscall);
+  Resolution res;
+  if (event.path.has_value()) {
+    res = ResolveInto(command, event.pid, *event.path, op.mutable_ref());
+  } else if (event.fd.has_value()) {
+    FdRef(*event.fd, op.mutable_ref());
+  }
+  const int error = ErrorOf(event, event.path.has_value() ? &res : nullptr);
+  op.set_error(error);
+  const std::string path =
+      event.path.has_value() ? res.AbsolutePath() : (event.fd ? event.fd->path : "");
+
+  switch (event.effect) {
+    case Effect::kStat:
+      op.set_kind(proto::STAT);
+      break;
+    case Effect::kAccess:
+    case Effect::kProbe:
+      op.set_kind(proto::GET);
+      break;
+    case Effect::kReadlink: {
+      op.set_kind(proto::READLINK);
+      if (error == 0 && !path.empty()) {
+        char target[4096];
+        ssize_t n = readlink(path.c_str(), target, sizeof(target));
+        if (n >= 0) {
+          op.set_text(std::string(target, n));
+        } else {
+          op.set_error(errno);
+        }
+      }
+      break;
+    }
+    case Effect::kList: {
+      op.set_kind(proto::LIST);
+      absl::StatusOr<Digest> listing = hasher_->HashListing(path);
+      if (listing.ok()) op.mutable_version()->set_listing_sha256(listing->data(), listing->size());
+      break;
+    }
+    case Effect::kChdir:
+      op.set_kind(proto::CHDIR);
+      break;
+    case Effect::kMkdir:
+      op.set_kind(proto::LINK);
+      op.set_create(proto::NEWDIR);
+      resolver_->Invalidate(path);
+      break;
+    case Effect::kMknod:
+      op.set_kind(proto::LINK);
+      op.set_create(S_ISREG(event.mode) || (event.mode & S_IFMT) == 0 ? proto::NEWFILE
+                                                                      : proto::NEWNODE);
+      resolver_->Invalidate(path);
+      break;
+    case Effect::kSymlink:
+      op.set_kind(proto::LINK);
+      op.set_create(proto::SYMLINK);
+      op.set_text(event.text);
+      resolver_->Invalidate(path);
+      break;
+    case Effect::kRmdir:
+      op.set_kind(proto::RMDIR);
+      resolver_->InvalidateTree(path);
+      break;
+    case Effect::kUnlink:
+      op.set_kind(proto::UNLINK);
+      resolver_->Invalidate(path);
+      break;
+    case Effect::kLink: {
+      // link(old, new): the new name is the ref, the existing file ref2.
+      op.set_kind(proto::LINK);
+      op.set_create(proto::EXISTING);
+      proto::Ref existing = op.ref();
+      op.clear_ref();
+      Resolution new_res = ResolveInto(command, event.pid, *event.path2, op.mutable_ref());
+      *op.mutable_ref2() = std::move(existing);
+      resolver_->Invalidate(new_res.AbsolutePath());
+      break;
+    }
+    case Effect::kRename: {
+      op.set_kind(proto::RENAME);
+      op.set_number(event.flags);
+      Resolution dest = ResolveInto(command, event.pid, *event.path2, op.mutable_ref2());
+      // A directory moved: everything cached below either name is stale.
+      resolver_->InvalidateTree(path);
+      resolver_->InvalidateTree(dest.AbsolutePath());
+      break;
+    }
+    case Effect::kChmod:
+      op.set_kind(proto::CHMOD);
+      op.set_number(event.mode & 07777);
+      break;
+    case Effect::kChown:
+      op.set_kind(proto::CHOWN);
+      op.set_uid(event.uid);
+      op.set_gid(event.gid);
+      break;
+    case Effect::kUtimes:
+      op.set_kind(proto::UTIMES);
+      break;
+    case Effect::kTruncate:
+      op.set_kind(proto::TRUNC);
+      op.set_number(event.length);
+      if (error == 0 && !path.empty()) AddOutput(command, path);
+      break;
+    case Effect::kXattrRead:
+      op.set_kind(proto::XATTR_READ);
+      op.set_xattr_name(writer_->Intern(event.text));
+      break;
+    case Effect::kXattrWrite:
+      op.set_kind(proto::XATTR_WRITE);
+      op.set_xattr_name(writer_->Intern(event.text));
+      break;
+    case Effect::kOpen:
+    case Effect::kExec:
+      return;  // handled elsewhere
+  }
+  Emit(op, event.pid);
+}
+
+void Recorder::OnSyscall(const tracer::SyscallEvent& event) {
+  const uint64_t command = CommandOf(event.pid);
+  if (event.effect == Effect::kOpen && event.path.has_value()) {
+    OnOpen(event, command);
+  } else {
+    OnPathChange(event, command);
+  }
+}
+
+absl::Status Recorder::Finish() {
+  std::vector<uint64_t> open;
+  for (const auto& [id, command] : live_) open.push_back(id);
+  std::sort(open.begin(), open.end());
+  for (uint64_t id : open) EndCommand(id, proto::CommandEnd::HOW_UNKNOWN, 0, 0);
+  return first_error_;
+}
+
+}  // namespace dodo::model

@@ -1,0 +1,98 @@
+// Turns the tracer's events into commands and operations of the dependency
+// language, and writes them to a trace as they happen.
+#ifndef DODO_MODEL_RECORDER_H_
+#define DODO_MODEL_RECORDER_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "model/file_hasher.h"
+#include "model/path_resolver.h"
+#include "model/trace_writer.h"
+#include "proto/trace.pb.h"
+#include "tracer/events.h"
+
+namespace dodo::model {
+
+struct RecorderStats {
+  uint64_t operations = 0;
+  uint64_t commands = 0;
+  uint64_t warnings = 0;
+  uint64_t write_errors = 0;
+};
+
+class Recorder : public tracer::EventSink {
+ public:
+  // The writer, resolver and hasher must outlive the recorder.
+  Recorder(TraceWriter* writer, PathResolver* resolver, FileHasher* hasher);
+
+  void OnSyscall(const tracer::SyscallEvent& event) override;
+  void OnExec(const tracer::ExecEvent& event) override;
+  void OnExecFailed(const tracer::ExecFailedEvent& event) override;
+  void OnFork(const tracer::ForkEvent& event) override;
+  void OnExit(const tracer::ExitEvent& event) override;
+  void OnWarning(const tracer::WarningEvent& event) override;
+
+  // Ends the commands still open (their processes vanished without an exit
+  // report, or the build was killed) and reports the first write error.
+  absl::Status Finish();
+
+  const RecorderStats& stats() const { return stats_; }
+
+ private:
+  struct Command {
+    uint64_t id = 0;
+    pid_t pid = 0;  // the process that exec'd it
+    // Files opened for writing or truncated, in first-write order.
+    std::vector<std::string> outputs;
+    absl::flat_hash_set<std::string> output_set;
+    // Symlinks already reported as followed by this command.
+    absl::flat_hash_set<std::string> links_reported;
+  };
+
+  uint64_t CommandOf(pid_t pid) const;
+  Command* LiveCommand(uint64_t id);
+  void EndCommand(uint64_t id, proto::CommandEnd::How how, int code, int signal);
+
+  // Resolves `path` and fills `ref`; reports the symlinks followed on the
+  // way as READLINK operations of `command`.
+  Resolution ResolveInto(uint64_t command, pid_t pid, const tracer::PathArg& path, proto::Ref* ref);
+  void FdRef(const tracer::FdInfo& fd, proto::Ref* ref);
+  void AddOutput(uint64_t command, const std::string& path);
+  void SetFileVersion(const std::string& path, proto::Version* version);
+  // Writes `op`; one with no command yet is kept for process `pid`.
+  void Emit(proto::Operation& op, pid_t pid = 0);
+  void Write(const proto::Record& record);
+
+  void OnOpen(const tracer::SyscallEvent& event, uint64_t command);
+  void OnPathChange(const tracer::SyscallEvent& event, uint64_t command);
+
+  TraceWriter* writer_;
+  PathResolver* resolver_;
+  FileHasher* hasher_;
+  RecorderStats stats_;
+  absl::Status first_error_;
+  uint64_t next_command_id_ = 1;
+  // The command each thread's actions belong to.
+  absl::flat_hash_map<pid_t, uint64_t> command_of_;
+  absl::flat_hash_map<uint64_t, Command> live_;
+  // Operations of a process that has no command yet (the root before its
+  // exec: its PATH search), given to the command it execs.
+  absl::flat_hash_map<pid_t, std::vector<proto::Operation>> orphan_ops_;
+  // Pipes and files the root command got from outside the trace; commands
+  // inheriting them are not said to read or write them.
+  absl::flat_hash_set<uint64_t> external_pipes_;
+  absl::flat_hash_set<std::string> external_files_;
+  bool have_root_ = false;
+  proto::Record record_;  // reused to avoid an allocation per operation
+};
+
+}  // namespace dodo::model
+
+#endif  // DODO_MODEL_RECORDER_H_

@@ -1,0 +1,127 @@
+#include "tracer/fd_table.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace dodo::tracer {
+
+void FdTable::CloseRange(unsigned first, unsigned last, bool cloexec_only) {
+  for (auto it = fds_.begin(); it != fds_.end();) {
+    unsigned fd = static_cast<unsigned>(it->first);
+    if (fd >= first && fd <= last) {
+      if (cloexec_only) {
+        it->second.cloexec = true;
+      } else {
+        listed_.erase(it->first);
+        fds_.erase(it++);
+        continue;
+      }
+    }
+    ++it;
+  }
+}
+
+void FdTable::DropCloexec() {
+  absl::erase_if(fds_, [](const auto& entry) { return entry.second.cloexec; });
+  listed_.clear();
+}
+
+FdInfo ClassifyFdTarget(int fd, const std::string& target) {
+  FdInfo info;
+  info.fd = fd;
+  uint64_t id = 0;
+  if (absl::StartsWith(target, "pipe:[") && absl::EndsWith(target, "]") &&
+      absl::SimpleAtoi(target.substr(6, target.size() - 7), &id)) {
+    info.kind = FdKind::kPipe;
+    info.pipe_id = id;
+    info.description = target;
+  } else if (absl::StartsWith(target, "socket:")) {
+    info.kind = FdKind::kSocket;
+    info.description = target;
+  } else if (absl::StartsWith(target, "/dev/pts/") || absl::StartsWith(target, "/dev/tty") ||
+             target == "/dev/null" || target == "/dev/console") {
+    info.kind = FdKind::kTty;
+    info.path = target;
+    info.description = target;
+  } else if (absl::StartsWith(target, "/")) {
+    struct stat st;
+    const bool exists = stat(target.c_str(), &st) == 0;
+    if (exists && S_ISDIR(st.st_mode)) {
+      info.kind = FdKind::kDirectory;
+    } else if (exists && !S_ISREG(st.st_mode)) {
+      info.kind = FdKind::kTty;  // character or block device
+      info.description = target;
+    } else {
+      info.kind = FdKind::kFile;
+    }
+    info.path = target;
+  } else {
+    info.kind = FdKind::kOther;  // anon_inode:[eventfd], memfd, ...
+    info.description = target;
+  }
+  return info;
+}
+
+std::optional<FdInfo> FdInfoFromProc(pid_t pid, int fd) {
+  std::string link = absl::StrCat("/proc/", pid, "/fd/", fd);
+  char buffer[4096];
+  ssize_t n = readlink(link.c_str(), buffer, sizeof(buffer) - 1);
+  if (n < 0) return std::nullopt;
+  FdInfo info = ClassifyFdTarget(fd, std::string(buffer, n));
+  // Access mode and close-on-exec from fdinfo's "flags:" line (octal).
+  std::string fdinfo = absl::StrCat("/proc/", pid, "/fdinfo/", fd);
+  int file = open(fdinfo.c_str(), O_RDONLY | O_CLOEXEC);
+  if (file >= 0) {
+    ssize_t got = read(file, buffer, sizeof(buffer) - 1);
+    close(file);
+    if (got > 0) {
+      buffer[got] = '\0';
+      const char* flags = strstr(buffer, "flags:");
+      if (flags != nullptr) {
+        long value = strtol(flags + 6, nullptr, 8);
+        int mode = static_cast<int>(value & O_ACCMODE);
+        info.readable = mode == O_RDONLY || mode == O_RDWR;
+        info.writable = mode == O_WRONLY || mode == O_RDWR;
+        info.cloexec = (value & O_CLOEXEC) != 0;
+      }
+    }
+  }
+  return info;
+}
+
+void FdTable::SyncWithProc(pid_t pid) {
+  std::string dir_path = absl::StrCat("/proc/", pid, "/fd");
+  DIR* dir = opendir(dir_path.c_str());
+  if (dir == nullptr) return;
+  absl::flat_hash_map<int, FdInfo> fresh;
+  while (dirent* entry = readdir(dir)) {
+    int fd = 0;
+    if (!absl::SimpleAtoi(entry->d_name, &fd)) continue;
+    std::optional<FdInfo> info = FdInfoFromProc(pid, fd);
+    if (!info.has_value()) continue;
+    fresh[fd] = *std::move(info);
+  }
+  closedir(dir);
+  fds_ = std::move(fresh);
+  listed_.clear();
+}
+
+std::vector<FdInfo> FdTable::Sorted() const {
+  std::vector<FdInfo> result;
+  result.reserve(fds_.size());
+  for (const auto& [fd, info] : fds_) result.push_back(info);
+  std::sort(result.begin(), result.end(),
+            [](const FdInfo& a, const FdInfo& b) { return a.fd < b.fd; });
+  return result;
+}
+
+}  // namespace dodo::tracer

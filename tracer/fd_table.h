@@ -1,0 +1,73 @@
+// A process's file descriptors as the tracer knows them. close() is not
+// trapped (it is too frequent), so an entry can outlive its descriptor; the
+// table is checked against /proc/PID/fd at every exec, and a descriptor the
+// table does not know is looked up in /proc when it is needed.
+#ifndef DODO_TRACER_FD_TABLE_H_
+#define DODO_TRACER_FD_TABLE_H_
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "tracer/events.h"
+
+namespace dodo::tracer {
+
+class FdTable {
+ public:
+  void Set(FdInfo info) {
+    listed_.erase(info.fd);
+    int fd = info.fd;
+    fds_[fd] = std::move(info);
+  }
+  void Erase(int fd) {
+    listed_.erase(fd);
+    fds_.erase(fd);
+  }
+  // True the first time a directory descriptor is listed (getdents is called
+  // until it returns 0; only the first call is a new observation).
+  bool MarkListed(int fd) { return listed_.insert(fd).second; }
+  const FdInfo* Find(int fd) const {
+    auto it = fds_.find(fd);
+    return it == fds_.end() ? nullptr : &it->second;
+  }
+  FdInfo* FindMutable(int fd) {
+    auto it = fds_.find(fd);
+    return it == fds_.end() ? nullptr : &it->second;
+  }
+  // dup/dup2/dup3/F_DUPFD: `to` refers to what `from` refers to; the
+  // close-on-exec flag belongs to the descriptor, not the file.
+  void Duplicate(const FdInfo& from, int to, bool cloexec) {
+    FdInfo copy = from;
+    copy.fd = to;
+    copy.cloexec = cloexec;
+    listed_.erase(to);
+    fds_[to] = std::move(copy);
+  }
+  // close_range(first, last, flags).
+  void CloseRange(unsigned first, unsigned last, bool cloexec_only);
+  // What exec does: drop close-on-exec descriptors.
+  void DropCloexec();
+  // Replace the table with what /proc/PID/fd shows now, keeping what the
+  // table knew (access mode) about descriptors that still name the same file.
+  void SyncWithProc(pid_t pid);
+  std::vector<FdInfo> Sorted() const;
+
+ private:
+  absl::flat_hash_map<int, FdInfo> fds_;
+  absl::flat_hash_set<int> listed_;
+};
+
+// Describes descriptor `fd` of `pid` from /proc/PID/fd and /proc/PID/fdinfo.
+std::optional<FdInfo> FdInfoFromProc(pid_t pid, int fd);
+
+// Classifies the text of a /proc/PID/fd link ("pipe:[123]", "/a/b", ...).
+FdInfo ClassifyFdTarget(int fd, const std::string& target);
+
+}  // namespace dodo::tracer
+
+#endif  // DODO_TRACER_FD_TABLE_H_

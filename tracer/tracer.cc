@@ -1,0 +1,776 @@
+#include "tracer/tracer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "tracer/tracee_memory.h"
+
+namespace dodo::tracer {
+namespace {
+
+constexpr int kPtraceOptions = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACESECCOMP | PTRACE_O_TRACEFORK |
+                               PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC |
+                               PTRACE_O_EXITKILL;
+
+// Kernel-internal return values of a syscall that will be restarted.
+constexpr int64_t kErestartSys = -512;
+constexpr int64_t kErestartNoHand = -514;
+constexpr int64_t kErestartRestartBlock = -516;
+
+constexpr uint64_t kX32SyscallBit = 0x40000000;
+
+volatile sig_atomic_t g_stop_signal = 0;
+
+void OnStopSignal(int signal) {
+  g_stop_signal = signal;
+  // Wake the loop even if the signal landed just before it blocked in
+  // waitpid(): SIGALRM interrupts the wait a second later.
+  alarm(1);
+}
+
+void OnAlarm(int) {
+  if (g_stop_signal != 0) alarm(1);
+}
+
+void InstallSignalHandlers() {
+  struct sigaction action {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;  // no SA_RESTART: waitpid must return EINTR
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGHUP, &action, nullptr);
+  action.sa_handler = OnAlarm;
+  sigaction(SIGALRM, &action, nullptr);
+}
+
+void RestoreSignalHandlers() {
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
+  signal(SIGHUP, SIG_DFL);
+  signal(SIGALRM, SIG_DFL);
+}
+
+std::string JoinPath(const std::string& base, const std::string& path) {
+  if (!path.empty() && path[0] == '/') return path;
+  if (path.empty() || path == ".") return base;
+  if (base.empty() || base.back() == '/') return base + path;
+  return absl::StrCat(base, "/", path);
+}
+
+std::string ReadProcLink(pid_t pid, const char* what) {
+  char buffer[4096];
+  std::string link = absl::StrCat("/proc/", pid, "/", what);
+  ssize_t n = readlink(link.c_str(), buffer, sizeof(buffer));
+  if (n < 0) return "";
+  return std::string(buffer, n);
+}
+
+bool Follows(Follow rule, uint64_t flags) {
+  switch (rule) {
+    case Follow::kYes:
+      return true;
+    case Follow::kNo:
+      return false;
+    case Follow::kAtNoFollow:
+      return (flags & AT_SYMLINK_NOFOLLOW) == 0;
+    case Follow::kAtFollow:
+      return (flags & AT_SYMLINK_FOLLOW) != 0;
+    case Follow::kOpenFlags:
+      return (flags & O_NOFOLLOW) == 0;
+  }
+  return true;
+}
+
+}  // namespace
+
+// What the tracer keeps per thread. Threads of one process share the
+// descriptor table and cwd objects when clone asked for it.
+struct Tracer::Tracee {
+  pid_t tid = 0;
+  pid_t tgid = 0;
+  std::shared_ptr<FdTable> fds;
+  std::shared_ptr<std::string> cwd;
+  bool awaiting_first_stop = true;
+
+  // The syscall waiting for its exit stop, with what its entry prepared.
+  const SyscallRow* pending = nullptr;
+  SyscallEvent event;
+  uint64_t args[6] = {};
+  // execve: what the new program gets (unreadable after the exec).
+  PathArg exec_path;
+  std::vector<std::string> exec_argv;
+  std::vector<std::string> exec_env;
+  // clone/clone3 with CLONE_UNTRACED: the flags to put back at exit.
+  bool restore_flags = false;
+  uint64_t saved_flags = 0;
+};
+
+Tracer::Tracer(EventSink* sink) : sink_(sink) {}
+Tracer::~Tracer() { KillAll(); }
+
+void Tracer::Warn(pid_t pid, std::string syscall, std::string message) {
+  WarningEvent warning;
+  warning.pid = pid;
+  warning.syscall = std::move(syscall);
+  warning.message = std::move(message);
+  sink_->OnWarning(warning);
+}
+
+absl::StatusOr<pid_t> Tracer::Launch(const std::vector<std::string>& argv,
+                                     const SeccompFilter& filter) {
+  std::vector<char*> args;
+  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
+  const pid_t parent = getpid();
+
+  pid_t child = fork();
+  if (child < 0) return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
+  if (child == 0) {
+    // If dodo dies before it has seized us, do not run untraced.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    RestoreSignalHandlers();
+    // Stop until the parent has seized us: nothing runs untraced, and the
+    // filter (whose traps need a tracer) is installed only once one exists.
+    raise(SIGSTOP);
+    if (!filter.Load().ok()) {
+      dprintf(2, "dodo: cannot install the seccomp filter\n");
+      _exit(127);
+    }
+    execvp(args[0], args.data());
+    dprintf(2, "dodo: %s: %s\n", args[0], strerror(errno));
+    _exit(errno == ENOENT ? 127 : 126);
+  }
+
+  int status = 0;
+  if (waitpid(child, &status, WSTOPPED) != child || !WIFSTOPPED(status)) {
+    kill(child, SIGKILL);
+    waitpid(child, &status, 0);
+    return absl::InternalError("the command did not stop before exec");
+  }
+  if (ptrace(PTRACE_SEIZE, child, nullptr, kPtraceOptions) != 0) {
+    int saved = errno;
+    kill(child, SIGKILL);
+    waitpid(child, &status, 0);
+    return absl::InternalError(absl::StrCat("PTRACE_SEIZE: ", strerror(saved)));
+  }
+  // The child sits in a group-stop; SIGCONT ends it. The loop sees the
+  // SIGCONT delivery and the stop reports like any other tracee's.
+  kill(child, SIGCONT);
+  return child;
+}
+
+absl::StatusOr<int> Tracer::Run(const std::vector<std::string>& argv) {
+  if (argv.empty()) return absl::InvalidArgumentError("no command to run");
+  absl::StatusOr<SeccompFilter> filter = SeccompFilter::Build();
+  if (!filter.ok()) return filter.status();
+  // Orphans (double-forked daemons) are re-parented to dodo, and stay traced.
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+    return absl::InternalError(absl::StrCat("PR_SET_CHILD_SUBREAPER: ", strerror(errno)));
+  }
+  g_stop_signal = 0;
+  InstallSignalHandlers();
+  absl::StatusOr<pid_t> root = Launch(argv, *filter);
+  if (!root.ok()) {
+    RestoreSignalHandlers();
+    return root.status();
+  }
+  root_pid_ = *root;
+  Tracee& t = Adopt(root_pid_, root_pid_, nullptr, false, false);
+  t.awaiting_first_stop = false;  // its stop was consumed by Launch
+  *t.cwd = ReadProcLink(root_pid_, "cwd");
+  t.fds->SyncWithProc(root_pid_);
+
+  Loop();
+  RestoreSignalHandlers();
+  alarm(0);
+  if (g_stop_signal != 0) return 128 + g_stop_signal;
+  return root_status_;
+}
+
+Tracer::Tracee& Tracer::Adopt(pid_t tid, pid_t tgid, const Tracee* parent, bool share_fds,
+                              bool share_fs) {
+  auto tracee = std::make_unique<Tracee>();
+  tracee->tid = tid;
+  tracee->tgid = tgid;
+  if (parent == nullptr) {
+    tracee->fds = std::make_shared<FdTable>();
+    tracee->cwd = std::make_shared<std::string>();
+  } else {
+    tracee->fds = share_fds ? parent->fds : std::make_shared<FdTable>(*parent->fds);
+    tracee->cwd = share_fs ? parent->cwd : std::make_shared<std::string>(*parent->cwd);
+  }
+  ++stats_.processes;
+  Tracee& ref = *tracee;
+  tracees_[tid] = std::move(tracee);
+  return ref;
+}
+
+void Tracer::KillAll() {
+  for (const auto& [tid, tracee] : tracees_) kill(tid, SIGKILL);
+  for (const auto& [tid, status] : early_stops_) kill(tid, SIGKILL);
+}
+
+void Tracer::Resume(pid_t pid, bool want_exit_stop, int signal) {
+  ptrace(want_exit_stop ? PTRACE_SYSCALL : PTRACE_CONT, pid, nullptr,
+         reinterpret_cast<void*>(static_cast<intptr_t>(signal)));
+}
+
+void Tracer::Loop() {
+  while (true) {
+    if (g_stop_signal != 0 && !stopping_) {
+      stopping_ = true;
+      KillAll();
+    }
+    int status = 0;
+    pid_t pid = waitpid(-1, &status, __WALL);
+    if (pid < 0) {
+      if (errno == EINTR) continue;
+      break;  // ECHILD: every traced process is gone
+    }
+    if (WIFSTOPPED(status)) {
+      OnStop(pid, status);
+    } else if (WIFEXITED(status) || WIFSIGNALED(status)) {
+      OnGone(pid, status);
+    }
+  }
+}
+
+void Tracer::OnGone(pid_t pid, int status) {
+  early_stops_.erase(pid);
+  auto it = tracees_.find(pid);
+  bool leader = it == tracees_.end() || it->second->tgid == pid;
+  if (pid == root_pid_) {
+    root_done_ = true;
+    root_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  ExitEvent event;
+  event.pid = pid;
+  event.process = leader;
+  event.signaled = WIFSIGNALED(status);
+  event.code = WIFEXITED(status) ? WEXITSTATUS(status) : 0;
+  event.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  if (it != tracees_.end()) {
+    tracees_.erase(it);
+    sink_->OnExit(event);
+  }
+}
+
+void Tracer::OnStop(pid_t pid, int status) {
+  auto it = tracees_.find(pid);
+  if (it == tracees_.end()) {
+    // A new child whose parent's fork event has not arrived yet: keep it
+    // stopped until we know whose it is.
+    if (stopping_) {
+      kill(pid, SIGKILL);
+    } else {
+      early_stops_[pid] = status;
+    }
+    return;
+  }
+  Tracee& t = *it->second;
+  const int signal = WSTOPSIG(status);
+  const int event = status >> 16;
+
+  if (signal == (SIGTRAP | 0x80)) {
+    ++stats_.exit_stops;
+    OnSyscallExit(t);
+    return;
+  }
+  switch (event) {
+    case PTRACE_EVENT_SECCOMP:
+      ++stats_.seccomp_stops;
+      OnSeccompStop(t);
+      return;
+    case PTRACE_EVENT_FORK:
+    case PTRACE_EVENT_VFORK:
+    case PTRACE_EVENT_CLONE:
+      ++stats_.event_stops;
+      OnForkEvent(t, event);
+      return;
+    case PTRACE_EVENT_EXEC:
+      ++stats_.event_stops;
+      OnExecEvent(pid);
+      return;
+    case PTRACE_EVENT_STOP:
+      ++stats_.event_stops;
+      if (t.awaiting_first_stop || signal == SIGTRAP) {
+        // The first stop of an automatically attached child, or a
+        // PTRACE_INTERRUPT: nothing to pass on.
+        t.awaiting_first_stop = false;
+        Resume(pid, false);
+      } else {
+        // A group-stop (SIGSTOP, SIGTSTP, ...): stay stopped as the program
+        // expects, but keep reporting events, until SIGCONT.
+        ptrace(PTRACE_LISTEN, pid, nullptr, nullptr);
+      }
+      return;
+    default:
+      break;
+  }
+  // A signal on its way to the tracee: pass it through unchanged.
+  ++stats_.signal_stops;
+  if (t.awaiting_first_stop && signal == SIGSTOP) {
+    t.awaiting_first_stop = false;
+    Resume(pid, false);
+    return;
+  }
+  Resume(pid, false, signal);
+}
+
+void Tracer::OnForkEvent(Tracee& parent, int event) {
+  unsigned long message = 0;
+  ptrace(PTRACE_GETEVENTMSG, parent.tid, nullptr, &message);
+  const pid_t child = static_cast<pid_t>(message);
+  uint64_t flags = 0;
+  if (event == PTRACE_EVENT_CLONE) {
+    // The parent is stopped inside clone/clone3: its registers say how.
+    user_regs_struct regs;
+    if (ptrace(PTRACE_GETREGS, parent.tid, nullptr, &regs) == 0) {
+      if (regs.orig_rax == SYS_clone3) {
+        uint64_t from_memory = 0;
+        if (ReadMemory(parent.tid, regs.rdi, &from_memory, sizeof(from_memory)).ok()) {
+          flags = from_memory;
+        }
+      } else {
+        flags = regs.rdi;
+      }
+    }
+  }
+  ForkEvent fork_event;
+  fork_event.parent = parent.tid;
+  fork_event.child = child;
+  fork_event.thread = (flags & CLONE_THREAD) != 0;
+  fork_event.share_fds = (flags & CLONE_FILES) != 0;
+  fork_event.share_fs = (flags & CLONE_FS) != 0;
+  const pid_t tgid = fork_event.thread ? parent.tgid : child;
+  Tracee& t = Adopt(child, tgid, &parent, fork_event.share_fds, fork_event.share_fs);
+  sink_->OnFork(fork_event);
+  Resume(parent.tid, parent.pending != nullptr);
+
+  auto early = early_stops_.find(child);
+  if (early != early_stops_.end()) {
+    early_stops_.erase(early);
+    t.awaiting_first_stop = false;
+    if (stopping_) {
+      kill(child, SIGKILL);
+    } else {
+      Resume(child, false);
+    }
+  }
+}
+
+void Tracer::OnExecEvent(pid_t pid) {
+  unsigned long message = 0;
+  ptrace(PTRACE_GETEVENTMSG, pid, nullptr, &message);
+  const pid_t former = static_cast<pid_t>(message);
+  if (former != pid) {
+    // A non-leader thread exec'd: it now has the leader's pid, and every
+    // other thread of the process is gone.
+    auto from = tracees_.find(former);
+    if (from != tracees_.end()) {
+      std::unique_ptr<Tracee> moved = std::move(from->second);
+      tracees_.erase(from);
+      moved->tid = pid;
+      moved->tgid = pid;
+      tracees_[pid] = std::move(moved);
+    }
+  }
+  for (auto it = tracees_.begin(); it != tracees_.end();) {
+    if (it->second->tgid == pid && it->first != pid) {
+      tracees_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  auto it = tracees_.find(pid);
+  if (it == tracees_.end()) return;
+  Tracee& t = *it->second;
+  // After exec the process has descriptors and a cwd of its own.
+  auto fds = std::make_shared<FdTable>();
+  fds->SyncWithProc(pid);
+  t.fds = std::move(fds);
+  t.cwd = std::make_shared<std::string>(*t.cwd);
+
+  ExecEvent event;
+  event.pid = pid;
+  event.former_tid = former != pid ? former : 0;
+  event.path = std::move(t.exec_path);
+  event.executable = ReadProcLink(pid, "exe");
+  event.argv = std::move(t.exec_argv);
+  event.env = std::move(t.exec_env);
+  event.cwd = *t.cwd;
+  event.fds = t.fds->Sorted();
+  t.pending = nullptr;
+  t.exec_argv.clear();
+  t.exec_env.clear();
+  sink_->OnExec(event);
+  // The exec succeeded: its exit stop has nothing more to say.
+  Resume(pid, false);
+}
+
+void Tracer::Refuse(Tracee& t, const char* syscall, const std::string& why) {
+  ++stats_.refused;
+  user_regs_struct regs;
+  if (ptrace(PTRACE_GETREGS, t.tid, nullptr, &regs) == 0) {
+    regs.orig_rax = static_cast<unsigned long long>(-1);  // skip the call
+    regs.rax = static_cast<unsigned long long>(-ENOSYS);
+    ptrace(PTRACE_SETREGS, t.tid, nullptr, &regs);
+  }
+  Warn(t.tid, syscall, absl::StrCat("refused with ENOSYS: ", why));
+  Resume(t.tid, false);
+}
+
+void Tracer::OnSeccompStop(Tracee& t) {
+  __ptrace_syscall_info info{};
+  if (ptrace(PTRACE_GET_SYSCALL_INFO, t.tid, sizeof(info), &info) <= 0 ||
+      info.op != PTRACE_SYSCALL_INFO_SECCOMP) {
+    Resume(t.tid, false);
+    return;
+  }
+  const uint64_t nr = info.seccomp.nr;
+  const uint32_t data = info.seccomp.ret_data;
+  if (data == kTraceDataBadArch) {
+    std::string kind = (nr & kX32SyscallBit) != 0 ? "x32" : "32-bit (int 0x80)";
+    Refuse(
+        t, "badarch",
+        absl::StrCat(kind, " system call ", nr & ~kX32SyscallBit, " cannot be followed by dodo"));
+    return;
+  }
+  const SyscallRow* row = FindSyscall(static_cast<long>(nr));
+  if (data == kTraceDataUnknown || row == nullptr) {
+    Refuse(t, "unknown",
+           absl::StrCat("system call ", nr, " is unknown to dodo: ", UnknownSyscallRow().why));
+    return;
+  }
+  if (row->action == Action::kRefuse) {
+    Refuse(t, row->name, row->why);
+    return;
+  }
+  if (stopping_) {
+    Resume(t.tid, false);
+    return;
+  }
+  const bool want_exit = HandleSyscall(t, *row, info.seccomp.args);
+  if (want_exit) {
+    t.pending = row;
+    std::memcpy(t.args, info.seccomp.args, sizeof(t.args));
+  }
+  Resume(t.tid, want_exit);
+}
+
+FdInfo Tracer::DescribeFd(Tracee& t, int fd) {
+  if (const FdInfo* known = t.fds->Find(fd)) return *known;
+  std::optional<FdInfo> info = FdInfoFromProc(t.tgid, fd);
+  if (!info.has_value()) {
+    FdInfo unknown;
+    unknown.fd = fd;
+    return unknown;
+  }
+  t.fds->Set(*info);
+  return *info;
+}
+
+bool Tracer::ReadPathArg(Tracee& t, int8_t dirfd_index, int8_t path_index, bool follow,
+                         const uint64_t* args, PathArg* out) {
+  absl::StatusOr<std::string> path = ReadString(t.tid, args[path_index]);
+  if (!path.ok()) return false;  // a bad pointer: the kernel will say EFAULT
+  out->path = *std::move(path);
+  out->follow_final = follow;
+  out->dirfd = dirfd_index == kNoArg ? AT_FDCWD : static_cast<int>(args[dirfd_index]);
+  if (!out->path.empty() && out->path[0] == '/') {
+    out->base = "/";
+  } else if (out->dirfd == AT_FDCWD) {
+    out->base = *t.cwd;
+  } else {
+    out->base = DescribeFd(t, out->dirfd).path;
+  }
+  return true;
+}
+
+bool Tracer::HandleSyscall(Tracee& t, const SyscallRow& row, const uint64_t* args) {
+  SyscallEvent& ev = t.event;
+  ev = SyscallEvent();
+  ev.pid = t.tid;
+  ev.tgid = t.tgid;
+  ev.effect = row.effect;
+  ev.syscall = row.name;
+  auto arg = [&](int8_t index) -> uint64_t { return index == kNoArg ? 0 : args[index]; };
+  if (row.flags != kNoArg) ev.flags = args[row.flags];
+  if (row.mode != kNoArg) ev.mode = args[row.mode];
+  if (row.length != kNoArg) ev.length = args[row.length];
+  if (row.uid != kNoArg) ev.uid = static_cast<uint32_t>(args[row.uid]);
+  if (row.gid != kNoArg) ev.gid = static_cast<uint32_t>(args[row.gid]);
+
+  switch (row.handler) {
+    case Handler::kOpen:
+    case Handler::kOpenat2:
+    case Handler::kPath:
+    case Handler::kFdOrPath:
+    case Handler::kChdir: {
+      if (row.handler == Handler::kOpen && row.flags == kNoArg) {
+        ev.flags = O_CREAT | O_WRONLY | O_TRUNC;  // creat()
+      }
+      if (row.handler == Handler::kOpenat2) {
+        uint64_t how_flags = 0;  // struct open_how starts with the flags
+        if (!ReadMemory(t.tid, args[2], &how_flags, sizeof(how_flags)).ok()) return false;
+        ev.flags = how_flags;
+      }
+      if (row.handler == Handler::kFdOrPath && args[row.path] == 0) {
+        // utimensat(fd, NULL, ...) is futimens(fd).
+        ev.fd = DescribeFd(t, static_cast<int>(args[row.dirfd]));
+      } else {
+        PathArg path;
+        if (!ReadPathArg(t, row.dirfd, row.path, Follows(row.follow, ev.flags), args, &path)) {
+          return false;
+        }
+        if (path.path.empty() && (ev.flags & AT_EMPTY_PATH) != 0 && row.dirfd != kNoArg) {
+          ev.fd = DescribeFd(t, path.dirfd);  // works on the descriptor itself
+        } else {
+          ev.path = std::move(path);
+        }
+      }
+      if (row.path2 != kNoArg) {
+        PathArg path2;
+        if (!ReadPathArg(t, row.dirfd2, row.path2, false, args, &path2)) return false;
+        ev.path2 = std::move(path2);
+      }
+      if (row.text != kNoArg) {
+        absl::StatusOr<std::string> text = ReadString(t.tid, args[row.text]);
+        if (text.ok()) ev.text = *std::move(text);
+      }
+      if (row.effect == Effect::kUnlink && (ev.flags & AT_REMOVEDIR) != 0) {
+        ev.effect = Effect::kRmdir;
+      }
+      if (row.exit_stop) return true;
+      sink_->OnSyscall(ev);
+      return false;
+    }
+    case Handler::kFd:
+    case Handler::kFchdir:
+      ev.fd = DescribeFd(t, static_cast<int>(args[row.fd]));
+      if (row.text != kNoArg) {
+        absl::StatusOr<std::string> text = ReadString(t.tid, args[row.text]);
+        if (text.ok()) ev.text = *std::move(text);
+      }
+      if (row.exit_stop) return true;
+      sink_->OnSyscall(ev);
+      return false;
+    case Handler::kList: {
+      const int fd = static_cast<int>(args[row.fd]);
+      // Only the first getdents of an open directory is a new observation.
+      if (!t.fds->MarkListed(fd)) return false;
+      ev.fd = DescribeFd(t, fd);
+      sink_->OnSyscall(ev);
+      return false;
+    }
+    case Handler::kOpenByHandle:
+      return true;
+    case Handler::kExec: {
+      PathArg path;
+      const uint64_t flags = row.flags == kNoArg ? 0 : args[row.flags];
+      if (!ReadPathArg(t, row.dirfd, row.path, Follows(row.follow, flags), args, &path)) {
+        return false;
+      }
+      if (path.path.empty() && (flags & AT_EMPTY_PATH) != 0) {
+        path.path = DescribeFd(t, path.dirfd).path;  // fexecve
+        path.base = "/";
+      }
+      t.exec_path = std::move(path);
+      const int argv_index = row.path + 1;
+      absl::StatusOr<std::vector<std::string>> argv = ReadStringArray(t.tid, args[argv_index]);
+      absl::StatusOr<std::vector<std::string>> env = ReadStringArray(t.tid, args[argv_index + 1]);
+      t.exec_argv = argv.ok() ? *std::move(argv) : std::vector<std::string>();
+      t.exec_env = env.ok() ? *std::move(env) : std::vector<std::string>();
+      return true;
+    }
+    case Handler::kDup:
+      return true;
+    case Handler::kDup2: {
+      const int from = static_cast<int>(args[0]);
+      const int to = static_cast<int>(args[1]);
+      if (from == to) return false;
+      FdInfo info = DescribeFd(t, from);
+      if (info.kind == FdKind::kUnknown) return false;  // dup2 will fail with EBADF
+      t.fds->Duplicate(info, to, (arg(row.flags) & O_CLOEXEC) != 0);
+      return false;
+    }
+    case Handler::kFcntl: {
+      const int fd = static_cast<int>(args[0]);
+      if (args[1] == F_SETFD) {
+        if (FdInfo* info = t.fds->FindMutable(fd)) info->cloexec = (args[2] & FD_CLOEXEC) != 0;
+        return false;
+      }
+      return true;  // F_DUPFD, F_DUPFD_CLOEXEC: the new fd is the result
+    }
+    case Handler::kCloseRange: {
+      const uint64_t flags = args[2];
+      if ((flags & CLOSE_RANGE_UNSHARE) != 0) t.fds = std::make_shared<FdTable>(*t.fds);
+      t.fds->CloseRange(static_cast<unsigned>(args[0]), static_cast<unsigned>(args[1]),
+                        (flags & CLOSE_RANGE_CLOEXEC) != 0);
+      return false;
+    }
+    case Handler::kPipe:
+    case Handler::kSocketpair:
+    case Handler::kNewFd:
+      return true;
+    case Handler::kClone: {
+      // Clear CLONE_UNTRACED so the child is traced like any other.
+      user_regs_struct regs;
+      if (ptrace(PTRACE_GETREGS, t.tid, nullptr, &regs) != 0) return false;
+      t.saved_flags = regs.rdi;
+      regs.rdi &= ~static_cast<unsigned long long>(CLONE_UNTRACED);
+      ptrace(PTRACE_SETREGS, t.tid, nullptr, &regs);
+      t.restore_flags = true;
+      return true;
+    }
+    case Handler::kClone3: {
+      uint64_t flags = 0;
+      if (!ReadMemory(t.tid, args[0], &flags, sizeof(flags)).ok()) return false;
+      if ((flags & CLONE_UNTRACED) == 0) return false;
+      const uint64_t cleared = flags & ~static_cast<uint64_t>(CLONE_UNTRACED);
+      if (!WriteMemory(t.tid, args[0], &cleared, sizeof(cleared)).ok()) return false;
+      t.saved_flags = flags;
+      t.restore_flags = true;
+      return true;
+    }
+    case Handler::kNone:
+    case Handler::kUnknown:
+      return false;
+  }
+  return false;
+}
+
+void Tracer::OnSyscallExit(Tracee& t) {
+  __ptrace_syscall_info info{};
+  if (ptrace(PTRACE_GET_SYSCALL_INFO, t.tid, sizeof(info), &info) <= 0 ||
+      info.op != PTRACE_SYSCALL_INFO_EXIT || t.pending == nullptr) {
+    t.pending = nullptr;
+    Resume(t.tid, false);
+    return;
+  }
+  const int64_t result = info.exit.rval;
+  if (t.restore_flags) {
+    t.restore_flags = false;
+    if (t.pending->handler == Handler::kClone) {
+      user_regs_struct regs;
+      if (ptrace(PTRACE_GETREGS, t.tid, nullptr, &regs) == 0) {
+        regs.rdi = t.saved_flags;
+        ptrace(PTRACE_SETREGS, t.tid, nullptr, &regs);
+      }
+    } else {
+      (void)WriteMemory(t.tid, t.args[0], &t.saved_flags, sizeof(t.saved_flags));
+    }
+  }
+  const bool restarting = result == kErestartSys || result == kErestartSys - 1 ||
+                          result == kErestartNoHand || result == kErestartRestartBlock;
+  if (!restarting) FinishSyscall(t, result);
+  // A restarted call enters the filter again and is handled afresh.
+  t.pending = nullptr;
+  Resume(t.tid, false);
+}
+
+void Tracer::FinishSyscall(Tracee& t, int64_t result) {
+  const SyscallRow& row = *t.pending;
+  SyscallEvent& ev = t.event;
+  ev.result = result;
+  switch (row.handler) {
+    case Handler::kOpen:
+    case Handler::kOpenat2:
+      if (result >= 0 && ev.path.has_value()) {
+        FdInfo info;
+        info.fd = static_cast<int>(result);
+        info.path = JoinPath(ev.path->base, ev.path->path);
+        info.kind = (ev.flags & O_DIRECTORY) != 0 ? FdKind::kDirectory : FdKind::kFile;
+        const int mode = static_cast<int>(ev.flags & O_ACCMODE);
+        info.readable = mode == O_RDONLY || mode == O_RDWR;
+        info.writable = mode == O_WRONLY || mode == O_RDWR;
+        info.cloexec = (ev.flags & O_CLOEXEC) != 0;
+        t.fds->Set(std::move(info));
+      }
+      sink_->OnSyscall(ev);
+      return;
+    case Handler::kOpenByHandle:
+      if (result >= 0) {
+        std::optional<FdInfo> info = FdInfoFromProc(t.tgid, static_cast<int>(result));
+        if (info.has_value()) {
+          t.fds->Set(*info);
+          PathArg path;
+          path.path = info->path;
+          path.base = "/";
+          ev.path = std::move(path);
+          ev.flags = t.args[2];
+          sink_->OnSyscall(ev);
+        }
+      }
+      return;
+    case Handler::kExec:
+      // Only failures get here; a success went through PTRACE_EVENT_EXEC.
+      if (result < 0) {
+        ExecFailedEvent failed;
+        failed.pid = t.tid;
+        failed.path = std::move(t.exec_path);
+        failed.error = static_cast<int>(-result);
+        sink_->OnExecFailed(failed);
+      }
+      t.exec_argv.clear();
+      t.exec_env.clear();
+      return;
+    case Handler::kChdir:
+    case Handler::kFchdir:
+      if (result == 0) *t.cwd = ReadProcLink(t.tgid, "cwd");
+      sink_->OnSyscall(ev);
+      return;
+    case Handler::kDup:
+    case Handler::kFcntl:
+      if (result >= 0) {
+        FdInfo from = DescribeFd(t, static_cast<int>(t.args[0]));
+        const bool cloexec = row.handler == Handler::kFcntl && t.args[1] == F_DUPFD_CLOEXEC;
+        t.fds->Duplicate(from, static_cast<int>(result), cloexec);
+      }
+      return;
+    case Handler::kPipe:
+    case Handler::kSocketpair:
+      if (result == 0) {
+        int pair[2];
+        const uint64_t address = row.handler == Handler::kPipe ? t.args[0] : t.args[3];
+        if (ReadMemory(t.tid, address, pair, sizeof(pair)).ok()) {
+          for (int fd : pair) {
+            std::optional<FdInfo> info = FdInfoFromProc(t.tgid, fd);
+            if (info.has_value()) t.fds->Set(*info);
+          }
+        }
+      }
+      return;
+    case Handler::kNewFd:
+      if (result >= 0) {
+        std::optional<FdInfo> info = FdInfoFromProc(t.tgid, static_cast<int>(result));
+        if (info.has_value()) t.fds->Set(*info);
+      }
+      return;
+    case Handler::kPath:
+    case Handler::kFdOrPath:
+    case Handler::kFd:
+      sink_->OnSyscall(ev);
+      return;
+    default:
+      return;
+  }
+}
+
+}  // namespace dodo::tracer

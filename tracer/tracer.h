@@ -1,0 +1,88 @@
+// The ptrace supervisor: starts a command under a seccomp filter, follows
+// every process and thread it creates, and reports file system events to an
+// EventSink. It knows syscalls, registers, tracee memory and process trees,
+// nothing about builds.
+#ifndef DODO_TRACER_TRACER_H_
+#define DODO_TRACER_TRACER_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "tracer/events.h"
+#include "tracer/fd_table.h"
+#include "tracer/seccomp_filter.h"
+#include "tracer/syscall_table.h"
+
+namespace dodo::tracer {
+
+struct TracerStats {
+  uint64_t seccomp_stops = 0;
+  uint64_t exit_stops = 0;
+  uint64_t event_stops = 0;   // fork, exec, group-stop, ...
+  uint64_t signal_stops = 0;  // signals passed through
+  uint64_t processes = 0;     // processes and threads followed
+  uint64_t refused = 0;       // syscalls failed with ENOSYS
+};
+
+class Tracer {
+ public:
+  explicit Tracer(EventSink* sink);
+  ~Tracer();
+  Tracer(const Tracer&) = delete;
+  Tracer& operator=(const Tracer&) = delete;
+
+  // Runs `argv` (searched in PATH) in `cwd` under the tracer until every
+  // traced process, daemons included, has exited. Returns the root process's
+  // status as a shell reports it: its exit code, or 128 + the signal that
+  // killed it. SIGINT/SIGTERM/SIGHUP to dodo kill the whole traced tree; the
+  // result is then 128 + that signal. If dodo itself dies, PTRACE_O_EXITKILL
+  // takes every tracee with it.
+  absl::StatusOr<int> Run(const std::vector<std::string>& argv);
+
+  const TracerStats& stats() const { return stats_; }
+
+ private:
+  struct Tracee;
+
+  absl::StatusOr<pid_t> Launch(const std::vector<std::string>& argv, const SeccompFilter& filter);
+  void Loop();
+  void OnStop(pid_t pid, int status);
+  void OnGone(pid_t pid, int status);
+  void OnSeccompStop(Tracee& t);
+  void OnSyscallExit(Tracee& t);
+  void OnForkEvent(Tracee& parent, int event);
+  void OnExecEvent(pid_t pid);
+  Tracee& Adopt(pid_t tid, pid_t tgid, const Tracee* parent, bool share_fds, bool share_fs);
+  void KillAll();
+  void Resume(pid_t pid, bool want_exit_stop, int signal = 0);
+
+  // Syscall handlers; each returns true when it needs the exit stop.
+  bool HandleSyscall(Tracee& t, const SyscallRow& row, const uint64_t* args);
+  void FinishSyscall(Tracee& t, int64_t result);
+  void Refuse(Tracee& t, const char* syscall, const std::string& why);
+  bool ReadPathArg(Tracee& t, int8_t dirfd_index, int8_t path_index, bool follow,
+                   const uint64_t* args, PathArg* out);
+  FdInfo DescribeFd(Tracee& t, int fd);
+  void Warn(pid_t pid, std::string syscall, std::string message);
+
+  EventSink* sink_;
+  TracerStats stats_;
+  pid_t root_pid_ = -1;
+  int root_status_ = 0;
+  bool root_done_ = false;
+  bool stopping_ = false;
+  absl::flat_hash_map<pid_t, std::unique_ptr<Tracee>> tracees_;
+  // Stops of new children that arrived before their parent's fork event.
+  absl::flat_hash_map<pid_t, int> early_stops_;
+};
+
+}  // namespace dodo::tracer
+
+#endif  // DODO_TRACER_TRACER_H_
