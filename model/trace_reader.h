@@ -1,0 +1,85 @@
+// Reads a dodo trace (proto/trace.proto) one record at a time. Traces of big
+// builds are large, so the reader streams: it keeps the interned strings and
+// the current record, never the whole file.
+#ifndef DODO_MODEL_TRACE_READER_H_
+#define DODO_MODEL_TRACE_READER_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "google/protobuf/io/zero_copy_stream_impl.h"
+#include "proto/trace.pb.h"
+
+namespace dodo::model {
+
+class TraceReader {
+ public:
+  // Opens `path` and reads its Header. Errors name the file:
+  //   NotFound, PermissionDenied, ...: the file cannot be opened;
+  //   InvalidArgument "<path>: not a dodo trace (<why>)": the file is empty,
+  //     not protobuf, or its first record is not a Header with magic
+  //     "dodo-trace";
+  //   InvalidArgument "<path>: trace format version N is newer than ...".
+  static absl::StatusOr<std::unique_ptr<TraceReader>> Open(const std::string& path);
+
+  ~TraceReader();
+
+  TraceReader(const TraceReader&) = delete;
+  TraceReader& operator=(const TraceReader&) = delete;
+
+  const proto::Header& header() const { return header_; }
+
+  // Reads the next CommandStart, CommandEnd, Operation or Warning record into
+  // `record`. InternedString records are absorbed into the string table and
+  // the Trailer into trailer(); records of kinds this version does not know
+  // are skipped. Returns false at the end of the trace.
+  //
+  // A damaged tail (a record cut short or unparseable) ends the stream: Next()
+  // returns false and warning() says where it stopped. It is not an error,
+  // because every record before it is whole and usable.
+  bool Next(proto::Record* record);
+
+  // The interned string `id`; "" for 0 or ids not defined (yet).
+  std::string_view String(uint32_t id) const {
+    return id == 0 || id > strings_.size() ? std::string_view() : strings_[id - 1];
+  }
+
+  // True once the Trailer was read: the trace is whole.
+  bool complete() const { return trailer_.has_value(); }
+  const std::optional<proto::Trailer>& trailer() const { return trailer_; }
+
+  // Why the stream ended early, prefixed with the path; empty if it did not.
+  // Set when a damaged record was met ("trace cut short after N records") or
+  // the stream ended without a Trailer ("trace is incomplete: no trailer").
+  const std::string& warning() const { return warning_; }
+
+  // Records read so far, of every kind, the Header included.
+  uint64_t records_read() const { return records_read_; }
+
+  const std::string& path() const { return path_; }
+
+ private:
+  TraceReader(std::string path, int fd);
+
+  enum class ReadResult { kRecord, kEnd, kDamaged };
+  ReadResult ReadRecord(proto::Record* record);
+
+  std::string path_;
+  int fd_;  // owned; closed by the destructor
+  std::unique_ptr<google::protobuf::io::FileInputStream> stream_;
+  proto::Header header_;
+  std::vector<std::string> strings_;
+  std::optional<proto::Trailer> trailer_;
+  std::string warning_;
+  uint64_t records_read_ = 0;
+  bool done_ = false;
+};
+
+}  // namespace dodo::model
+
+#endif  // DODO_MODEL_TRACE_READER_H_
