@@ -1,0 +1,349 @@
+// The recorder turns tracer events into operations; these tests feed it
+// events by hand (no tracing) on a scratch tree and read back the trace.
+#include "model/recorder.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "model/trace_reader.h"
+
+namespace dodo::model {
+namespace {
+
+using tracer::Effect;
+using tracer::ExecEvent;
+using tracer::FdInfo;
+using tracer::FdKind;
+using tracer::PathArg;
+using tracer::SyscallEvent;
+
+void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+struct Loaded {
+  std::vector<proto::CommandStart> starts;
+  std::vector<proto::CommandEnd> ends;
+  std::vector<proto::Operation> ops;
+  std::vector<proto::Warning> warnings;
+  std::unique_ptr<TraceReader> reader;  // owns the string table
+  std::string Str(uint32_t id) const { return std::string(reader->String(id)); }
+  std::string Path(const proto::Ref& ref) const {
+    std::string path = ref.base() == proto::BASE_ROOT ? "" : Str(ref.base_path());
+    for (uint32_t c : ref.components()) path += "/" + Str(c);
+    return path;
+  }
+  std::vector<proto::Operation> OfKind(proto::OpKind kind) const {
+    std::vector<proto::Operation> result;
+    for (const proto::Operation& op : ops) {
+      if (op.kind() == kind) result.push_back(op);
+    }
+    return result;
+  }
+};
+
+class RecorderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* base = getenv("TEST_TMPDIR");
+    std::string templ = std::string(base != nullptr ? base : "/tmp") + "/recorder-XXXXXX";
+    std::vector<char> buffer(templ.begin(), templ.end());
+    buffer.push_back('\0');
+    ASSERT_NE(mkdtemp(buffer.data()), nullptr) << templ;
+    char real[4096];
+    ASSERT_NE(realpath(buffer.data(), real), nullptr);
+    dir_ = real;
+    trace_path_ = dir_ + "/t.trace";
+    proto::Header header;
+    auto writer = TraceWriter::Create(trace_path_, header);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    writer_ = *std::move(writer);
+    recorder_ = std::make_unique<Recorder>(writer_.get(), &resolver_, &hasher_);
+  }
+
+  Loaded Finish() {
+    EXPECT_TRUE(recorder_->Finish().ok());
+    EXPECT_TRUE(writer_->Finish(0).ok());
+    Loaded loaded;
+    auto reader = TraceReader::Open(trace_path_);
+    EXPECT_TRUE(reader.ok()) << reader.status();
+    if (!reader.ok()) return loaded;
+    loaded.reader = *std::move(reader);
+    proto::Record record;
+    while (loaded.reader->Next(&record)) {
+      if (record.has_command_start()) loaded.starts.push_back(record.command_start());
+      if (record.has_command_end()) loaded.ends.push_back(record.command_end());
+      if (record.has_operation()) loaded.ops.push_back(record.operation());
+      if (record.has_warning()) loaded.warnings.push_back(record.warning());
+    }
+    return loaded;
+  }
+
+  PathArg Arg(const std::string& path, bool follow = true) {
+    PathArg arg;
+    arg.path = path;
+    arg.base = dir_;
+    arg.follow_final = follow;
+    return arg;
+  }
+
+  // The process `pid` execs /bin/true (a real file, so it can be hashed).
+  void Exec(pid_t pid, std::vector<FdInfo> fds = {}) {
+    ExecEvent exec;
+    exec.pid = pid;
+    exec.path = Arg("/bin/true");
+    exec.executable = "/usr/bin/true";
+    exec.argv = {"true", std::to_string(pid)};
+    exec.env = {"A=1"};
+    exec.cwd = dir_;
+    exec.fds = std::move(fds);
+    recorder_->OnExec(exec);
+  }
+
+  SyscallEvent Open(pid_t pid, const std::string& path, uint64_t flags,
+                    std::optional<int64_t> result = 3) {
+    SyscallEvent event;
+    event.pid = event.tgid = pid;
+    event.effect = Effect::kOpen;
+    event.syscall = "openat";
+    event.path = Arg(path, (flags & O_NOFOLLOW) == 0);
+    event.flags = flags;
+    event.result = result;
+    return event;
+  }
+
+  std::string dir_;
+  std::string trace_path_;
+  std::unique_ptr<TraceWriter> writer_;
+  PathResolver resolver_;
+  FileHasher hasher_;
+  std::unique_ptr<Recorder> recorder_;
+};
+
+TEST_F(RecorderTest, RootLaunchOperationsBelongToTheRootCommand) {
+  // Before its exec the root process has no command: its PATH search is
+  // given to the command it execs.
+  tracer::ExecFailedEvent miss;
+  miss.pid = 10;
+  miss.path = Arg("/nonexistent-dir/true");
+  miss.error = ENOENT;
+  recorder_->OnExecFailed(miss);
+  Exec(10);
+  Loaded t = Finish();
+  ASSERT_EQ(t.starts.size(), 1u);
+  EXPECT_EQ(t.starts[0].parent_id(), 0u);
+  EXPECT_EQ(t.Str(t.starts[0].executable()), "/usr/bin/true");
+  std::vector<proto::Operation> execs = t.OfKind(proto::EXEC);
+  ASSERT_EQ(execs.size(), 2u);
+  EXPECT_EQ(execs[0].error(), ENOENT);
+  EXPECT_EQ(execs[0].ref().found(), 0u);  // "nonexistent-dir" is the failed lookup
+  EXPECT_EQ(execs[0].command(), t.starts[0].id());
+  EXPECT_EQ(execs[1].error(), 0);
+  EXPECT_EQ(execs[1].version().sha256().size(), 32u);
+  EXPECT_EQ(t.Path(execs[1].ref()), "/usr/bin/true");
+}
+
+TEST_F(RecorderTest, ReadsCarryTheContentDigestAndMissesTheFailedName) {
+  WriteFile(dir_ + "/in.txt", "abc");
+  Exec(10);
+  recorder_->OnSyscall(Open(10, "in.txt", O_RDONLY));
+  recorder_->OnSyscall(Open(10, "sub/missing.h", O_RDONLY, -ENOENT));
+  Loaded t = Finish();
+  std::vector<proto::Operation> reads = t.OfKind(proto::READ);
+  ASSERT_EQ(reads.size(), 2u);
+  EXPECT_EQ(reads[0].error(), 0);
+  EXPECT_EQ(reads[0].ref().base(), proto::BASE_CWD);
+  Digest abc = Sha256OfString("abc");
+  EXPECT_EQ(reads[0].version().sha256(), std::string(abc.begin(), abc.end()));
+  EXPECT_EQ(reads[1].error(), ENOENT);
+  EXPECT_EQ(reads[1].ref().found(), 0u);  // the walk failed at "sub"
+  EXPECT_TRUE(reads[1].version().sha256().empty());
+}
+
+TEST_F(RecorderTest, WritesAreVersionedWhenTheCommandEnds) {
+  Exec(10);
+  recorder_->OnSyscall(Open(10, "out.o", O_WRONLY | O_CREAT | O_TRUNC));
+  WriteFile(dir_ + "/out.o", "object");  // what the command writes after opening
+  tracer::ExitEvent exit;
+  exit.pid = 10;
+  exit.code = 0;
+  recorder_->OnExit(exit);
+  Loaded t = Finish();
+  std::vector<proto::Operation> writes = t.OfKind(proto::WRITE);
+  ASSERT_EQ(writes.size(), 1u);
+  EXPECT_EQ(writes[0].create(), proto::NEWFILE);
+  EXPECT_FALSE(writes[0].exclusive());
+  EXPECT_TRUE(writes[0].truncate());
+  ASSERT_EQ(t.ends.size(), 1u);
+  EXPECT_EQ(t.ends[0].how(), proto::CommandEnd::EXITED);
+  ASSERT_EQ(t.ends[0].outputs_size(), 1);
+  EXPECT_EQ(t.Str(t.ends[0].outputs(0).path()), dir_ + "/out.o");
+  Digest object = Sha256OfString("object");
+  EXPECT_EQ(t.ends[0].outputs(0).version().sha256(), std::string(object.begin(), object.end()));
+}
+
+TEST_F(RecorderTest, ReadWriteOpenWithoutTruncRecordsBoth) {
+  WriteFile(dir_ + "/db", "old");
+  Exec(10);
+  recorder_->OnSyscall(Open(10, "db", O_RDWR));
+  recorder_->OnSyscall(Open(10, "fresh", O_RDWR | O_TRUNC | O_CREAT | O_EXCL));
+  Loaded t = Finish();
+  ASSERT_EQ(t.OfKind(proto::READ).size(), 1u);  // O_TRUNC: nothing old is read
+  std::vector<proto::Operation> writes = t.OfKind(proto::WRITE);
+  ASSERT_EQ(writes.size(), 2u);
+  EXPECT_TRUE(writes[1].exclusive());
+}
+
+TEST_F(RecorderTest, DirectoryOpenIsALookupAndListingIsHashed) {
+  mkdir((dir_ + "/d").c_str(), 0755);
+  WriteFile(dir_ + "/d/a", "");
+  Exec(10);
+  recorder_->OnSyscall(Open(10, "d", O_RDONLY | O_DIRECTORY));
+  SyscallEvent list;
+  list.pid = list.tgid = 10;
+  list.effect = Effect::kList;
+  list.syscall = "getdents64";
+  FdInfo fd;
+  fd.fd = 3;
+  fd.kind = FdKind::kDirectory;
+  fd.path = dir_ + "/d";
+  list.fd = fd;
+  recorder_->OnSyscall(list);
+  Loaded t = Finish();
+  EXPECT_EQ(t.OfKind(proto::GET).size(), 1u);
+  std::vector<proto::Operation> lists = t.OfKind(proto::LIST);
+  ASSERT_EQ(lists.size(), 1u);
+  EXPECT_TRUE(lists[0].ref().is_fd());
+  EXPECT_EQ(lists[0].version().listing_sha256().size(), 32u);
+}
+
+TEST_F(RecorderTest, SymlinksFollowedAreReportedOncePerCommand) {
+  mkdir((dir_ + "/real").c_str(), 0755);
+  WriteFile(dir_ + "/real/f", "x");
+  ASSERT_EQ(symlink("real", (dir_ + "/alias").c_str()), 0);
+  Exec(10);
+  recorder_->OnSyscall(Open(10, "alias/f", O_RDONLY));
+  recorder_->OnSyscall(Open(10, "alias/f", O_RDONLY));
+  Loaded t = Finish();
+  std::vector<proto::Operation> links;
+  for (const proto::Operation& op : t.OfKind(proto::READLINK)) {
+    if (t.Path(op.ref()) != "/bin") links.push_back(op);  // /bin -> usr/bin, from the exec
+  }
+  ASSERT_EQ(links.size(), 1u);
+  EXPECT_EQ(links[0].text(), "real");
+  EXPECT_EQ(t.Path(links[0].ref()), dir_ + "/alias");
+  std::vector<proto::Operation> reads = t.OfKind(proto::READ);
+  ASSERT_EQ(reads.size(), 2u);
+  EXPECT_EQ(t.Path(reads[0].ref()), dir_ + "/real/f");
+}
+
+TEST_F(RecorderTest, ChildCommandsAndReplacement) {
+  Exec(10);
+  tracer::ForkEvent fork;
+  fork.parent = 10;
+  fork.child = 11;
+  recorder_->OnFork(fork);
+  Exec(11);  // a child command
+  Exec(11);  // which execs again: the first child command is replaced
+  tracer::ExitEvent exit;
+  exit.pid = 11;
+  exit.signaled = true;
+  exit.signal = 9;
+  recorder_->OnExit(exit);
+  Loaded t = Finish();
+  ASSERT_EQ(t.starts.size(), 3u);
+  EXPECT_EQ(t.starts[1].parent_id(), t.starts[0].id());
+  EXPECT_EQ(t.starts[2].parent_id(), t.starts[1].id());
+  ASSERT_EQ(t.ends.size(), 3u);
+  EXPECT_EQ(t.ends[0].id(), t.starts[1].id());
+  EXPECT_EQ(t.ends[0].how(), proto::CommandEnd::REPLACED);
+  EXPECT_EQ(t.ends[1].how(), proto::CommandEnd::KILLED);
+  EXPECT_EQ(t.ends[1].signal(), 9);
+  EXPECT_EQ(t.ends[2].how(), proto::CommandEnd::HOW_UNKNOWN);  // never saw the root exit
+}
+
+TEST_F(RecorderTest, InheritedPipesJoinCommandsButNotTheRootsOwn) {
+  FdInfo outside;
+  outside.fd = 1;
+  outside.kind = FdKind::kPipe;
+  outside.pipe_id = 500;
+  outside.writable = true;
+  Exec(10, {outside});
+  FdInfo write_end = outside;
+  write_end.pipe_id = 77;
+  FdInfo read_end;
+  read_end.fd = 0;
+  read_end.kind = FdKind::kPipe;
+  read_end.pipe_id = 77;
+  read_end.readable = true;
+  for (pid_t child : {11, 12}) {
+    tracer::ForkEvent fork;
+    fork.parent = 10;
+    fork.child = child;
+    recorder_->OnFork(fork);
+  }
+  Exec(11, {write_end, outside});
+  Exec(12, {read_end, outside});
+  Loaded t = Finish();
+  std::vector<proto::Operation> writes = t.OfKind(proto::PIPE_WRITE);
+  std::vector<proto::Operation> reads = t.OfKind(proto::PIPE_READ);
+  ASSERT_EQ(writes.size(), 1u);  // pipe 500 came from outside the trace
+  ASSERT_EQ(reads.size(), 1u);
+  EXPECT_EQ(writes[0].number(), 77u);
+  EXPECT_EQ(reads[0].number(), 77u);
+  EXPECT_NE(writes[0].command(), reads[0].command());
+}
+
+TEST_F(RecorderTest, RenameMakesTheOldNameMissingForLaterLookups) {
+  WriteFile(dir_ + "/a", "1");
+  Exec(10);
+  SyscallEvent stat;
+  stat.pid = stat.tgid = 10;
+  stat.effect = Effect::kStat;
+  stat.syscall = "newfstatat";
+  stat.path = Arg("a");
+  recorder_->OnSyscall(stat);  // caches "a" as present
+  ASSERT_EQ(rename((dir_ + "/a").c_str(), (dir_ + "/b").c_str()), 0);
+  SyscallEvent mv;
+  mv.pid = mv.tgid = 10;
+  mv.effect = Effect::kRename;
+  mv.syscall = "renameat";
+  mv.path = Arg("a", false);
+  mv.path2 = Arg("b", false);
+  mv.result = 0;
+  recorder_->OnSyscall(mv);
+  recorder_->OnSyscall(stat);
+  Loaded t = Finish();
+  std::vector<proto::Operation> stats = t.OfKind(proto::STAT);
+  ASSERT_EQ(stats.size(), 2u);
+  EXPECT_EQ(stats[0].error(), 0);
+  EXPECT_EQ(stats[1].error(), ENOENT);
+  std::vector<proto::Operation> renames = t.OfKind(proto::RENAME);
+  ASSERT_EQ(renames.size(), 1u);
+  EXPECT_EQ(t.Path(renames[0].ref2()), dir_ + "/b");
+}
+
+TEST_F(RecorderTest, WarningsNameTheirCommand) {
+  Exec(10);
+  tracer::WarningEvent warning;
+  warning.pid = 10;
+  warning.syscall = "io_uring_setup";
+  warning.message = "refused";
+  recorder_->OnWarning(warning);
+  Loaded t = Finish();
+  ASSERT_EQ(t.warnings.size(), 1u);
+  EXPECT_EQ(t.warnings[0].command(), t.starts[0].id());
+  EXPECT_EQ(t.warnings[0].syscall(), "io_uring_setup");
+}
+
+}  // namespace
+}  // namespace dodo::model
