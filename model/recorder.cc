@@ -88,8 +88,12 @@ Resolution Recorder::ResolveInto(uint64_t command, pid_t pid, const tracer::Path
                                  proto::Ref* ref) {
   Resolution res = resolver_->Resolve(path.base, path.path, path.follow_final);
   Command* owner = LiveCommand(command);
+  // Before its exec the root has no command yet; its links are kept per pid
+  // and handed to the command it execs.
+  absl::flat_hash_set<std::string>& reported =
+      owner != nullptr ? owner->links_reported : orphan_links_[pid];
   for (const Resolution::Link& link : res.links_followed) {
-    if (owner != nullptr && !owner->links_reported.insert(link.path).second) continue;
+    if (!reported.insert(link.path).second) continue;
     // The walk read this link's target: that is a dependency of its own.
     proto::Operation op;
     op.set_command(command);
@@ -199,6 +203,11 @@ void Recorder::OnExec(const tracer::ExecEvent& event) {
     }
     orphan_ops_.erase(orphans);
   }
+  auto orphan_links = orphan_links_.find(event.pid);
+  if (orphan_links != orphan_links_.end()) {
+    command.links_reported = std::move(orphan_links->second);
+    orphan_links_.erase(orphan_links);
+  }
 
   // The exec itself: the program file was looked up and executed by the
   // command that called exec (the root's own exec belongs to the root).
@@ -208,9 +217,21 @@ void Recorder::OnExec(const tracer::ExecEvent& event) {
   op.set_kind(proto::EXEC);
   op.set_syscall("execve");
   Resolution res = ResolveInto(exec_owner, event.pid, event.path, op.mutable_ref());
-  SetFileVersion(event.executable, op.mutable_version());
+  const std::string program = res.AbsolutePath();
+  SetFileVersion(program, op.mutable_version());
   Emit(op);
-  (void)res;
+  if (!event.executable.empty() && event.executable != program) {
+    // A #! script: the kernel ran its interpreter, which the new command
+    // executes (and depends on) too.
+    proto::Operation interpreter;
+    interpreter.set_command(id);
+    interpreter.set_kind(proto::EXEC);
+    interpreter.set_syscall("(interpreter)");
+    const tracer::PathArg path{.path = event.executable, .base = "/"};
+    ResolveInto(id, event.pid, path, interpreter.mutable_ref());
+    SetFileVersion(event.executable, interpreter.mutable_version());
+    Emit(interpreter);
+  }
 
   // Pipes and files inherited from other commands of the build.
   for (const tracer::FdInfo& fd : event.fds) {
@@ -329,21 +350,21 @@ void Recorder::OnOpen(const tracer::SyscallEvent& event, uint64_t command) {
     resolver_->Invalidate(path);
   }
   op.set_truncate(truncating);
-  const bool reads = (access == O_RDONLY || access == O_RDWR) && !truncating;
+  // O_EXCL means the file is new: there was nothing to read. A plain O_CREAT
+  // read keeps its LINK_IF_NEEDED: it read the file, creating it if needed.
+  const bool reads =
+      (access == O_RDONLY || access == O_RDWR) && !truncating && !(creating && op.exclusive());
   const bool writes = access == O_WRONLY || access == O_RDWR;
   if (reads) {
     proto::Operation read = op;
     read.set_kind(proto::READ);
     if (error == 0) SetFileVersion(path, read.mutable_version());
-    if (writes) {
-      read.clear_create();
-      read.clear_exclusive();
-    }
     Emit(read, event.pid);
   }
   if (writes) {
     op.set_kind(proto::WRITE);
-    if (error == 0) AddOutput(command, path);
+    // Writing to /dev/null or a terminal produces no file version.
+    if (error == 0 && res.kind != Resolution::Kind::kOther) AddOutput(command, path);
     Emit(op, event.pid);
   }
 }
@@ -368,6 +389,14 @@ void Recorder::OnPathChange(const tracer::SyscallEvent& event, uint64_t command)
       op.set_kind(proto::STAT);
       break;
     case Effect::kAccess:
+      op.set_kind(proto::GET);
+      // Existence is what the walk found; R_OK/W_OK/X_OK also ask for a
+      // permission, which only the kernel's own check answers.
+      if (error == 0 && (event.mode & (R_OK | W_OK | X_OK)) != 0 && !event.result.has_value() &&
+          faccessat(AT_FDCWD, path.c_str(), static_cast<int>(event.mode), AT_EACCESS) != 0) {
+        op.set_error(errno);
+      }
+      break;
     case Effect::kProbe:
       op.set_kind(proto::GET);
       break;

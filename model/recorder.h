@@ -85,6 +85,7 @@ class Recorder : public tracer::EventSink {
   // Operations of a process that has no command yet (the root before its
   // exec: its PATH search), given to the command it execs.
   absl::flat_hash_map<pid_t, std::vector<proto::Operation>> orphan_ops_;
+  absl::flat_hash_map<pid_t, absl::flat_hash_set<std::string>> orphan_links_;
   // Pipes and files the root command got from outside the trace; commands
   // inheriting them are not said to read or write them.
   absl::flat_hash_set<uint64_t> external_pipes_;

@@ -197,7 +197,7 @@ TEST_F(RecorderTest, ReadWriteOpenWithoutTruncRecordsBoth) {
   recorder_->OnSyscall(Open(10, "db", O_RDWR));
   recorder_->OnSyscall(Open(10, "fresh", O_RDWR | O_TRUNC | O_CREAT | O_EXCL));
   Loaded t = Finish();
-  ASSERT_EQ(t.OfKind(proto::READ).size(), 1u);  // O_TRUNC: nothing old is read
+  ASSERT_EQ(t.OfKind(proto::READ).size(), 1u);  // O_TRUNC, O_EXCL: nothing old is read
   std::vector<proto::Operation> writes = t.OfKind(proto::WRITE);
   ASSERT_EQ(writes.size(), 2u);
   EXPECT_TRUE(writes[1].exclusive());
@@ -330,6 +330,58 @@ TEST_F(RecorderTest, RenameMakesTheOldNameMissingForLaterLookups) {
   std::vector<proto::Operation> renames = t.OfKind(proto::RENAME);
   ASSERT_EQ(renames.size(), 1u);
   EXPECT_EQ(t.Path(renames[0].ref2()), dir_ + "/b");
+}
+
+TEST_F(RecorderTest, ScriptAndItsInterpreterAreBothExecuted) {
+  WriteFile(dir_ + "/build.sh", "#!/bin/sh\ntrue\n");
+  ExecEvent exec;
+  exec.pid = 10;
+  exec.path = Arg("./build.sh");
+  exec.executable = "/usr/bin/dash";  // what /proc/PID/exe shows for a script
+  exec.argv = {"./build.sh"};
+  exec.cwd = dir_;
+  recorder_->OnExec(exec);
+  Loaded t = Finish();
+  std::vector<proto::Operation> execs = t.OfKind(proto::EXEC);
+  ASSERT_EQ(execs.size(), 2u);
+  EXPECT_EQ(t.Path(execs[0].ref()), dir_ + "/build.sh");
+  Digest script = Sha256OfString("#!/bin/sh\ntrue\n");
+  EXPECT_EQ(execs[0].version().sha256(), std::string(script.begin(), script.end()));
+  EXPECT_EQ(t.Path(execs[1].ref()), "/usr/bin/dash");
+  EXPECT_EQ(execs[1].version().sha256().size(), 32u);
+  EXPECT_NE(execs[1].version().sha256(), execs[0].version().sha256());
+}
+
+TEST_F(RecorderTest, AccessChecksThePermissionAskedFor) {
+  WriteFile(dir_ + "/plain", "x");
+  chmod((dir_ + "/plain").c_str(), 0644);
+  Exec(10);
+  SyscallEvent access;
+  access.pid = access.tgid = 10;
+  access.effect = Effect::kAccess;
+  access.syscall = "access";
+  access.path = Arg("plain");
+  access.mode = X_OK;
+  recorder_->OnSyscall(access);
+  access.mode = F_OK;
+  recorder_->OnSyscall(access);
+  Loaded t = Finish();
+  std::vector<proto::Operation> gets = t.OfKind(proto::GET);
+  ASSERT_EQ(gets.size(), 2u);
+  EXPECT_EQ(gets[0].error(), EACCES);  // not executable, even for root
+  EXPECT_EQ(gets[1].error(), 0);
+}
+
+TEST_F(RecorderTest, DevicesAreNotOutputs) {
+  Exec(10);
+  recorder_->OnSyscall(Open(10, "/dev/null", O_WRONLY | O_CREAT | O_TRUNC));
+  tracer::ExitEvent exit;
+  exit.pid = 10;
+  recorder_->OnExit(exit);
+  Loaded t = Finish();
+  EXPECT_EQ(t.OfKind(proto::WRITE).size(), 1u);
+  ASSERT_EQ(t.ends.size(), 1u);
+  EXPECT_EQ(t.ends[0].outputs_size(), 0);
 }
 
 TEST_F(RecorderTest, WarningsNameTheirCommand) {

@@ -3,9 +3,10 @@
 #include <stddef.h>
 
 int main(void) {
-  // volatile keeps the compiler from treating the store as unreachable UB
-  // and replacing it with a trap instruction (which would raise SIGILL).
-  int* volatile null = NULL;
+  // Both volatiles matter: the pointer's keeps the compiler from treating
+  // the store as unreachable UB (a trap instruction would raise SIGILL), the
+  // target's keeps it from dropping the store as dead at -O2.
+  volatile int* volatile null = NULL;
   *null = 1;
   return 0;
 }
