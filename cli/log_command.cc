@@ -50,38 +50,6 @@ Examples:
   dodo log --json build.trace | jq -r 'select(.kind == "READ") | .path')";
 
 // Builds one JSON object; keys are fixed ASCII so only values are escaped.
-class JsonObject {
- public:
-  JsonObject& String(const char* key, std::string_view value) {
-    Key(key);
-    out_ += model::JsonQuote(value);
-    return *this;
-  }
-  template <typename T>
-  JsonObject& Number(const char* key, T value) {
-    Key(key);
-    absl::StrAppend(&out_, value);
-    return *this;
-  }
-  JsonObject& Raw(const char* key, std::string_view json) {
-    Key(key);
-    out_ += json;
-    return *this;
-  }
-  // Closes the object and hands it over; the builder is spent afterwards.
-  std::string Finish() {
-    out_ += '}';
-    return std::move(out_);
-  }
-
- private:
-  void Key(const char* key) {
-    if (out_.size() > 1) out_ += ',';
-    absl::StrAppend(&out_, "\"", key, "\":");
-  }
-  std::string out_ = "{";
-};
-
 std::string WarningLine(const proto::Warning& warning) {
   std::string line = "warning:";
   if (warning.command() != 0) absl::StrAppend(&line, " [cmd ", warning.command(), "]");
@@ -210,7 +178,7 @@ void PrintJson(const model::TraceReader& reader, const proto::Record& record, st
         argv += model::JsonQuote(reader.String(word));
       }
       argv += ']';
-      out << JsonObject()
+      out << model::JsonObject()
                  .String("type", "command")
                  .Number("id", start.id())
                  .Number("parent", start.parent_id())
@@ -228,7 +196,7 @@ void PrintJson(const model::TraceReader& reader, const proto::Record& record, st
       break;
     case proto::Record::kWarning: {
       const proto::Warning& warning = record.warning();
-      out << JsonObject()
+      out << model::JsonObject()
                  .String("type", "warning")
                  .Number("command", warning.command())
                  .Number("pid", warning.pid())
@@ -240,7 +208,7 @@ void PrintJson(const model::TraceReader& reader, const proto::Record& record, st
     }
     case proto::Record::kCommandEnd: {
       const proto::CommandEnd& end = record.command_end();
-      JsonObject json;
+      model::JsonObject json;
       json.String("type", "command_end")
           .Number("id", end.id())
           .String("how", proto::CommandEnd::How_Name(end.how()));
@@ -253,7 +221,7 @@ void PrintJson(const model::TraceReader& reader, const proto::Record& record, st
         for (const proto::Output& output : end.outputs()) {
           if (outputs.size() > 1) outputs += ',';
           const proto::Version& version = output.version();
-          JsonObject item;
+          model::JsonObject item;
           item.String("path", reader.String(output.path()));
           if (!version.sha256().empty()) {
             item.String("sha256", absl::BytesToHexString(version.sha256()));

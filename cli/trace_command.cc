@@ -1,5 +1,6 @@
 #include "cli/trace_command.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -34,6 +35,17 @@ CLI::App* AddTraceCommand(CLI::App& app, TraceOptions& options) {
       ->expected(-1);
   return trace;
 }
+
+namespace {
+
+double SelfCpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+}  // namespace
 
 int RunTrace(const TraceOptions& options) {
   proto::Header header;
@@ -75,7 +87,8 @@ int RunTrace(const TraceOptions& options) {
               << r.warnings << " warnings; " << t.processes << " processes, " << t.seccomp_stops
               << " seccomp stops, " << t.exit_stops << " exit stops, " << t.event_stops
               << " event stops; resolver " << resolver.cache_hits() << " hits / "
-              << resolver.cache_misses() << " misses; " << hasher.files_read() << " files hashed\n";
+              << resolver.cache_misses() << " misses; " << hasher.files_read()
+              << " files hashed; dodo's own CPU " << SelfCpuSeconds() << " s\n";
   }
   return *status;
 }

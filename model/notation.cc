@@ -282,34 +282,6 @@ std::string ShellWord(std::string_view word) {
 }
 
 // Builds one JSON object; keys are fixed ASCII so only values are escaped.
-class JsonObject {
- public:
-  void String(const char* key, std::string_view value) {
-    Key(key);
-    out_ += JsonQuote(value);
-  }
-  template <typename T>
-  void Number(const char* key, T value) {
-    Key(key);
-    absl::StrAppend(&out_, value);
-  }
-  void Bool(const char* key, bool value) {
-    Key(key);
-    out_ += value ? "true" : "false";
-  }
-  std::string Finish() && {
-    out_ += '}';
-    return std::move(out_);
-  }
-
- private:
-  void Key(const char* key) {
-    if (out_.size() > 1) out_ += ',';
-    absl::StrAppend(&out_, "\"", key, "\":");
-  }
-  std::string out_ = "{";
-};
-
 int64_t JsonId(uint32_t id) { return id == kUnchangedId ? -1 : static_cast<int64_t>(id); }
 
 }  // namespace
@@ -518,7 +490,7 @@ std::string OperationToJson(const proto::Operation& op, StringLookup strings) {
       break;
   }
   json.String("notation", FormatOperation(op, strings));
-  return std::move(json).Finish();
+  return json.Finish();
 }
 
 }  // namespace dodo::model

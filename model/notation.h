@@ -43,8 +43,10 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "absl/functional/function_ref.h"
+#include "absl/strings/str_cat.h"
 #include "proto/trace.pb.h"
 
 namespace dodo::model {
@@ -83,6 +85,45 @@ std::string OperationToJson(const proto::Operation& op, StringLookup strings);
 // `s` as a JSON string literal, quotes included. Bytes that are not UTF-8
 // become U+FFFD, since JSON text must be Unicode.
 std::string JsonQuote(std::string_view s);
+
+// Builds one JSON object, key by key, for `dodo log --json`.
+class JsonObject {
+ public:
+  JsonObject& String(const char* key, std::string_view value) {
+    Key(key);
+    out_ += JsonQuote(value);
+    return *this;
+  }
+  template <typename T>
+  JsonObject& Number(const char* key, T value) {
+    Key(key);
+    absl::StrAppend(&out_, value);
+    return *this;
+  }
+  JsonObject& Bool(const char* key, bool value) {
+    Key(key);
+    out_ += value ? "true" : "false";
+    return *this;
+  }
+  // `json` must already be valid JSON (an array, a nested object).
+  JsonObject& Raw(const char* key, std::string_view json) {
+    Key(key);
+    out_ += json;
+    return *this;
+  }
+  // Closes the object and hands it over; the builder is spent afterwards.
+  std::string Finish() {
+    out_ += '}';
+    return std::move(out_);
+  }
+
+ private:
+  void Key(const char* key) {
+    if (out_.size() > 1) out_ += ',';
+    absl::StrAppend(&out_, "\"", key, "\":");
+  }
+  std::string out_ = "{";
+};
 
 // `s` as a notation string literal, quotes included (see the rules above).
 std::string Quote(std::string_view s);

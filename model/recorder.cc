@@ -402,7 +402,11 @@ void Recorder::OnPathChange(const tracer::SyscallEvent& event, uint64_t command)
       break;
     case Effect::kReadlink: {
       op.set_kind(proto::READLINK);
-      if (error == 0 && !path.empty()) {
+      if (error == 0 && event.path.has_value() && res.kind != Resolution::Kind::kSymlink) {
+        // The walk already knows it is no symlink; gcc asks this of every
+        // header it opens (realpath), so no syscall is spent on it.
+        op.set_error(EINVAL);
+      } else if (error == 0 && !path.empty()) {
         char target[4096];
         ssize_t n = readlink(path.c_str(), target, sizeof(target));
         if (n >= 0) {

@@ -384,6 +384,30 @@ TEST_F(RecorderTest, DevicesAreNotOutputs) {
   EXPECT_EQ(t.ends[0].outputs_size(), 0);
 }
 
+TEST_F(RecorderTest, ReadlinkGivesTheTargetOrEinval) {
+  WriteFile(dir_ + "/plain", "x");
+  ASSERT_EQ(symlink("plain", (dir_ + "/lnk").c_str()), 0);
+  Exec(10);
+  SyscallEvent readlink;
+  readlink.pid = readlink.tgid = 10;
+  readlink.effect = Effect::kReadlink;
+  readlink.syscall = "readlink";
+  for (const char* name : {"lnk", "plain", "absent"}) {
+    readlink.path = Arg(name, false);
+    recorder_->OnSyscall(readlink);
+  }
+  Loaded t = Finish();
+  std::vector<proto::Operation> ops;
+  for (const proto::Operation& op : t.OfKind(proto::READLINK)) {
+    if (op.syscall() == "readlink") ops.push_back(op);
+  }
+  ASSERT_EQ(ops.size(), 3u);
+  EXPECT_EQ(ops[0].error(), 0);
+  EXPECT_EQ(ops[0].text(), "plain");
+  EXPECT_EQ(ops[1].error(), EINVAL);
+  EXPECT_EQ(ops[2].error(), ENOENT);
+}
+
 TEST_F(RecorderTest, WarningsNameTheirCommand) {
   Exec(10);
   tracer::WarningEvent warning;
