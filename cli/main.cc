@@ -3,8 +3,10 @@
 #include <iostream>
 
 #include "CLI/CLI.hpp"
+#include "cli/build_command.h"
 #include "cli/log_command.h"
 #include "cli/trace_command.h"
+#include "cli/why_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app(
@@ -16,6 +18,10 @@ int main(int argc, char** argv) {
 
   dodo::cli::TraceOptions trace_options;
   CLI::App* trace = dodo::cli::AddTraceCommand(app, trace_options);
+  dodo::cli::BuildOptions build_options;
+  CLI::App* build = dodo::cli::AddBuildCommand(app, build_options);
+  dodo::cli::WhyOptions why_options;
+  CLI::App* why = dodo::cli::AddWhyCommand(app, why_options);
   dodo::cli::LogOptions log_options;
   dodo::cli::AddLogCommand(app, log_options);
 
@@ -27,5 +33,7 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
   if (trace->parsed()) return dodo::cli::RunTrace(trace_options);
+  if (build->parsed()) return dodo::cli::RunBuild(build_options);
+  if (why->parsed()) return dodo::cli::RunWhy(why_options, std::cout, std::cerr);
   return dodo::cli::RunLog(log_options, std::cout, std::cerr);
 }

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -116,6 +117,10 @@ Digest Sha256OfString(std::string_view data) {
 }
 
 absl::StatusOr<FileVersion> FileHasher::HashFile(const std::string& path) {
+  return HashAndCopy(path, -1);
+}
+
+absl::StatusOr<FileVersion> FileHasher::HashAndCopy(const std::string& path, int copy_fd) {
   auto validators_of = [](const struct stat& st) {
     return Validators{static_cast<uint64_t>(st.st_size), Nanoseconds(st.st_mtim),
                       Nanoseconds(st.st_ctim)};
@@ -126,7 +131,7 @@ absl::StatusOr<FileVersion> FileHasher::HashFile(const std::string& path) {
   if (stat(path.c_str(), &st) != 0) return ErrnoError(errno, "stat", path);
   if (!S_ISREG(st.st_mode)) return NotRegular(path);
   if (auto it = cache_.find(std::make_pair(st.st_dev, st.st_ino));
-      it != cache_.end() && it->second.validators == validators_of(st)) {
+      copy_fd < 0 && it != cache_.end() && it->second.validators == validators_of(st)) {
     return it->second.version;
   }
 
@@ -141,6 +146,9 @@ absl::StatusOr<FileVersion> FileHasher::HashFile(const std::string& path) {
     if (fstat(fd.get(), &before) != 0) return ErrnoError(errno, "fstat", path);
     if (!S_ISREG(before.st_mode)) return NotRegular(path);
 
+    if (copy_fd >= 0 && (ftruncate(copy_fd, 0) != 0 || lseek(copy_fd, 0, SEEK_SET) != 0)) {
+      return ErrnoError(errno, "truncate the copy of", path);
+    }
     Sha256 sha;
     uint64_t total = 0;
     for (;;) {
@@ -152,6 +160,12 @@ absl::StatusOr<FileVersion> FileHasher::HashFile(const std::string& path) {
       if (n == 0) break;
       sha.Update(buffer_.data(), static_cast<size_t>(n));
       total += static_cast<uint64_t>(n);
+      for (ssize_t done = 0; copy_fd >= 0 && done < n;) {
+        ssize_t w = write(copy_fd, buffer_.data() + done, static_cast<size_t>(n - done));
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return ErrnoError(errno, "copy", path);
+        done += w;
+      }
     }
     ++files_read_;
 
@@ -172,7 +186,78 @@ absl::StatusOr<FileVersion> FileHasher::HashFile(const std::string& path) {
       absl::StrCat(path, ": file kept changing while being hashed (", kMaxAttempts, " attempts)"));
 }
 
-absl::StatusOr<Digest> FileHasher::HashListing(const std::string& dir) {
+// The cache file: a magic line, then one fixed-size entry per file.
+namespace {
+constexpr char kCacheMagic[16] = "dodo-hashes-v1\n";
+struct CacheEntry {
+  uint64_t dev, ino, size;
+  int64_t mtime_ns, ctime_ns;
+  uint32_t mode, padding;
+  uint8_t sha256[32];
+};
+}  // namespace
+
+absl::Status FileHasher::SaveCache(const std::string& path) const {
+  std::string data(kCacheMagic, sizeof(kCacheMagic));
+  data.reserve(data.size() + cache_.size() * sizeof(CacheEntry));
+  for (const auto& [key, cached] : cache_) {
+    CacheEntry e{};
+    e.dev = key.first;
+    e.ino = key.second;
+    e.size = cached.validators.size;
+    e.mtime_ns = cached.validators.mtime_ns;
+    e.ctime_ns = cached.validators.ctime_ns;
+    e.mode = cached.version.mode;
+    std::copy(cached.version.sha256.begin(), cached.version.sha256.end(), e.sha256);
+    data.append(reinterpret_cast<const char*>(&e), sizeof(e));
+  }
+  const std::string temp = path + ".new";
+  Fd fd(open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd.valid()) return ErrnoError(errno, "create", temp);
+  for (size_t done = 0; done < data.size();) {
+    ssize_t w = write(fd.get(), data.data() + done, data.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return ErrnoError(errno, "write", temp);
+    done += static_cast<size_t>(w);
+  }
+  if (close(fd.release()) != 0) return ErrnoError(errno, "close", temp);
+  if (rename(temp.c_str(), path.c_str()) != 0) return ErrnoError(errno, "rename", temp);
+  return absl::OkStatus();
+}
+
+void FileHasher::LoadCache(const std::string& path) {
+  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return;
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0 || st.st_size < static_cast<off_t>(sizeof(kCacheMagic))) return;
+  std::string data(static_cast<size_t>(st.st_size), '\0');
+  size_t got = 0;
+  while (got < data.size()) {
+    ssize_t n = read(fd.get(), data.data() + got, data.size() - got);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  // A damaged or foreign cache is only a lost speed-up: ignore it.
+  if (got != data.size() ||
+      data.compare(0, sizeof(kCacheMagic), kCacheMagic, sizeof(kCacheMagic)) != 0 ||
+      (data.size() - sizeof(kCacheMagic)) % sizeof(CacheEntry) != 0) {
+    return;
+  }
+  for (size_t at = sizeof(kCacheMagic); at < data.size(); at += sizeof(CacheEntry)) {
+    CacheEntry e;
+    std::memcpy(&e, data.data() + at, sizeof(e));
+    CachedVersion cached;
+    cached.validators = Validators{e.size, e.mtime_ns, e.ctime_ns};
+    std::copy(e.sha256, e.sha256 + 32, cached.version.sha256.begin());
+    cached.version.size = e.size;
+    cached.version.mode = e.mode;
+    cached.version.mtime_ns = e.mtime_ns;
+    cache_.try_emplace(std::make_pair(static_cast<dev_t>(e.dev), static_cast<ino_t>(e.ino)),
+                       cached);
+  }
+}
+
+absl::StatusOr<std::vector<std::string>> ListNames(const std::string& dir) {
   Fd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoError(errno, "open", dir);
   DirPtr stream(fdopendir(fd.get()));
@@ -194,10 +279,19 @@ absl::StatusOr<Digest> FileHasher::HashListing(const std::string& dir) {
   // std::string compares like memcmp (unsigned bytes): the order is the
   // same whatever the locale or the order the file system returns.
   std::sort(names.begin(), names.end());
+  return names;
+}
 
+Digest HashNames(const std::vector<std::string>& names) {
   Sha256 sha;
   for (const std::string& name : names) sha.Update(name.c_str(), name.size() + 1);  // with '\0'
   return sha.Finish();
+}
+
+absl::StatusOr<Digest> FileHasher::HashListing(const std::string& dir) {
+  absl::StatusOr<std::vector<std::string>> names = ListNames(dir);
+  if (!names.ok()) return names.status();
+  return HashNames(*names);
 }
 
 }  // namespace dodo::model

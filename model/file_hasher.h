@@ -33,6 +33,11 @@ struct FileVersion {
   int64_t mtime_ns;  // modification time, ns since the Unix epoch
 };
 
+// The entry names of a directory (without "." and ".."), sorted bytewise.
+absl::StatusOr<std::vector<std::string>> ListNames(const std::string& dir);
+// SHA-256 of sorted names, each followed by '\0': a listing's digest.
+Digest HashNames(const std::vector<std::string>& names);
+
 class FileHasher {
  public:
   FileHasher() = default;
@@ -47,6 +52,17 @@ class FileHasher {
   // FailedPrecondition for a non-regular one, Aborted when the file kept
   // changing while it was read, other codes from the errno otherwise.
   absl::StatusOr<FileVersion> HashFile(const std::string& path);
+
+  // Like HashFile, and writes the bytes it hashed to `copy_fd` (from offset
+  // 0, truncated first) when copy_fd >= 0: the copy is exactly the version
+  // returned. Always reads the file.
+  absl::StatusOr<FileVersion> HashAndCopy(const std::string& path, int copy_fd);
+
+  // The cache outlives a run in a file (dodo build keeps it in .dodo/), so
+  // an unchanged file is not read again by the next build either. Loading
+  // ignores a missing or damaged file; saving replaces it atomically.
+  absl::Status SaveCache(const std::string& path) const;
+  void LoadCache(const std::string& path);
 
   // SHA-256 of the sorted entry names of a directory (excluding "." and
   // ".."), each name followed by '\0'. Names sort bytewise. Not cached.

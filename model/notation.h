@@ -44,6 +44,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
@@ -103,6 +104,16 @@ class JsonObject {
   JsonObject& Bool(const char* key, bool value) {
     Key(key);
     out_ += value ? "true" : "false";
+    return *this;
+  }
+  JsonObject& StringArray(const char* key, const std::vector<std::string>& values) {
+    Key(key);
+    out_ += '[';
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (i > 0) out_ += ',';
+      out_ += JsonQuote(values[i]);
+    }
+    out_ += ']';
     return *this;
   }
   // `json` must already be valid JSON (an array, a nested object).

@@ -143,6 +143,24 @@ void Recorder::SetFileVersion(const std::string& path, proto::Version* version) 
   version->set_mtime_ns(file->mtime_ns);
 }
 
+void Recorder::KeepOutput(const std::string& path, proto::Version* version) {
+  if (keeper_ != nullptr) {
+    absl::StatusOr<FileVersion> kept = keeper_->Keep(path);
+    if (kept.ok()) {
+      version->set_sha256(kept->sha256.data(), kept->sha256.size());
+      version->set_size(kept->size);
+      version->set_mode(kept->mode);
+      version->set_mtime_ns(kept->mtime_ns);
+      return;
+    }
+    if (!absl::IsOutOfRange(kept.status())) {
+      ++stats_.keep_errors;
+      if (first_keep_error_.ok()) first_keep_error_ = kept.status();
+    }
+  }
+  SetFileVersion(path, version);
+}
+
 void Recorder::OnFork(const tracer::ForkEvent& event) {
   auto it = command_of_.find(event.parent);
   if (it != command_of_.end()) command_of_[event.child] = it->second;
@@ -307,7 +325,12 @@ void Recorder::EndCommand(uint64_t id, proto::CommandEnd::How how, int code, int
     if (lstat(path.c_str(), &st) != 0) {
       output->mutable_version()->set_absent(true);
     } else if (S_ISREG(st.st_mode)) {
-      SetFileVersion(path, output->mutable_version());
+      KeepOutput(path, output->mutable_version());
+    } else if (S_ISLNK(st.st_mode)) {
+      char target[4096];
+      ssize_t n = readlink(path.c_str(), target, sizeof(target));
+      output->mutable_version()->set_mode(st.st_mode);
+      if (n >= 0) output->mutable_version()->set_symlink_target(std::string(target, n));
     } else {
       output->mutable_version()->set_mode(st.st_mode);
     }
@@ -363,6 +386,13 @@ void Recorder::OnOpen(const tracer::SyscallEvent& event, uint64_t command) {
   }
   if (writes) {
     op.set_kind(proto::WRITE);
+    // A write that keeps the existing contents (no O_TRUNC) builds on them:
+    // the version it started from is an input. The open has not written
+    // anything yet, so the file still holds that version.
+    if (error == 0 && !reads && !truncating && !op.exclusive() &&
+        res.kind == Resolution::Kind::kFile) {
+      SetFileVersion(path, op.mutable_version());
+    }
     // Writing to /dev/null or a terminal produces no file version.
     if (error == 0 && res.kind != Resolution::Kind::kOther) AddOutput(command, path);
     Emit(op, event.pid);
@@ -385,9 +415,19 @@ void Recorder::OnPathChange(const tracer::SyscallEvent& event, uint64_t command)
       event.path.has_value() ? res.AbsolutePath() : (event.fd ? event.fd->path : "");
 
   switch (event.effect) {
-    case Effect::kStat:
+    case Effect::kStat: {
       op.set_kind(proto::STAT);
+      // What a replay compares: the kind and permissions, and a regular
+      // file's size. Times are left out: a touch alone is not a change.
+      struct stat st;
+      const bool follow = !event.path.has_value() || event.path->follow_final;
+      if (error == 0 && !path.empty() &&
+          (follow ? stat(path.c_str(), &st) : lstat(path.c_str(), &st)) == 0) {
+        op.mutable_version()->set_mode(st.st_mode);
+        if (S_ISREG(st.st_mode)) op.mutable_version()->set_size(st.st_size);
+      }
       break;
+    }
     case Effect::kAccess:
       op.set_kind(proto::GET);
       // Existence is what the walk found; R_OK/W_OK/X_OK also ask for a
@@ -419,8 +459,13 @@ void Recorder::OnPathChange(const tracer::SyscallEvent& event, uint64_t command)
     }
     case Effect::kList: {
       op.set_kind(proto::LIST);
-      absl::StatusOr<Digest> listing = hasher_->HashListing(path);
-      if (listing.ok()) op.mutable_version()->set_listing_sha256(listing->data(), listing->size());
+      absl::StatusOr<std::vector<std::string>> names = ListNames(path);
+      if (names.ok()) {
+        const Digest listing = HashNames(*names);
+        op.mutable_version()->set_listing_sha256(listing.data(), listing.size());
+        std::string* joined = op.mutable_version()->mutable_listing_names();
+        for (const std::string& name : *names) joined->append(name).push_back('\0');
+      }
       break;
     }
     case Effect::kChdir:
@@ -430,26 +475,31 @@ void Recorder::OnPathChange(const tracer::SyscallEvent& event, uint64_t command)
       op.set_kind(proto::LINK);
       op.set_create(proto::NEWDIR);
       resolver_->Invalidate(path);
+      if (error == 0) AddOutput(command, path);
       break;
     case Effect::kMknod:
       op.set_kind(proto::LINK);
       op.set_create(S_ISREG(event.mode) || (event.mode & S_IFMT) == 0 ? proto::NEWFILE
                                                                       : proto::NEWNODE);
       resolver_->Invalidate(path);
+      if (error == 0) AddOutput(command, path);
       break;
     case Effect::kSymlink:
       op.set_kind(proto::LINK);
       op.set_create(proto::SYMLINK);
       op.set_text(event.text);
       resolver_->Invalidate(path);
+      if (error == 0) AddOutput(command, path);
       break;
     case Effect::kRmdir:
       op.set_kind(proto::RMDIR);
       resolver_->InvalidateTree(path);
+      if (error == 0) AddOutput(command, path);
       break;
     case Effect::kUnlink:
       op.set_kind(proto::UNLINK);
       resolver_->Invalidate(path);
+      if (error == 0) AddOutput(command, path);
       break;
     case Effect::kLink: {
       // link(old, new): the new name is the ref, the existing file ref2.
@@ -460,6 +510,7 @@ void Recorder::OnPathChange(const tracer::SyscallEvent& event, uint64_t command)
       Resolution new_res = ResolveInto(command, event.pid, *event.path2, op.mutable_ref());
       *op.mutable_ref2() = std::move(existing);
       resolver_->Invalidate(new_res.AbsolutePath());
+      if (error == 0) AddOutput(command, new_res.AbsolutePath());
       break;
     }
     case Effect::kRename: {
@@ -469,11 +520,16 @@ void Recorder::OnPathChange(const tracer::SyscallEvent& event, uint64_t command)
       // A directory moved: everything cached below either name is stale.
       resolver_->InvalidateTree(path);
       resolver_->InvalidateTree(dest.AbsolutePath());
+      if (error == 0) {
+        AddOutput(command, path);
+        AddOutput(command, dest.AbsolutePath());
+      }
       break;
     }
     case Effect::kChmod:
       op.set_kind(proto::CHMOD);
       op.set_number(event.mode & 07777);
+      if (error == 0 && !path.empty()) AddOutput(command, path);
       break;
     case Effect::kChown:
       op.set_kind(proto::CHOWN);

@@ -25,6 +25,17 @@ struct RecorderStats {
   uint64_t commands = 0;
   uint64_t warnings = 0;
   uint64_t write_errors = 0;
+  uint64_t keep_errors = 0;  // outputs the OutputKeeper failed to keep
+};
+
+// Keeps a copy of each regular file a command produced when the command
+// ends (dodo build's store). Returns the version kept; OutOfRange means "not
+// kept, by choice" (e.g. a temporary file outside the project), and the
+// recorder then only hashes the file.
+class OutputKeeper {
+ public:
+  virtual ~OutputKeeper() = default;
+  virtual absl::StatusOr<FileVersion> Keep(const std::string& path) = 0;
 };
 
 class Recorder : public tracer::EventSink {
@@ -45,6 +56,17 @@ class Recorder : public tracer::EventSink {
 
   const RecorderStats& stats() const { return stats_; }
 
+  // Outputs are handed to `keeper` (which must outlive the recorder).
+  void set_output_keeper(OutputKeeper* keeper) { keeper_ = keeper; }
+  const absl::Status& first_keep_error() const { return first_keep_error_; }
+
+  // The command whose program thread `pid` runs; 0 before the root's exec.
+  uint64_t CommandOf(pid_t pid) const;
+  // A command id for records written by someone else (dodo build copies the
+  // commands it skips from the last trace).
+  uint64_t ReserveCommandId() { return next_command_id_++; }
+  TraceWriter* writer() { return writer_; }
+
  private:
   struct Command {
     uint64_t id = 0;
@@ -56,7 +78,6 @@ class Recorder : public tracer::EventSink {
     absl::flat_hash_set<std::string> links_reported;
   };
 
-  uint64_t CommandOf(pid_t pid) const;
   Command* LiveCommand(uint64_t id);
   void EndCommand(uint64_t id, proto::CommandEnd::How how, int code, int signal);
 
@@ -66,6 +87,7 @@ class Recorder : public tracer::EventSink {
   void FdRef(const tracer::FdInfo& fd, proto::Ref* ref);
   void AddOutput(uint64_t command, const std::string& path);
   void SetFileVersion(const std::string& path, proto::Version* version);
+  void KeepOutput(const std::string& path, proto::Version* version);
   // Writes `op`; one with no command yet is kept for process `pid`.
   void Emit(proto::Operation& op, pid_t pid = 0);
   void Write(const proto::Record& record);
@@ -78,6 +100,8 @@ class Recorder : public tracer::EventSink {
   FileHasher* hasher_;
   RecorderStats stats_;
   absl::Status first_error_;
+  OutputKeeper* keeper_ = nullptr;
+  absl::Status first_keep_error_;
   uint64_t next_command_id_ = 1;
   // The command each thread's actions belong to.
   absl::flat_hash_map<pid_t, uint64_t> command_of_;

@@ -49,6 +49,9 @@ class TraceReader {
     return id == 0 || id > strings_.size() ? std::string_view() : strings_[id - 1];
   }
 
+  // How many interned strings were read so far (ids 1..string_count()).
+  size_t string_count() const { return strings_.size(); }
+
   // True once the Trailer was read: the trace is whole.
   bool complete() const { return trailer_.has_value(); }
   const std::optional<proto::Trailer>& trailer() const { return trailer_; }

@@ -75,6 +75,7 @@ LoadedTrace LoadTrace(const std::string& path) {
         c.executable = std::string(r.String(s.executable()));
         for (uint32_t arg : s.argv()) c.argv.emplace_back(r.String(arg));
         c.cwd = std::string(r.String(s.cwd()));
+        c.restored = s.restored();
         c.fds.assign(s.fds().begin(), s.fds().end());
         trace.commands.push_back(std::move(c));
         break;

@@ -22,6 +22,7 @@ struct TracedCommand {
   std::vector<std::string> argv;
   std::string cwd;
   std::vector<proto::InheritedFd> fds;
+  bool restored = false;  // `dodo build` skipped it (copied from the last build)
   bool ended = false;
   proto::CommandEnd::How how = proto::CommandEnd::HOW_UNKNOWN;
   int exit_code = 0;

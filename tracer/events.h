@@ -130,6 +130,27 @@ struct WarningEvent {
   std::string message;
 };
 
+// An exec about to happen: the process is stopped at the syscall's entry.
+struct ExecRequest {
+  pid_t pid = 0;   // the thread calling exec
+  pid_t tgid = 0;  // its process
+  const PathArg* path = nullptr;
+  const std::vector<std::string>* argv = nullptr;
+  const std::vector<std::string>* env = nullptr;
+  std::string cwd;
+};
+
+// Decides, before the kernel runs an exec, whether it runs at all. A build
+// system uses it to skip a program whose work is already done.
+class ExecGate {
+ public:
+  virtual ~ExecGate() = default;
+  // Returns an exit status to make the process exit with it instead of
+  // exec'ing (the program never runs, its parent sees that status), or
+  // nothing to let the exec go ahead.
+  virtual std::optional<int> BeforeExec(const ExecRequest& request) = 0;
+};
+
 // Receives the tracer's events. Calls happen on the tracer's thread while the
 // process concerned is stopped, so the file system is as the call found it
 // (entry events) or left it (events with a result).

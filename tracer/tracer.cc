@@ -436,6 +436,14 @@ void Tracer::Refuse(Tracee& t, const char* syscall, const std::string& why) {
   Resume(t.tid, false);
 }
 
+bool Tracer::ReplaceWithExit(Tracee& t, int status) {
+  user_regs_struct regs;
+  if (ptrace(PTRACE_GETREGS, t.tid, nullptr, &regs) != 0) return false;
+  regs.orig_rax = SYS_exit_group;
+  regs.rdi = static_cast<unsigned long long>(status);
+  return ptrace(PTRACE_SETREGS, t.tid, nullptr, &regs) == 0;
+}
+
 void Tracer::OnSeccompStop(Tracee& t) {
   __ptrace_syscall_info info{};
   if (ptrace(PTRACE_GET_SYSCALL_INFO, t.tid, sizeof(info), &info) <= 0 ||
@@ -597,6 +605,21 @@ bool Tracer::HandleSyscall(Tracee& t, const SyscallRow& row, const uint64_t* arg
       absl::StatusOr<std::vector<std::string>> env = ReadStringArray(t.tid, args[argv_index + 1]);
       t.exec_argv = argv.ok() ? *std::move(argv) : std::vector<std::string>();
       t.exec_env = env.ok() ? *std::move(env) : std::vector<std::string>();
+      if (gate_ != nullptr && argv.ok() && env.ok()) {
+        ExecRequest request{.pid = t.tid,
+                            .tgid = t.tgid,
+                            .path = &t.exec_path,
+                            .argv = &t.exec_argv,
+                            .env = &t.exec_env,
+                            .cwd = *t.cwd};
+        std::optional<int> status = gate_->BeforeExec(request);
+        if (status.has_value() && ReplaceWithExit(t, *status)) {
+          ++stats_.execs_skipped;
+          t.exec_argv.clear();
+          t.exec_env.clear();
+          return false;
+        }
+      }
       return true;
     }
     case Handler::kDup:

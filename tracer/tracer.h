@@ -25,10 +25,11 @@ namespace dodo::tracer {
 struct TracerStats {
   uint64_t seccomp_stops = 0;
   uint64_t exit_stops = 0;
-  uint64_t event_stops = 0;   // fork, exec, group-stop, ...
-  uint64_t signal_stops = 0;  // signals passed through
-  uint64_t processes = 0;     // processes and threads followed
-  uint64_t refused = 0;       // syscalls failed with ENOSYS
+  uint64_t event_stops = 0;    // fork, exec, group-stop, ...
+  uint64_t signal_stops = 0;   // signals passed through
+  uint64_t processes = 0;      // processes and threads followed
+  uint64_t refused = 0;        // syscalls failed with ENOSYS
+  uint64_t execs_skipped = 0;  // execs the gate replaced with an exit
 };
 
 class Tracer {
@@ -47,6 +48,9 @@ class Tracer {
   absl::StatusOr<int> Run(const std::vector<std::string>& argv);
 
   const TracerStats& stats() const { return stats_; }
+
+  // Consulted at every exec's entry (must outlive the tracer).
+  void set_exec_gate(ExecGate* gate) { gate_ = gate; }
 
  private:
   struct Tracee;
@@ -67,12 +71,15 @@ class Tracer {
   bool HandleSyscall(Tracee& t, const SyscallRow& row, const uint64_t* args);
   void FinishSyscall(Tracee& t, int64_t result);
   void Refuse(Tracee& t, const char* syscall, const std::string& why);
+  // Turns the syscall `t` is stopped at into exit_group(status).
+  bool ReplaceWithExit(Tracee& t, int status);
   bool ReadPathArg(Tracee& t, int8_t dirfd_index, int8_t path_index, bool follow,
                    const uint64_t* args, PathArg* out);
   FdInfo DescribeFd(Tracee& t, int fd);
   void Warn(pid_t pid, std::string syscall, std::string message);
 
   EventSink* sink_;
+  ExecGate* gate_ = nullptr;
   TracerStats stats_;
   pid_t root_pid_ = -1;
   int root_status_ = 0;

@@ -1,0 +1,184 @@
+#include "cli/build_command.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "cli/trace_command.h"
+#include "model/file_hasher.h"
+#include "model/path_resolver.h"
+#include "model/rebuilder.h"
+#include "model/recorder.h"
+#include "model/replay.h"
+#include "model/store.h"
+#include "model/trace_model.h"
+#include "model/trace_writer.h"
+#include "tracer/tracer.h"
+
+extern char** environ;
+
+namespace dodo::cli {
+
+CLI::App* AddBuildCommand(CLI::App& app, BuildOptions& options) {
+  CLI::App* build = app.add_subcommand(
+      "build",
+      "Build the project in the current directory: run ./Dodofile (or the command\n"
+      "given after --) under the tracer. Every command whose inputs are the same as\n"
+      "in the last build is skipped and its outputs come from the store (.dodo/);\n"
+      "the others run. The result is the tree a clean build would give.\n\n"
+      "Examples:\n"
+      "  dodo build                 # runs ./Dodofile\n"
+      "  dodo build -- make -j2     # any command can be the root of the build\n"
+      "  dodo why                   # what the next build would run, and why\n\n"
+      "Prints each command it runs, then a summary line. Exit status: the root\n"
+      "command's (128+N if signal N killed it); 2 if there is no Dodofile and no\n"
+      "command; 125 if dodo itself failed (store not writable, tracer not started).");
+  build->add_flag("--fresh", options.fresh,
+                  "Ignore the last build: run every command (the store is kept)");
+  build->add_flag("--show-skipped", options.show_skipped, "Also list the commands skipped");
+  build->add_flag("-q,--quiet", options.quiet, "Print only the summary line");
+  build->add_option("command", options.command, "The root command, after -- (default ./Dodofile)")
+      ->expected(-1);
+  return build;
+}
+
+std::vector<std::string> DodofileCommand(const std::string& dir) {
+  const std::string path = dir + "/Dodofile";
+  if (access(path.c_str(), F_OK) != 0) return {};
+  if (access(path.c_str(), X_OK) == 0) return {"./Dodofile"};
+  return {"/bin/sh", "./Dodofile"};
+}
+
+namespace {
+
+std::string CurrentDirectory() {
+  char cwd[4096];
+  return getcwd(cwd, sizeof(cwd)) != nullptr ? std::string(cwd) : std::string();
+}
+
+std::vector<std::string> CurrentEnvironment() {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+  return env;
+}
+
+void Summary(const model::RebuildStats& stats, absl::Time start) {
+  std::printf("dodo: %llu run, %llu skipped, %llu restored from the store, in %.2fs\n",
+              static_cast<unsigned long long>(stats.run),
+              static_cast<unsigned long long>(stats.skipped),
+              static_cast<unsigned long long>(stats.files_restored),
+              absl::ToDoubleSeconds(absl::Now() - start));
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int RunBuild(const BuildOptions& options) {
+  const absl::Time start = absl::Now();
+  const std::string cwd = CurrentDirectory();
+  std::vector<std::string> argv = options.command;
+  if (argv.empty()) {
+    argv = DodofileCommand(cwd);
+    if (argv.empty()) {
+      std::cerr << "dodo build: " << cwd
+                << "/Dodofile: no such file (write one, or name the command: dodo build -- make)\n";
+      return 2;
+    }
+  }
+
+  absl::StatusOr<std::unique_ptr<model::Store>> store = model::Store::Open(cwd + "/.dodo");
+  if (!store.ok()) {
+    std::cerr << "dodo build: " << store.status().message() << "\n";
+    return kToolFailure;
+  }
+  model::FileHasher hasher;
+  hasher.LoadCache((*store)->hashes_path());
+  model::LiveTree tree(&hasher, cwd);
+
+  std::optional<model::TraceModel> previous;
+  if (!options.fresh && access((*store)->trace_path().c_str(), F_OK) == 0) {
+    absl::StatusOr<model::TraceModel> loaded = model::TraceModel::Load((*store)->trace_path());
+    if (loaded.ok()) {
+      previous = *std::move(loaded);
+    } else {
+      // The old trace only saves work; without it everything runs.
+      std::cerr << "dodo build: " << loaded.status().message() << "; running every command\n";
+    }
+  }
+
+  proto::Header header;
+  header.set_tool_version(DODO_VERSION);
+  for (const std::string& arg : argv) header.add_root_argv(arg);
+  header.set_working_directory(cwd);
+  header.set_start_time_ns(absl::ToUnixNanos(start));
+  absl::StatusOr<std::unique_ptr<model::TraceWriter>> writer =
+      model::TraceWriter::Create((*store)->next_trace_path(), header);
+  if (!writer.ok()) {
+    std::cerr << "dodo build: " << writer.status().message() << "\n";
+    return kToolFailure;
+  }
+  model::PathResolver resolver;
+  model::Recorder recorder(writer->get(), &resolver, &hasher);
+  model::RebuildOptions rebuild_options{.project_root = cwd,
+                                        .progress = options.quiet ? nullptr : stdout,
+                                        .show_skipped = options.show_skipped};
+  model::Rebuilder rebuilder(&recorder, previous ? &*previous : nullptr, store->get(), &tree,
+                             rebuild_options);
+  recorder.set_output_keeper(&rebuilder);
+
+  int status = 0;
+  bool ran = true;
+  if (previous.has_value()) {
+    model::Plan plan = model::MakePlan(*previous, tree, argv, cwd, CurrentEnvironment());
+    if (!plan.root_changed && !plan.commands[previous->root()].runs) {
+      absl::StatusOr<int> skipped = rebuilder.SkipEverything(plan);
+      if (skipped.ok()) {
+        status = *skipped;
+        ran = false;
+      }
+    }
+  }
+  tracer::TracerStats tracer_stats;
+  if (ran) {
+    tracer::Tracer tracer(&rebuilder);
+    tracer.set_exec_gate(&rebuilder);
+    absl::StatusOr<int> result = tracer.Run(argv);
+    if (!result.ok()) {
+      std::cerr << "dodo build: cannot run '" << argv[0] << "': " << result.status().message()
+                << "\n";
+      return kToolFailure;
+    }
+    status = *result;
+  }
+  absl::Status recorded = recorder.Finish();
+  absl::Status finished = (*writer)->Finish(status);
+  if (recorded.ok() && finished.ok()) finished = (*store)->CommitTrace();
+  if (!recorded.ok() || !finished.ok()) {
+    std::cerr << "dodo build: " << (recorded.ok() ? finished : recorded).message() << "\n";
+    return kToolFailure;
+  }
+  if (!recorder.first_keep_error().ok()) {
+    std::cerr << "dodo build: warning: an output was not stored: "
+              << recorder.first_keep_error().message() << "\n";
+  }
+  if (!rebuilder.first_error().ok()) {
+    std::cerr << "dodo build: warning: " << rebuilder.first_error().message()
+              << " (the command ran instead)\n";
+  }
+  if (absl::Status saved = hasher.SaveCache((*store)->hashes_path()); !saved.ok()) {
+    std::cerr << "dodo build: warning: " << saved.message() << "\n";
+  }
+  Summary(rebuilder.stats(), start);
+  if (status != 0 && !options.quiet) {
+    std::cerr << "dodo build: '" << model::ShortCommand(argv, 60) << "' exited with status "
+              << status << "\n";
+  }
+  return status;
+}
+
+}  // namespace dodo::cli

@@ -1,0 +1,33 @@
+// `dodo build`: run the build (./Dodofile, or the command given) under the
+// tracer, skipping every command whose inputs did not change since the last
+// build and restoring its outputs from the store in .dodo/.
+#ifndef DODO_CLI_BUILD_COMMAND_H_
+#define DODO_CLI_BUILD_COMMAND_H_
+
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+
+namespace dodo::cli {
+
+struct BuildOptions {
+  std::vector<std::string> command;  // empty: ./Dodofile
+  bool fresh = false;
+  bool show_skipped = false;
+  bool quiet = false;
+};
+
+CLI::App* AddBuildCommand(CLI::App& app, BuildOptions& options);
+
+// The root command's exit status; 2 for a usage problem (no Dodofile);
+// 125 when dodo itself failed (store unwritable, tracer could not start).
+int RunBuild(const BuildOptions& options);
+
+// The command a build runs in `dir` when none is given: ./Dodofile, exec'd
+// when it is executable, else read by /bin/sh. Empty if there is none.
+std::vector<std::string> DodofileCommand(const std::string& dir);
+
+}  // namespace dodo::cli
+
+#endif  // DODO_CLI_BUILD_COMMAND_H_

@@ -1,0 +1,309 @@
+#include "model/rebuilder.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+
+namespace dodo::model {
+namespace {
+
+// String ids of the last trace mean nothing in the new one: re-intern.
+class Reinterner {
+ public:
+  Reinterner(const TraceModel& from, TraceWriter* to) : from_(from), to_(to) {}
+  uint32_t operator()(uint32_t id) { return id == 0 ? 0 : to_->Intern(from_.String(id)); }
+  void Ref(proto::Ref* ref) {
+    ref->set_base_path((*this)(ref->base_path()));
+    for (int i = 0; i < ref->components_size(); ++i) {
+      ref->set_components(i, (*this)(ref->components(i)));
+    }
+  }
+  void Op(proto::Operation* op) {
+    if (op->has_ref()) Ref(op->mutable_ref());
+    if (op->has_ref2()) Ref(op->mutable_ref2());
+    op->set_xattr_name((*this)(op->xattr_name()));
+  }
+
+ private:
+  const TraceModel& from_;
+  TraceWriter* to_;
+};
+
+}  // namespace
+
+Rebuilder::Rebuilder(Recorder* recorder, const TraceModel* previous, Store* store, LiveTree* tree,
+                     RebuildOptions options)
+    : recorder_(recorder),
+      previous_(previous),
+      store_(store),
+      tree_(tree),
+      options_(std::move(options)),
+      store_prefix_(store->dir() + "/") {
+  if (previous_ != nullptr) consumed_.assign(previous_->commands().size(), false);
+  if (!options_.project_root.empty() && options_.project_root.back() != '/') {
+    options_.project_root += '/';
+  }
+}
+
+void Rebuilder::Progress(const char* verb, const std::vector<std::string>& argv) {
+  if (options_.progress == nullptr) return;
+  std::fprintf(options_.progress, "%s %s\n", verb, ShortCommand(argv, options_.width).c_str());
+  std::fflush(options_.progress);
+}
+
+void Rebuilder::OnExec(const tracer::ExecEvent& event) {
+  recorder_->OnExec(event);
+  ++stats_.run;
+  Progress("run ", event.argv);
+  const uint64_t id = recorder_->CommandOf(event.pid);
+  auto pending = pending_.find(event.former_tid != 0 ? event.former_tid : event.pid);
+  if (pending != pending_.end()) {
+    match_[id] = pending->second;
+    pending_.erase(pending);
+  } else if (previous_ != nullptr && match_.empty() && previous_->root() != kNoCommand &&
+             previous_->Argv(previous_->root()) == event.argv) {
+    // The root: the build's first exec.
+    match_[id] = previous_->root();
+    consumed_[previous_->root()] = true;
+  }
+}
+
+std::vector<size_t> Rebuilder::Group(size_t command) const {
+  absl::flat_hash_set<size_t> members = {command};
+  std::vector<size_t> queue = {command};
+  absl::flat_hash_map<size_t, std::vector<size_t>> partners;
+  for (const auto& [id, pipe] : previous_->pipes()) {
+    for (size_t w : pipe.writers) {
+      for (size_t r : pipe.readers) {
+        partners[w].push_back(r);
+        partners[r].push_back(w);
+      }
+    }
+  }
+  std::vector<size_t> out;
+  while (!queue.empty()) {
+    const size_t c = queue.back();
+    queue.pop_back();
+    for (size_t s : previous_->Subtree(c)) {
+      out.push_back(s);
+      for (size_t p : partners[s]) {
+        if (members.insert(p).second) queue.push_back(p);
+      }
+    }
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+std::string Rebuilder::WhyRun(const std::vector<size_t>& group, const tracer::ExecRequest& request,
+                              size_t matched) {
+  const std::vector<std::string> changed = ChangedVariables(previous_->Env(matched), *request.env);
+  if (!changed.empty()) return absl::StrCat("environment variable ", changed[0], " changed");
+  // A pipe whose other end is no recorded command of the group cannot be
+  // replayed: that end is a live process waiting for data or for a reader.
+  const absl::flat_hash_set<size_t> members(group.begin(), group.end());
+  for (const auto& [id, pipe] : previous_->pipes()) {
+    const bool touches = std::any_of(pipe.readers.begin(), pipe.readers.end(),
+                                     [&](size_t c) { return members.contains(c); }) ||
+                         std::any_of(pipe.writers.begin(), pipe.writers.end(),
+                                     [&](size_t c) { return members.contains(c); });
+    if (touches && (pipe.readers.empty() || pipe.writers.empty())) {
+      return "talks through a pipe to a process that is not a command";
+    }
+  }
+  tree_->Forget();
+  std::vector<std::string> causes = CheckCommands(*previous_, group, *tree_, 1);
+  if (!causes.empty()) return causes[0];
+  for (const FinalState& state : FinalStates(*previous_, group)) {
+    if (!DiffersFromFinal(state, *tree_).has_value()) continue;
+    const proto::Version& v = state.version;
+    if (!v.sha256().empty()) {
+      Digest digest;
+      if (v.sha256().size() != digest.size()) return "an output has no usable digest";
+      std::copy(v.sha256().begin(), v.sha256().end(), digest.begin());
+      if (!store_->Has(digest)) {
+        return absl::StrCat(tree_->Display(state.path), " is not in the store");
+      }
+    }
+  }
+  return "";
+}
+
+absl::Status Rebuilder::RestoreOutputs(const std::vector<size_t>& group) {
+  tree_->Forget();
+  for (const FinalState& state : FinalStates(*previous_, group)) {
+    if (!DiffersFromFinal(state, *tree_).has_value()) continue;
+    const proto::Version& v = state.version;
+    absl::Status status;
+    if (!v.sha256().empty()) {
+      Digest digest;
+      std::copy(v.sha256().begin(), v.sha256().end(), digest.begin());
+      status = store_->Restore(digest, v.mode(), state.path);
+    } else if (S_ISLNK(v.mode())) {
+      status = MakeParentDirs(state.path);
+      const std::string temp = state.path + ".dodo-link";
+      unlink(temp.c_str());
+      if (status.ok() && (symlink(v.symlink_target().c_str(), temp.c_str()) != 0 ||
+                          rename(temp.c_str(), state.path.c_str()) != 0)) {
+        status = absl::ErrnoToStatus(errno, absl::StrCat(state.path, ": cannot restore symlink"));
+      }
+    } else if (S_ISDIR(v.mode())) {
+      status = MakeParentDirs(state.path + "/");
+    }
+    if (!status.ok()) return status;
+    ++stats_.files_restored;
+  }
+  tree_->Forget();
+  return absl::OkStatus();
+}
+
+void Rebuilder::CopyRecords(const std::vector<size_t>& commands, uint64_t parent) {
+  TraceWriter* writer = recorder_->writer();
+  Reinterner intern(*previous_, writer);
+  absl::flat_hash_map<uint64_t, uint64_t> new_id;  // recorded id -> id in the new trace
+  absl::flat_hash_set<size_t> exec_ops;
+  proto::Record record;
+  for (size_t c : commands) {
+    const TracedCommand& command = previous_->commands()[c];
+    const uint64_t id = recorder_->ReserveCommandId();
+    new_id[command.start.id()] = id;
+    auto mapped_parent = new_id.find(command.start.parent_id());
+    const uint64_t parent_id = mapped_parent != new_id.end() ? mapped_parent->second : parent;
+    record.Clear();
+    proto::CommandStart* start = record.mutable_command_start();
+    *start = command.start;
+    start->set_id(id);
+    start->set_parent_id(parent_id);
+    start->set_restored(true);
+    start->set_executable(intern(start->executable()));
+    for (int i = 0; i < start->argv_size(); ++i) start->set_argv(i, intern(start->argv(i)));
+    for (int i = 0; i < start->env_size(); ++i) start->set_env(i, intern(start->env(i)));
+    start->set_cwd(intern(start->cwd()));
+    for (proto::InheritedFd& fd : *start->mutable_fds()) fd.set_path(intern(fd.path()));
+    (void)writer->Write(record);
+    if (command.exec_op.has_value()) {
+      // Right after the start, as the recorder writes it: the parent's exec.
+      record.Clear();
+      proto::Operation* op = record.mutable_operation();
+      *op = previous_->ops()[*command.exec_op];
+      op->set_command(parent_id);
+      intern.Op(op);
+      (void)writer->Write(record);
+      exec_ops.insert(*command.exec_op);
+    }
+    if (options_.show_skipped) Progress("skip", previous_->Argv(c));
+  }
+  std::vector<size_t> ops;
+  for (size_t c : commands) {
+    const std::vector<size_t>& own = previous_->commands()[c].ops;
+    ops.insert(ops.end(), own.begin(), own.end());
+  }
+  std::sort(ops.begin(), ops.end());
+  for (size_t index : ops) {
+    if (exec_ops.contains(index)) continue;
+    record.Clear();
+    proto::Operation* op = record.mutable_operation();
+    *op = previous_->ops()[index];
+    op->set_command(new_id[op->command()]);
+    intern.Op(op);
+    (void)writer->Write(record);
+  }
+  for (auto it = commands.rbegin(); it != commands.rend(); ++it) {
+    const TracedCommand& command = previous_->commands()[*it];
+    if (!command.ended) continue;
+    record.Clear();
+    proto::CommandEnd* end = record.mutable_command_end();
+    *end = command.end;
+    end->set_id(new_id[command.start.id()]);
+    for (proto::Output& output : *end->mutable_outputs()) output.set_path(intern(output.path()));
+    (void)writer->Write(record);
+  }
+  stats_.skipped += commands.size();
+}
+
+std::optional<int> Rebuilder::BeforeExec(const tracer::ExecRequest& request) {
+  if (previous_ == nullptr) return std::nullopt;
+  const uint64_t parent_id = recorder_->CommandOf(request.pid);
+  auto parent = match_.find(parent_id);
+  if (parent_id == 0 || parent == match_.end()) return std::nullopt;
+  // The first recorded child of the matched parent with the same command
+  // line and directory that no exec claimed yet.
+  size_t matched = kNoCommand;
+  for (size_t child : previous_->commands()[parent->second].children) {
+    if (!consumed_[child] && previous_->Cwd(child) == request.cwd &&
+        previous_->Argv(child) == *request.argv) {
+      matched = child;
+      break;
+    }
+  }
+  if (matched == kNoCommand) return std::nullopt;
+  consumed_[matched] = true;
+
+  auto decided = decided_.find(matched);
+  if (decided == decided_.end()) {
+    const std::vector<size_t> group = Group(matched);
+    bool skip = WhyRun(group, request, matched).empty();
+    if (skip) {
+      absl::Status restored = RestoreOutputs(group);
+      if (!restored.ok()) {
+        if (first_error_.ok()) first_error_ = restored;
+        skip = false;
+      }
+    }
+    // The group's other members get the same answer when they exec.
+    for (size_t member : group) decided_[member] = skip;
+    decided = decided_.find(matched);
+    if (skip) {
+      // Copy the matched command's records now, its partners' when they exec.
+      std::vector<size_t> own = previous_->Subtree(matched);
+      std::sort(own.begin(), own.end());
+      CopyRecords(own, parent_id);
+      return previous_->commands()[matched].end.exit_code();
+    }
+  } else if (decided->second) {
+    std::vector<size_t> own = previous_->Subtree(matched);
+    std::sort(own.begin(), own.end());
+    CopyRecords(own, parent_id);
+    return previous_->commands()[matched].end.exit_code();
+  }
+  pending_[request.pid] = matched;
+  return std::nullopt;
+}
+
+absl::StatusOr<FileVersion> Rebuilder::Keep(const std::string& path) {
+  if (options_.project_root.empty() || !path.starts_with(options_.project_root) ||
+      path.starts_with(store_prefix_)) {
+    return absl::OutOfRangeError("not a project file");
+  }
+  return store_->Save(path, tree_->hasher());
+}
+
+absl::StatusOr<int> Rebuilder::SkipEverything(const Plan& plan) {
+  if (previous_ == nullptr || previous_->root() == kNoCommand) {
+    return absl::FailedPreconditionError("no previous build to reuse");
+  }
+  for (const FinalState& state : plan.restores) {
+    const proto::Version& v = state.version;
+    if (v.sha256().empty()) continue;
+    Digest digest;
+    if (v.sha256().size() != digest.size()) continue;
+    std::copy(v.sha256().begin(), v.sha256().end(), digest.begin());
+    if (!store_->Has(digest)) {
+      return absl::NotFoundError(
+          absl::StrCat(tree_->Display(state.path), ": its last version is not in the store"));
+    }
+  }
+  std::vector<size_t> all(previous_->commands().size());
+  for (size_t c = 0; c < all.size(); ++c) all[c] = c;
+  if (absl::Status s = RestoreOutputs(all); !s.ok()) return s;
+  CopyRecords(all, 0);
+  return previous_->commands()[previous_->root()].end.exit_code();
+}
+
+}  // namespace dodo::model

@@ -1,0 +1,102 @@
+// dodo build's decisions while a build runs: each exec the tracer is about
+// to let happen is matched with a command of the last build; when that
+// command (with everything it started, and the commands it talks to through
+// pipes) would observe exactly what it observed then, the exec is skipped:
+// its outputs are restored from the store, its records are copied into the
+// new trace, and its parent gets the exit status it got last time.
+#ifndef DODO_MODEL_REBUILDER_H_
+#define DODO_MODEL_REBUILDER_H_
+
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "model/recorder.h"
+#include "model/replay.h"
+#include "model/store.h"
+#include "model/trace_model.h"
+#include "tracer/events.h"
+
+namespace dodo::model {
+
+struct RebuildStats {
+  uint64_t run = 0;             // commands exec'd in this build
+  uint64_t skipped = 0;         // commands not run (copied from the last build)
+  uint64_t files_restored = 0;  // outputs written back from the store
+};
+
+struct RebuildOptions {
+  std::string project_root;       // absolute; outputs under it are stored
+  std::FILE* progress = nullptr;  // one line per command run (nullptr: quiet)
+  bool show_skipped = false;      // also a line per command skipped
+  size_t width = 78;              // progress line width
+};
+
+class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public OutputKeeper {
+ public:
+  // `previous` is the last build's trace, or nullptr for a fresh build. All
+  // pointers must outlive the rebuilder.
+  Rebuilder(Recorder* recorder, const TraceModel* previous, Store* store, LiveTree* tree,
+            RebuildOptions options);
+
+  // tracer::EventSink: everything goes to the recorder; execs are also
+  // matched with the last build's commands.
+  void OnSyscall(const tracer::SyscallEvent& event) override { recorder_->OnSyscall(event); }
+  void OnExec(const tracer::ExecEvent& event) override;
+  void OnExecFailed(const tracer::ExecFailedEvent& event) override {
+    recorder_->OnExecFailed(event);
+  }
+  void OnFork(const tracer::ForkEvent& event) override { recorder_->OnFork(event); }
+  void OnExit(const tracer::ExitEvent& event) override { recorder_->OnExit(event); }
+  void OnWarning(const tracer::WarningEvent& event) override { recorder_->OnWarning(event); }
+
+  std::optional<int> BeforeExec(const tracer::ExecRequest& request) override;
+
+  // OutputKeeper: files under the project root go to the store.
+  absl::StatusOr<FileVersion> Keep(const std::string& path) override;
+
+  // Nothing runs: copies the whole last build into the new trace and
+  // restores `plan.restores`. Returns the root's recorded exit status.
+  absl::StatusOr<int> SkipEverything(const Plan& plan);
+
+  const RebuildStats& stats() const { return stats_; }
+  // The first restore that failed (the build then ran the command instead).
+  const absl::Status& first_error() const { return first_error_; }
+
+ private:
+  // The recorded commands that stand or fall with `command`: it and its
+  // pipe partners, transitively, each with its subtree.
+  std::vector<size_t> Group(size_t command) const;
+  // Empty if `group` can be skipped now; else why not.
+  std::string WhyRun(const std::vector<size_t>& group, const tracer::ExecRequest& request,
+                     size_t matched);
+  absl::Status RestoreOutputs(const std::vector<size_t>& group);
+  // Writes the records of `commands` into the new trace, `parent` being the
+  // new id of the command that started the first of them.
+  void CopyRecords(const std::vector<size_t>& commands, uint64_t parent);
+  void Progress(const char* verb, const std::vector<std::string>& argv);
+
+  Recorder* recorder_;
+  const TraceModel* previous_;
+  Store* store_;
+  LiveTree* tree_;
+  RebuildOptions options_;
+  RebuildStats stats_;
+  absl::Status first_error_;
+  std::string store_prefix_;  // the store's dir + "/": never an output
+  // New command id -> index of the recorded command it is.
+  absl::flat_hash_map<uint64_t, size_t> match_;
+  // Thread about to exec -> recorded command it was matched with.
+  absl::flat_hash_map<pid_t, size_t> pending_;
+  std::vector<bool> consumed_;
+  // Recorded command -> skipped (true) or run (false), decided for a group.
+  absl::flat_hash_map<size_t, bool> decided_;
+};
+
+}  // namespace dodo::model
+
+#endif  // DODO_MODEL_REBUILDER_H_

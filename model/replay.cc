@@ -1,0 +1,505 @@
+#include "model/replay.h"
+
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace dodo::model {
+namespace {
+
+std::string ShortDigest(const std::string& raw) {
+  return absl::BytesToHexString(raw).substr(0, 8) + "..";
+}
+
+std::string ShortDigest(const Digest& d) { return DigestHex(d).substr(0, 8) + ".."; }
+
+// A digest as the trace stores it (bytes) against one computed now.
+bool SameDigest(const std::string& recorded, const Digest& now) {
+  return recorded.size() == now.size() && std::memcmp(recorded.data(), now.data(), now.size()) == 0;
+}
+
+bool ExpectAbsent(int error) { return error == ENOENT || error == ENOTDIR; }
+
+std::string Quote(const std::vector<std::string>& argv) {
+  return "'" + ShortCommand(argv, 48) + "'";
+}
+
+}  // namespace
+
+LiveTree::LiveTree(FileHasher* hasher, std::string display_root)
+    : hasher_(hasher), display_root_(std::move(display_root)) {
+  if (!display_root_.empty() && display_root_.back() != '/') display_root_ += '/';
+}
+
+void LiveTree::Forget() { entries_.clear(); }
+
+std::string LiveTree::Display(const std::string& path) const {
+  if (!display_root_.empty() && path.starts_with(display_root_) &&
+      path.size() > display_root_.size()) {
+    return path.substr(display_root_.size());
+  }
+  return path;
+}
+
+const LiveTree::Entry& LiveTree::Lookup(const std::string& path) {
+  Entry& e = entries_[path];
+  if (e.looked) return e;
+  e.looked = true;
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) {
+    e.lstat_error = e.stat_error = errno;
+    return e;
+  }
+  e.lmode = e.mode = st.st_mode;
+  e.size = st.st_size;
+  if (S_ISLNK(st.st_mode)) {
+    if (stat(path.c_str(), &st) != 0) {
+      e.stat_error = errno;
+    } else {
+      e.mode = st.st_mode;
+      e.size = st.st_size;
+    }
+  }
+  return e;
+}
+
+std::string LiveTree::Check(const TraceModel& model, const proto::Operation& op) {
+  const std::string path = model.Path(op.ref());
+  if (path.empty() || path[0] != '/') return "";
+  const Entry& now = Lookup(path);
+  const bool exists = now.lstat_error == 0;
+  const std::string shown = Display(path);
+  // Existence: the lookup found the name, or failed to.
+  auto existence = [&]() -> std::string {
+    if (op.error() == 0 && !exists) return absl::StrCat(shown, " was removed");
+    if (ExpectAbsent(op.error()) && exists) return absl::StrCat("new file ", shown);
+    return "";
+  };
+  auto content = [&](std::string_view what) -> std::string {
+    if (op.error() != 0 || op.version().sha256().empty()) return existence();
+    if (!exists || now.stat_error != 0) return absl::StrCat(shown, " was removed");
+    absl::StatusOr<FileVersion> file = hasher_->HashFile(path);
+    if (!file.ok()) return absl::StrCat(shown, ": ", file.status().message());
+    const std::string& before = op.version().sha256();
+    if (SameDigest(before, file->sha256)) return "";
+    return absl::StrCat(std::string(what), shown, " changed (sha256 ", ShortDigest(before), " -> ",
+                        ShortDigest(file->sha256), ")");
+  };
+  switch (op.kind()) {
+    case proto::GET:
+    case proto::CHDIR:
+    case proto::XATTR_READ:
+      return existence();
+    case proto::READ:
+    case proto::EXEC:
+      return content("content of ");
+    case proto::WRITE:
+      // Only a write that kept the old contents carries a version: the one
+      // it built on.
+      return op.version().sha256().empty() ? "" : content("previous content of ");
+    case proto::STAT: {
+      if (std::string e = existence(); !e.empty() || op.error() != 0) return e;
+      const proto::Version& v = op.version();
+      if (v.mode() == 0) return "";
+      const bool link = S_ISLNK(v.mode());
+      const mode_t mode = link ? now.lmode : now.mode;
+      if (!link && now.stat_error != 0) return absl::StrCat(shown, " was removed");
+      if ((mode & (S_IFMT | 07777)) != (v.mode() & (S_IFMT | 07777))) {
+        return absl::StrCat("mode of ", shown, " changed (", absl::StrCat(absl::Hex(v.mode())),
+                            " -> ", absl::StrCat(absl::Hex(mode)), ")");
+      }
+      if (S_ISREG(v.mode()) && static_cast<uint64_t>(now.size) != v.size()) {
+        return absl::StrCat("size of ", shown, " changed (", v.size(), " -> ", now.size, ")");
+      }
+      return "";
+    }
+    case proto::LIST: {
+      if (std::string e = existence(); !e.empty() || op.error() != 0) return e;
+      // Names the build itself creates or removes come and go with it; the
+      // others are inputs.
+      absl::StatusOr<std::vector<std::string>> names = ListNames(path);
+      if (!names.ok()) return absl::StrCat(shown, ": ", names.status().message());
+      std::vector<std::string> now_inputs;
+      for (std::string& name : *names) {
+        if (!model.BuildWrites(path, name)) now_inputs.push_back(std::move(name));
+      }
+      std::vector<std::string> then_inputs;
+      const std::string& joined = op.version().listing_names();
+      for (size_t at = 0; at < joined.size();) {
+        size_t nul = joined.find('\0', at);
+        if (nul == std::string::npos) nul = joined.size();
+        std::string name = joined.substr(at, nul - at);
+        if (!model.BuildWrites(path, name)) then_inputs.push_back(std::move(name));
+        at = nul + 1;
+      }
+      if (now_inputs == then_inputs) return "";
+      for (const std::string& name : now_inputs) {
+        if (!std::binary_search(then_inputs.begin(), then_inputs.end(), name)) {
+          return absl::StrCat("new entry ", name, " in directory ", shown);
+        }
+      }
+      for (const std::string& name : then_inputs) {
+        if (!std::binary_search(now_inputs.begin(), now_inputs.end(), name)) {
+          return absl::StrCat("entry ", name, " left directory ", shown);
+        }
+      }
+      return absl::StrCat("entries of directory ", shown, " changed");
+    }
+    case proto::READLINK: {
+      if (op.error() == EINVAL) {
+        if (!exists) return absl::StrCat(shown, " was removed");
+        if (S_ISLNK(now.lmode)) return absl::StrCat(shown, " is now a symlink");
+        return "";
+      }
+      if (std::string e = existence(); !e.empty() || op.error() != 0) return e;
+      if (!S_ISLNK(now.lmode)) return absl::StrCat(shown, " is no longer a symlink");
+      char target[4096];
+      ssize_t n = readlink(path.c_str(), target, sizeof(target));
+      if (n < 0) return absl::StrCat(shown, ": cannot read the link");
+      if (std::string_view(target, n) == op.text()) return "";
+      return absl::StrCat("symlink ", shown, " now points to ", std::string(target, n), " (was ",
+                          op.text(), ")");
+    }
+    default:
+      return "";
+  }
+}
+
+std::vector<std::string> ChangedVariables(const std::vector<std::string>& before,
+                                          const std::vector<std::string>& after) {
+  auto split = [](const std::vector<std::string>& env) {
+    absl::flat_hash_map<std::string, std::string> out;
+    for (const std::string& entry : env) {
+      size_t eq = entry.find('=');
+      if (eq == std::string::npos) continue;
+      out.emplace(entry.substr(0, eq), entry.substr(eq + 1));
+    }
+    return out;
+  };
+  auto a = split(before);
+  auto b = split(after);
+  std::vector<std::string> changed;
+  for (const auto& [name, value] : a) {
+    auto it = b.find(name);
+    if (it == b.end() || it->second != value) changed.push_back(name);
+  }
+  for (const auto& [name, value] : b) {
+    if (!a.contains(name)) changed.push_back(name);
+  }
+  std::sort(changed.begin(), changed.end());
+  return changed;
+}
+
+namespace {
+
+std::string FailureCause(const TracedCommand& c) {
+  if (!c.ended) return "did not finish last time";
+  if (c.end.how() == proto::CommandEnd::KILLED) {
+    return absl::StrCat("was killed by signal ", c.end.signal(), " last time");
+  }
+  return absl::StrCat("failed last time (exit ", c.end.exit_code(), ")");
+}
+
+// Ops of `commands` (plus the execs that started them), in trace order.
+std::vector<size_t> OpsOf(const TraceModel& model, const std::vector<size_t>& commands) {
+  std::vector<size_t> ops;
+  for (size_t c : commands) {
+    const TracedCommand& command = model.commands()[c];
+    ops.insert(ops.end(), command.ops.begin(), command.ops.end());
+    if (command.exec_op.has_value()) ops.push_back(*command.exec_op);
+  }
+  std::sort(ops.begin(), ops.end());
+  ops.erase(std::unique(ops.begin(), ops.end()), ops.end());
+  return ops;
+}
+
+// Exec operations that started a command: checked for that command.
+absl::flat_hash_map<size_t, size_t> ExecOwners(const TraceModel& model) {
+  absl::flat_hash_map<size_t, size_t> out;
+  for (size_t c = 0; c < model.commands().size(); ++c) {
+    if (model.commands()[c].exec_op.has_value()) out[*model.commands()[c].exec_op] = c;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> CheckCommands(const TraceModel& model, std::vector<size_t> commands,
+                                       LiveTree& tree, size_t max_causes) {
+  std::vector<std::string> causes;
+  std::sort(commands.begin(), commands.end());
+  for (size_t c : commands) {
+    if (!model.commands()[c].Succeeded()) {
+      causes.push_back(FailureCause(model.commands()[c]));
+      if (causes.size() >= max_causes) return causes;
+    }
+  }
+  absl::flat_hash_set<std::string> written;
+  for (size_t index : OpsOf(model, commands)) {
+    const proto::Operation& op = model.ops()[index];
+    OpPaths paths = model.PathsOf(op);
+    // Not compared: what the commands changed themselves, and what the
+    // build changes only later (before that, a clean build finds nothing
+    // there; the tree now holds the last build's result).
+    const size_t first_write = paths.observation ? model.FirstWrite(paths.observed) : kNever;
+    if (paths.observation && (paths.listing || first_write == kNever ||
+                              (first_write <= index && !written.contains(paths.observed)))) {
+      std::string cause = tree.Check(model, op);
+      if (!cause.empty()) {
+        causes.push_back(std::move(cause));
+        if (causes.size() >= max_causes) return causes;
+      }
+    }
+    for (std::string& p : paths.written) written.insert(std::move(p));
+  }
+  return causes;
+}
+
+std::vector<FinalState> FinalStates(const TraceModel& model, const std::vector<size_t>& commands) {
+  // The last command to change each path, by trace order of its change.
+  absl::flat_hash_map<std::string, size_t> last_writer;
+  std::vector<std::string> order;
+  for (size_t index : OpsOf(model, commands)) {
+    const proto::Operation& op = model.ops()[index];
+    const size_t writer = model.IndexOf(op.command());
+    for (std::string& p : model.PathsOf(op).written) {
+      auto [it, inserted] = last_writer.insert_or_assign(p, writer);
+      if (inserted) order.push_back(it->first);
+    }
+  }
+  std::vector<FinalState> out;
+  for (const std::string& path : order) {
+    const TracedCommand& writer = model.commands()[last_writer[path]];
+    for (const proto::Output& output : writer.end.outputs()) {
+      if (model.String(output.path()) == path) {
+        out.push_back(FinalState{path, output.version()});
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> DiffersFromFinal(const FinalState& state, LiveTree& tree) {
+  const proto::Version& v = state.version;
+  struct stat st;
+  const bool exists = lstat(state.path.c_str(), &st) == 0;
+  const std::string shown = tree.Display(state.path);
+  if (v.absent()) return std::nullopt;  // removals are not redone (see FinalStates users)
+  if (!exists) return absl::StrCat(shown, " is missing");
+  if (!v.sha256().empty()) {
+    if (!S_ISREG(st.st_mode)) return absl::StrCat(shown, " is no longer a regular file");
+    absl::StatusOr<FileVersion> file = tree.hasher().HashFile(state.path);
+    if (!file.ok()) return absl::StrCat(shown, ": ", file.status().message());
+    const std::string& before = v.sha256();
+    if (!SameDigest(before, file->sha256)) {
+      return absl::StrCat(shown, " was modified");
+    }
+    if ((st.st_mode & 07777) != (v.mode() & 07777)) return absl::StrCat(shown, ": mode changed");
+    return std::nullopt;
+  }
+  if (S_ISLNK(v.mode())) {
+    char target[4096];
+    ssize_t n = readlink(state.path.c_str(), target, sizeof(target));
+    if (n < 0 || std::string_view(target, n) != v.symlink_target()) {
+      return absl::StrCat(shown, " no longer points to ", v.symlink_target());
+    }
+    return std::nullopt;
+  }
+  if (S_ISDIR(v.mode()) && !S_ISDIR(st.st_mode))
+    return absl::StrCat(shown, " is no longer a directory");
+  return std::nullopt;
+}
+
+bool Plan::UpToDate() const {
+  if (root_changed || !restores.empty()) return false;
+  for (const CommandVerdict& v : commands) {
+    if (v.runs) return false;
+  }
+  return true;
+}
+
+Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::string>& argv,
+              const std::string& cwd, const std::vector<std::string>& env) {
+  Plan plan;
+  const size_t n = model.commands().size();
+  plan.commands.resize(n);
+  if (n == 0) {
+    plan.root_changed = true;
+    return plan;
+  }
+  auto add_cause = [&](size_t c, std::string cause) {
+    CommandVerdict& v = plan.commands[c];
+    v.dirty = true;
+    if (v.causes.size() < 8) v.causes.push_back(std::move(cause));
+  };
+
+  // The root: the same command, from the same directory, in what environment.
+  const size_t root = model.root();
+  if (model.Argv(root) != argv || model.Cwd(root) != cwd) {
+    plan.root_changed = true;
+    add_cause(root, "the root command is not the one recorded");
+  }
+  const std::vector<std::string> root_env = model.Env(root);
+  const std::vector<std::string> changed = ChangedVariables(root_env, env);
+  if (!changed.empty()) {
+    // Commands inherit the root's environment: the ones that had a changed
+    // variable as the root had it will see the new value.
+    absl::flat_hash_map<std::string, std::string> old_values;
+    for (const std::string& entry : root_env) {
+      size_t eq = entry.find('=');
+      if (eq != std::string::npos) old_values.emplace(entry.substr(0, eq), entry);
+    }
+    for (size_t c = 0; c < n; ++c) {
+      const std::vector<std::string> command_env = model.Env(c);
+      for (const std::string& name : changed) {
+        auto old = old_values.find(name);
+        const bool had =
+            old != old_values.end() &&
+            std::find(command_env.begin(), command_env.end(), old->second) != command_env.end();
+        const bool lacked =
+            old == old_values.end() &&
+            std::none_of(command_env.begin(), command_env.end(),
+                         [&](const std::string& e) { return e.starts_with(name + "="); });
+        if (had || lacked) add_cause(c, absl::StrCat("environment variable ", name, " changed"));
+      }
+    }
+  }
+  for (size_t c = 0; c < n; ++c) {
+    if (!model.commands()[c].Succeeded()) add_cause(c, FailureCause(model.commands()[c]));
+  }
+
+  // One pass over the operations in trace order. Observations of paths an
+  // earlier command changed depend on that command; the others are
+  // compared with the tree.
+  const absl::flat_hash_map<size_t, size_t> exec_owner = ExecOwners(model);
+  absl::flat_hash_map<std::string, size_t> writer;
+  // readers[w]: (command, path) pairs that observed what w left there.
+  std::vector<std::vector<std::pair<size_t, std::string>>> readers(n);
+  for (size_t index = 0; index < model.ops().size(); ++index) {
+    const proto::Operation& op = model.ops()[index];
+    size_t c = model.IndexOf(op.command());
+    if (c == kNoCommand) continue;
+    if (auto owner = exec_owner.find(index); owner != exec_owner.end()) c = owner->second;
+    OpPaths paths = model.PathsOf(op);
+    if (paths.observation) {
+      auto w = paths.listing ? writer.end() : writer.find(paths.observed);
+      if (w != writer.end()) {
+        if (w->second != c) readers[w->second].emplace_back(c, paths.observed);
+      } else if (paths.listing || model.FirstWrite(paths.observed) == kNever) {
+        // Listings leave out the names the build writes; a path the build
+        // writes only later is not compared (see CheckCommands).
+        if (std::string cause = tree.Check(model, op); !cause.empty()) {
+          add_cause(c, std::move(cause));
+        }
+      }
+    }
+    for (std::string& p : paths.written) writer.insert_or_assign(std::move(p), c);
+  }
+
+  // Pipes: a reader depends on the writers; a pipe with an end outside the
+  // recorded commands (a shell builtin, the root's own end) cannot be replayed.
+  std::vector<std::vector<size_t>> pipe_partners(n);
+  for (const auto& [id, pipe] : model.pipes()) {
+    if (pipe.writers.empty()) {
+      for (size_t r : pipe.readers)
+        add_cause(r, "reads a pipe fed by a process that is not a command");
+    }
+    if (pipe.readers.empty()) {
+      for (size_t w : pipe.writers)
+        add_cause(w, "writes a pipe read by a process that is not a command");
+    }
+    for (size_t w : pipe.writers) {
+      for (size_t r : pipe.readers) {
+        if (r == w) continue;
+        readers[w].emplace_back(r, "");
+        pipe_partners[w].push_back(r);
+        pipe_partners[r].push_back(w);
+      }
+    }
+  }
+
+  // Dirty spreads to whoever read what a dirty command will rewrite.
+  std::deque<size_t> work;
+  for (size_t c = 0; c < n; ++c) {
+    if (plan.commands[c].dirty) work.push_back(c);
+  }
+  while (!work.empty()) {
+    const size_t w = work.front();
+    work.pop_front();
+    for (const auto& [r, path] : readers[w]) {
+      if (plan.commands[r].dirty) continue;
+      add_cause(r, path.empty() ? absl::StrCat("reads a pipe from ", Quote(model.Argv(w)),
+                                               ", which must rerun")
+                                : absl::StrCat("reads ", tree.Display(path), ", which ",
+                                               Quote(model.Argv(w)), " will rewrite"));
+      work.push_back(r);
+    }
+  }
+
+  // Runs: dirty ones, their ancestors (someone must exec them) and the
+  // other ends of their pipes.
+  for (size_t c = 0; c < n; ++c) {
+    if (plan.commands[c].dirty) work.push_back(c);
+  }
+  for (size_t c : work) plan.commands[c].runs = true;
+  while (!work.empty()) {
+    const size_t c = work.front();
+    work.pop_front();
+    std::vector<std::pair<size_t, std::string>> next;
+    const size_t parent = model.commands()[c].parent;
+    if (parent != kNoCommand) {
+      next.emplace_back(parent, absl::StrCat("starts ", Quote(model.Argv(c)), ", which must run"));
+    }
+    for (size_t p : pipe_partners[c]) {
+      next.emplace_back(
+          p, absl::StrCat("shares a pipe with ", Quote(model.Argv(c)), ", which must run"));
+    }
+    for (auto& [m, why] : next) {
+      CommandVerdict& v = plan.commands[m];
+      if (v.runs) continue;
+      v.runs = true;
+      v.causes.push_back(std::move(why));
+      work.push_back(m);
+    }
+  }
+
+  if (!plan.commands[root].runs) {
+    std::vector<size_t> all(n);
+    for (size_t c = 0; c < n; ++c) all[c] = c;
+    for (FinalState& state : FinalStates(model, all)) {
+      if (std::optional<std::string> why = DiffersFromFinal(state, tree)) {
+        plan.restores.push_back(std::move(state));
+        plan.restore_reasons.push_back(*std::move(why));
+      }
+    }
+  }
+  return plan;
+}
+
+std::string ShortCommand(const std::vector<std::string>& argv, size_t width) {
+  std::vector<std::string> shown;
+  for (size_t i = 0; i < argv.size(); ++i) {
+    std::string arg = argv[i];
+    if (i == 0) {
+      size_t slash = arg.rfind('/');
+      if (slash != std::string::npos && slash + 1 < arg.size()) arg = arg.substr(slash + 1);
+    }
+    shown.push_back(std::move(arg));
+  }
+  std::string line = absl::StrJoin(shown, " ");
+  if (line.size() > width && width > 3) line = line.substr(0, width - 3) + "...";
+  return line;
+}
+
+}  // namespace dodo::model

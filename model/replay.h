@@ -1,0 +1,108 @@
+// Replaying a trace against today's tree: which recorded observations would
+// come out differently now, which commands must therefore rerun, and why.
+//
+// A command observed the tree through its operations (lookups, contents
+// read or executed, metadata, listings, symlink targets) and was started
+// with an argv, environment and cwd. Replaying evaluates each observation
+// again. An observation of a path that an earlier command of the build
+// changed is not compared with the tree: it depends on that command, and
+// changes only if that command must rerun (then its outputs are unknown
+// until it has run; see MakePlan).
+#ifndef DODO_MODEL_REPLAY_H_
+#define DODO_MODEL_REPLAY_H_
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "model/file_hasher.h"
+#include "model/trace_model.h"
+
+namespace dodo::model {
+
+// Answers "would this observation see the same thing now?" against the live
+// file system. Per-path answers are cached until Forget().
+class LiveTree {
+ public:
+  // `display_root`: paths under it are shown relative to it in causes.
+  LiveTree(FileHasher* hasher, std::string display_root);
+
+  // Empty if `op` would observe today what it observed when recorded (or is
+  // not an observation); else a short sentence saying what changed.
+  std::string Check(const TraceModel& model, const proto::Operation& op);
+
+  // The tree may have changed (a build ran commands): drop cached answers.
+  void Forget();
+
+  // `path` as causes show it.
+  std::string Display(const std::string& path) const;
+  FileHasher& hasher() { return *hasher_; }
+
+ private:
+  struct Entry {
+    bool looked = false;
+    int lstat_error = 0;
+    int stat_error = 0;
+    mode_t lmode = 0;
+    mode_t mode = 0;  // after following a symlink
+    off_t size = 0;
+  };
+  const Entry& Lookup(const std::string& path);
+
+  FileHasher* hasher_;
+  std::string display_root_;
+  absl::flat_hash_map<std::string, Entry> entries_;
+};
+
+// The environment entries that differ between two environments ("NAME=v"
+// lists), by name, sorted.
+std::vector<std::string> ChangedVariables(const std::vector<std::string>& before,
+                                          const std::vector<std::string>& after);
+
+// Why `commands` (a subtree, or several) would not behave as recorded if run
+// now: their observations of paths that they did not change themselves
+// first, evaluated against the live tree, and whether they all succeeded.
+// Empty: skipping them and restoring their outputs gives the same tree.
+// Stops after `max_causes`.
+std::vector<std::string> CheckCommands(const TraceModel& model, std::vector<size_t> commands,
+                                       LiveTree& tree, size_t max_causes = 1);
+
+// The final state the recorded build left at each path `commands` changed,
+// in trace order of the last change (their CommandEnd outputs).
+struct FinalState {
+  std::string path;
+  proto::Version version;
+};
+std::vector<FinalState> FinalStates(const TraceModel& model, const std::vector<size_t>& commands);
+
+struct CommandVerdict {
+  bool dirty = false;  // its own behaviour may differ: it must rerun
+  bool runs = false;   // it must run (dirty, or it starts or feeds one that is)
+  std::vector<std::string> causes;
+};
+
+struct Plan {
+  std::vector<CommandVerdict> commands;  // parallel to model.commands()
+  bool root_changed = false;             // the root command itself is another one
+  // Outputs to restore when nothing runs: missing, or changed by hand.
+  std::vector<FinalState> restores;
+  std::vector<std::string> restore_reasons;  // parallel to restores
+  bool UpToDate() const;
+};
+
+// Plans a rebuild from `model` (the last build's trace) for a root command
+// run now with `argv`, `cwd` and `env`.
+Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::string>& argv,
+              const std::string& cwd, const std::vector<std::string>& env);
+
+// Whether the tree holds `state` at `state.path` now; if not, a reason.
+std::optional<std::string> DiffersFromFinal(const FinalState& state, LiveTree& tree);
+
+// A command line shortened to `width` characters for one-line output.
+std::string ShortCommand(const std::vector<std::string>& argv, size_t width = 72);
+
+}  // namespace dodo::model
+
+#endif  // DODO_MODEL_REPLAY_H_

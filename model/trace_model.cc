@@ -1,0 +1,203 @@
+#include "model/trace_model.h"
+
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "model/notation.h"
+#include "model/trace_reader.h"
+
+namespace dodo::model {
+namespace {
+
+std::string Parent(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return "";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+}  // namespace
+
+absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
+  absl::StatusOr<std::unique_ptr<TraceReader>> reader = TraceReader::Open(path);
+  if (!reader.ok()) return reader.status();
+  TraceReader& r = **reader;
+  TraceModel model;
+  model.path_ = path;
+  proto::Record record;
+  // The exec operation that follows a CommandStart belongs to that start.
+  size_t just_started = kNoCommand;
+  while (r.Next(&record)) {
+    switch (record.kind_case()) {
+      case proto::Record::kCommandStart: {
+        const size_t index = model.commands_.size();
+        TracedCommand& command = model.commands_.emplace_back();
+        command.start = std::move(*record.mutable_command_start());
+        model.index_of_[command.start.id()] = index;
+        if (command.start.parent_id() != 0) {
+          auto parent = model.index_of_.find(command.start.parent_id());
+          if (parent != model.index_of_.end()) {
+            command.parent = parent->second;
+            model.commands_[parent->second].children.push_back(index);
+          }
+        }
+        just_started = index;
+        break;
+      }
+      case proto::Record::kCommandEnd: {
+        auto it = model.index_of_.find(record.command_end().id());
+        if (it != model.index_of_.end()) {
+          TracedCommand& command = model.commands_[it->second];
+          command.end = std::move(*record.mutable_command_end());
+          command.ended = true;
+        }
+        just_started = kNoCommand;
+        break;
+      }
+      case proto::Record::kOperation: {
+        const size_t index = model.ops_.size();
+        proto::Operation& op = model.ops_.emplace_back(std::move(*record.mutable_operation()));
+        auto it = model.index_of_.find(op.command());
+        if (it == model.index_of_.end()) break;
+        model.commands_[it->second].ops.push_back(index);
+        if (just_started != kNoCommand) {
+          // The recorder writes a command's start, then the exec that ran it
+          // (the parent's operation; the root's own), after the root's PATH
+          // search.
+          TracedCommand& started = model.commands_[just_started];
+          const uint64_t owner =
+              started.start.parent_id() != 0 ? started.start.parent_id() : started.start.id();
+          if (op.kind() == proto::EXEC && op.error() == 0 && op.command() == owner) {
+            started.exec_op = index;
+            just_started = kNoCommand;
+          } else if (op.command() != started.start.id()) {
+            just_started = kNoCommand;
+          }
+        }
+        if (op.kind() == proto::PIPE_READ) model.pipes_[op.number()].readers.push_back(it->second);
+        if (op.kind() == proto::PIPE_WRITE) model.pipes_[op.number()].writers.push_back(it->second);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  model.strings_.reserve(r.string_count());
+  for (size_t id = 1; id <= r.string_count(); ++id) {
+    model.strings_.emplace_back(r.String(static_cast<uint32_t>(id)));
+  }
+  for (size_t index = 0; index < model.ops_.size(); ++index) {
+    for (std::string& p : model.PathsOf(model.ops_[index]).written) {
+      model.first_write_.try_emplace(std::move(p), index);
+    }
+  }
+  model.complete_ = r.complete();
+  model.warning_ = r.warning();
+  return model;
+}
+
+OpPaths TraceModel::PathsOf(const proto::Operation& op) const {
+  OpPaths out;
+  auto absolute = [](const std::string& p) { return !p.empty() && p[0] == '/'; };
+  const std::string path = op.has_ref() ? Path(op.ref()) : "";
+  if (!absolute(path)) return out;
+  switch (op.kind()) {
+    case proto::GET:
+    case proto::READ:
+    case proto::EXEC:
+    case proto::STAT:
+    case proto::READLINK:
+    case proto::XATTR_READ:
+    case proto::CHDIR:
+      out.observation = true;
+      out.observed = path;
+      break;
+    case proto::LIST:
+      out.observation = true;
+      out.observed = path;
+      out.listing = true;
+      break;
+    case proto::WRITE:
+      if (!op.version().sha256().empty()) {
+        out.observation = true;
+        out.observed = path;
+      }
+      if (op.error() == 0) {
+        out.written.push_back(path);
+        if (op.create() != proto::LINK_NONE) out.dirs_changed.push_back(Parent(path));
+      }
+      break;
+    case proto::TRUNC:
+    case proto::CHMOD:
+    case proto::CHOWN:
+    case proto::UTIMES:
+    case proto::XATTR_WRITE:
+      if (op.error() == 0) out.written.push_back(path);
+      break;
+    case proto::LINK:
+    case proto::UNLINK:
+    case proto::RMDIR:
+      if (op.error() == 0) {
+        out.written.push_back(path);
+        out.dirs_changed.push_back(Parent(path));
+      }
+      break;
+    case proto::RENAME: {
+      const std::string dest = op.has_ref2() ? Path(op.ref2()) : "";
+      if (op.error() == 0) {
+        out.written.push_back(path);
+        out.dirs_changed.push_back(Parent(path));
+        if (absolute(dest)) {
+          out.written.push_back(dest);
+          out.dirs_changed.push_back(Parent(dest));
+        }
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  return out;
+}
+
+bool TraceModel::BuildWrites(const std::string& dir, const std::string& name) const {
+  return first_write_.contains(dir == "/" ? "/" + name : dir + "/" + name);
+}
+
+size_t TraceModel::IndexOf(uint64_t id) const {
+  auto it = index_of_.find(id);
+  return it == index_of_.end() ? kNoCommand : it->second;
+}
+
+std::string TraceModel::Path(const proto::Ref& ref) const {
+  return RefToPath(ref, [this](uint32_t id) { return String(id); });
+}
+
+std::vector<std::string> TraceModel::Argv(size_t command) const {
+  std::vector<std::string> out;
+  for (uint32_t id : commands_[command].start.argv()) out.emplace_back(String(id));
+  return out;
+}
+
+std::vector<std::string> TraceModel::Env(size_t command) const {
+  std::vector<std::string> out;
+  for (uint32_t id : commands_[command].start.env()) out.emplace_back(String(id));
+  return out;
+}
+
+std::vector<size_t> TraceModel::Subtree(size_t command) const {
+  std::vector<size_t> out = {command};
+  for (size_t i = 0; i < out.size(); ++i) {
+    for (size_t child : commands_[out[i]].children) out.push_back(child);
+  }
+  return out;
+}
+
+bool TraceModel::IsAncestor(size_t ancestor, size_t command) const {
+  for (size_t c = command; c != kNoCommand; c = commands_[c].parent) {
+    if (c == ancestor) return true;
+  }
+  return false;
+}
+
+}  // namespace dodo::model

@@ -1,0 +1,116 @@
+// A whole trace in memory, indexed for replay: commands with their children
+// and operations, the exec that started each command, and the pipes that
+// connect commands. `dodo why` and `dodo build` read the last build's trace
+// into one of these; `dodo log` streams instead.
+#ifndef DODO_MODEL_TRACE_MODEL_H_
+#define DODO_MODEL_TRACE_MODEL_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "proto/trace.pb.h"
+
+namespace dodo::model {
+
+inline constexpr size_t kNoCommand = static_cast<size_t>(-1);
+
+struct TracedCommand {
+  proto::CommandStart start;
+  proto::CommandEnd end;
+  bool ended = false;
+  size_t parent = kNoCommand;    // index into TraceModel::commands
+  std::vector<size_t> children;  // indices, in start order
+  std::vector<size_t> ops;       // indices into TraceModel::ops, in trace order
+  // The parent's successful EXEC operation that started this command (it is
+  // the parent's operation: the parent looked the program up and ran it).
+  std::optional<size_t> exec_op;
+
+  // Ended by exiting with status 0, or by exec'ing the next program.
+  bool Succeeded() const {
+    return ended && ((end.how() == proto::CommandEnd::EXITED && end.exit_code() == 0) ||
+                     end.how() == proto::CommandEnd::REPLACED);
+  }
+};
+
+// What one operation does to paths, as replay sees it.
+struct OpPaths {
+  bool observation = false;               // compared with the tree on replay
+  std::string observed;                   // the path it looked at (LIST: the directory)
+  bool listing = false;                   // observed a directory's entries
+  std::vector<std::string> written;       // paths it created, changed or removed
+  std::vector<std::string> dirs_changed;  // directories whose entries it changed
+};
+
+inline constexpr size_t kNever = static_cast<size_t>(-1);
+
+class TraceModel {
+ public:
+  // Reads the whole trace at `path`. Errors are the reader's (they name the
+  // file). A trace cut short loads up to its last whole record; warning()
+  // then says so.
+  static absl::StatusOr<TraceModel> Load(const std::string& path);
+
+  const std::vector<TracedCommand>& commands() const { return commands_; }
+  const std::vector<proto::Operation>& ops() const { return ops_; }
+  // Index of the command with trace id `id`, or kNoCommand.
+  size_t IndexOf(uint64_t id) const;
+  // Index of the root command (the first one), or kNoCommand for an empty trace.
+  size_t root() const { return commands_.empty() ? kNoCommand : 0; }
+
+  std::string_view String(uint32_t id) const {
+    return id == 0 || id > strings_.size() ? std::string_view() : strings_[id - 1];
+  }
+  const std::vector<std::string>& strings() const { return strings_; }
+  // Absolute path an operation's ref names ("" for pipes and unknown fds).
+  std::string Path(const proto::Ref& ref) const;
+  std::vector<std::string> Argv(size_t command) const;
+  std::vector<std::string> Env(size_t command) const;
+  std::string Cwd(size_t command) const {
+    return std::string(String(commands_[command].start.cwd()));
+  }
+
+  OpPaths PathsOf(const proto::Operation& op) const;
+  // Index of the first operation of the build that changed `path`, or kNever.
+  size_t FirstWrite(const std::string& path) const {
+    auto it = first_write_.find(path);
+    return it == first_write_.end() ? kNever : it->second;
+  }
+  // Whether the build created, changed or removed `dir`/`name` at any time.
+  bool BuildWrites(const std::string& dir, const std::string& name) const;
+
+  // `command` and everything it started, directly or not, in start order.
+  std::vector<size_t> Subtree(size_t command) const;
+  bool IsAncestor(size_t ancestor, size_t command) const;
+
+  // Pipes between commands of the trace, by pipe id: who holds each end.
+  struct Pipe {
+    std::vector<size_t> readers;
+    std::vector<size_t> writers;
+  };
+  const absl::flat_hash_map<uint64_t, Pipe>& pipes() const { return pipes_; }
+
+  bool complete() const { return complete_; }
+  const std::string& warning() const { return warning_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::vector<std::string> strings_;
+  std::vector<TracedCommand> commands_;
+  std::vector<proto::Operation> ops_;
+  absl::flat_hash_map<uint64_t, size_t> index_of_;
+  absl::flat_hash_map<uint64_t, Pipe> pipes_;
+  absl::flat_hash_map<std::string, size_t> first_write_;
+  bool complete_ = false;
+  std::string warning_;
+};
+
+}  // namespace dodo::model
+
+#endif  // DODO_MODEL_TRACE_MODEL_H_
