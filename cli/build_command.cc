@@ -133,8 +133,10 @@ int RunBuild(const BuildOptions& options) {
 
   int status = 0;
   bool ran = true;
+  model::Plan plan;
   if (previous.has_value()) {
-    model::Plan plan = model::MakePlan(*previous, tree, argv, cwd, CurrentEnvironment());
+    plan = model::MakePlan(*previous, tree, argv, cwd, CurrentEnvironment());
+    rebuilder.set_plan(&plan);
     if (!plan.root_changed && !plan.commands[previous->root()].runs) {
       absl::StatusOr<int> skipped = rebuilder.SkipEverything(plan);
       if (skipped.ok()) {

@@ -105,6 +105,11 @@ std::string Rebuilder::WhyRun(const std::vector<size_t>& group, const tracer::Ex
                               size_t matched) {
   const std::vector<std::string> changed = ChangedVariables(previous_->Env(matched), *request.env);
   if (!changed.empty()) return absl::StrCat("environment variable ", changed[0], " changed");
+  if (plan_ != nullptr) {
+    for (size_t member : group) {
+      if (plan_->commands[member].dirty) return plan_->commands[member].causes.front();
+    }
+  }
   // A pipe whose other end is no recorded command of the group cannot be
   // replayed: that end is a live process waiting for data or for a reader.
   const absl::flat_hash_set<size_t> members(group.begin(), group.end());
@@ -113,8 +118,8 @@ std::string Rebuilder::WhyRun(const std::vector<size_t>& group, const tracer::Ex
                                      [&](size_t c) { return members.contains(c); }) ||
                          std::any_of(pipe.writers.begin(), pipe.writers.end(),
                                      [&](size_t c) { return members.contains(c); });
-    if (touches && (pipe.readers.empty() || pipe.writers.empty())) {
-      return "talks through a pipe to a process that is not a command";
+    if (touches && pipe.readers.empty()) {
+      return "writes a pipe read by a process that is not a command";
     }
   }
   tree_->Forget();

@@ -43,6 +43,11 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   Rebuilder(Recorder* recorder, const TraceModel* previous, Store* store, LiveTree* tree,
             RebuildOptions options);
 
+  // The plan made from `previous` before the build started: commands it
+  // found dirty are never skipped (some of their causes, like a pipe fed by
+  // a rerunning ancestor, cannot be seen at exec time).
+  void set_plan(const Plan* plan) { plan_ = plan; }
+
   // tracer::EventSink: everything goes to the recorder; execs are also
   // matched with the last build's commands.
   void OnSyscall(const tracer::SyscallEvent& event) override { recorder_->OnSyscall(event); }
@@ -82,6 +87,7 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
 
   Recorder* recorder_;
   const TraceModel* previous_;
+  const Plan* plan_ = nullptr;
   Store* store_;
   LiveTree* tree_;
   RebuildOptions options_;

@@ -410,10 +410,12 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
   // Pipes: a reader depends on the writers; a pipe with an end outside the
   // recorded commands (a shell builtin, the root's own end) cannot be replayed.
   std::vector<std::vector<size_t>> pipe_partners(n);
+  absl::flat_hash_set<size_t> unfed_readers;
   for (const auto& [id, pipe] : model.pipes()) {
+    // A pipe no command writes is fed by an ancestor's own process (a shell
+    // builtin, make's jobserver): the reader depends on that ancestor.
     if (pipe.writers.empty()) {
-      for (size_t r : pipe.readers)
-        add_cause(r, "reads a pipe fed by a process that is not a command");
+      for (size_t r : pipe.readers) unfed_readers.insert(r);
     }
     if (pipe.readers.empty()) {
       for (size_t w : pipe.writers)
@@ -437,6 +439,12 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
   while (!work.empty()) {
     const size_t w = work.front();
     work.pop_front();
+    for (size_t r : unfed_readers) {
+      if (plan.commands[r].dirty || r == w || !model.IsAncestor(w, r)) continue;
+      add_cause(r, absl::StrCat("reads a pipe that ", Quote(model.Argv(w)),
+                                ", which must rerun, may feed differently"));
+      work.push_back(r);
+    }
     for (const auto& [r, path] : readers[w]) {
       if (plan.commands[r].dirty) continue;
       add_cause(r, path.empty() ? absl::StrCat("reads a pipe from ", Quote(model.Argv(w)),

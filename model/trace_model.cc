@@ -1,5 +1,6 @@
 #include "model/trace_model.h"
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <utility>
@@ -27,6 +28,8 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
   proto::Record record;
   // The exec operation that follows a CommandStart belongs to that start.
   size_t just_started = kNoCommand;
+  // (command, pipe id) -> 1: holds the read end, 2: the write end, 3: both.
+  absl::flat_hash_map<std::pair<size_t, uint64_t>, int> pipe_ends;
   while (r.Next(&record)) {
     switch (record.kind_case()) {
       case proto::Record::kCommandStart: {
@@ -74,8 +77,8 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
             just_started = kNoCommand;
           }
         }
-        if (op.kind() == proto::PIPE_READ) model.pipes_[op.number()].readers.push_back(it->second);
-        if (op.kind() == proto::PIPE_WRITE) model.pipes_[op.number()].writers.push_back(it->second);
+        if (op.kind() == proto::PIPE_READ) pipe_ends[{it->second, op.number()}] |= 1;
+        if (op.kind() == proto::PIPE_WRITE) pipe_ends[{it->second, op.number()}] |= 2;
         break;
       }
       default:
@@ -85,6 +88,14 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
   model.strings_.reserve(r.string_count());
   for (size_t id = 1; id <= r.string_count(); ++id) {
     model.strings_.emplace_back(r.String(static_cast<uint32_t>(id)));
+  }
+  // A command holding both ends of a pipe does not talk through it to
+  // others: that is make's jobserver (tokens, not data) or a self-pipe.
+  std::vector<std::pair<std::pair<size_t, uint64_t>, int>> ends(pipe_ends.begin(), pipe_ends.end());
+  std::sort(ends.begin(), ends.end());
+  for (const auto& [key, bits] : ends) {
+    if (bits == 1) model.pipes_[key.second].readers.push_back(key.first);
+    if (bits == 2) model.pipes_[key.second].writers.push_back(key.first);
   }
   for (size_t index = 0; index < model.ops_.size(); ++index) {
     for (std::string& p : model.PathsOf(model.ops_[index]).written) {
