@@ -178,17 +178,17 @@ void PrintJson(const model::TraceReader& reader, const proto::Record& record, st
         argv += model::JsonQuote(reader.String(word));
       }
       argv += ']';
-      out << model::JsonObject()
-                 .String("type", "command")
-                 .Number("id", start.id())
-                 .Number("parent", start.parent_id())
-                 .Number("pid", start.pid())
-                 .String("executable", reader.String(start.executable()))
-                 .Raw("argv", argv)
-                 .String("cwd", reader.String(start.cwd()))
-                 .Number("start_time_ns", start.start_time_ns())
-                 .Finish()
-          << '\n';
+      model::JsonObject json;
+      json.String("type", "command")
+          .Number("id", start.id())
+          .Number("parent", start.parent_id())
+          .Number("pid", start.pid())
+          .String("executable", reader.String(start.executable()))
+          .Raw("argv", argv)
+          .String("cwd", reader.String(start.cwd()))
+          .Number("start_time_ns", start.start_time_ns());
+      if (start.restored()) json.Bool("restored", true);
+      out << json.Finish() << '\n';
       break;
     }
     case proto::Record::kOperation:

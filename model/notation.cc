@@ -389,6 +389,8 @@ std::string FormatVersion(const proto::Version& version) {
 std::string FormatCommandHeader(const proto::CommandStart& command, StringLookup strings) {
   std::string out = absl::StrCat("[", command.id(), "]");
   if (command.parent_id() != 0) absl::StrAppend(&out, " (parent ", command.parent_id(), ")");
+  // A command dodo build skipped: its records come from the last build.
+  if (command.restored()) absl::StrAppend(&out, " restored");
   absl::StrAppend(&out, " pid ", command.pid(), ":");
   if (command.argv().empty()) {
     absl::StrAppend(&out, " ", ShellWord(Lookup(strings, command.executable())));

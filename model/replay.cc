@@ -441,8 +441,8 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
     work.pop_front();
     for (size_t r : unfed_readers) {
       if (plan.commands[r].dirty || r == w || !model.IsAncestor(w, r)) continue;
-      add_cause(r, absl::StrCat("reads a pipe that ", Quote(model.Argv(w)),
-                                ", which must rerun, may feed differently"));
+      add_cause(r,
+                absl::StrCat("reads a pipe fed by ", Quote(model.Argv(w)), ", which must rerun"));
       work.push_back(r);
     }
     for (const auto& [r, path] : readers[w]) {
