@@ -188,7 +188,7 @@ absl::StatusOr<FileVersion> FileHasher::HashAndCopy(const std::string& path, int
 
 // The cache file: a magic line, then one fixed-size entry per file.
 namespace {
-constexpr char kCacheMagic[16] = "dodo-hashes-v1\n";
+constexpr char kCacheMagic[16] = "dodo-hashes-v2\n";
 struct CacheEntry {
   uint64_t dev, ino, size;
   int64_t mtime_ns, ctime_ns;
@@ -211,6 +211,10 @@ absl::Status FileHasher::SaveCache(const std::string& path) const {
     std::copy(cached.version.sha256.begin(), cached.version.sha256.end(), e.sha256);
     data.append(reinterpret_cast<const char*>(&e), sizeof(e));
   }
+  // A digest of the entries closes the file: damage inside an entry is
+  // detected, not trusted.
+  const Digest check = Sha256OfString(std::string_view(data).substr(sizeof(kCacheMagic)));
+  data.append(reinterpret_cast<const char*>(check.data()), check.size());
   const std::string temp = path + ".new";
   Fd fd(open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (!fd.valid()) return ErrnoError(errno, "create", temp);
@@ -238,12 +242,17 @@ void FileHasher::LoadCache(const std::string& path) {
     got += static_cast<size_t>(n);
   }
   // A damaged or foreign cache is only a lost speed-up: ignore it.
-  if (got != data.size() ||
+  const size_t check_size = sizeof(Digest);
+  if (got != data.size() || data.size() < sizeof(kCacheMagic) + check_size ||
       data.compare(0, sizeof(kCacheMagic), kCacheMagic, sizeof(kCacheMagic)) != 0 ||
-      (data.size() - sizeof(kCacheMagic)) % sizeof(CacheEntry) != 0) {
+      (data.size() - sizeof(kCacheMagic) - check_size) % sizeof(CacheEntry) != 0) {
     return;
   }
-  for (size_t at = sizeof(kCacheMagic); at < data.size(); at += sizeof(CacheEntry)) {
+  const size_t end = data.size() - check_size;
+  const Digest check =
+      Sha256OfString(std::string_view(data).substr(sizeof(kCacheMagic), end - sizeof(kCacheMagic)));
+  if (std::memcmp(check.data(), data.data() + end, check_size) != 0) return;
+  for (size_t at = sizeof(kCacheMagic); at < end; at += sizeof(CacheEntry)) {
     CacheEntry e;
     std::memcpy(&e, data.data() + at, sizeof(e));
     CachedVersion cached;

@@ -73,7 +73,10 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
           if (op.kind() == proto::EXEC && op.error() == 0 && op.command() == owner) {
             started.exec_op = index;
             just_started = kNoCommand;
-          } else if (op.command() != started.start.id()) {
+          } else if (op.command() != started.start.id() &&
+                     !(op.command() == owner && op.kind() == proto::READLINK)) {
+            // (Symlinks on the way to the program are read by the owner
+            // just before its exec.)
             just_started = kNoCommand;
           }
         }

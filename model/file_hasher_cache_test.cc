@@ -1,0 +1,190 @@
+// FileHasher's cache file: what one build hashed is not read again by the
+// next one, unless the file changed.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "model/file_hasher.h"
+#include "model/test_trace_builder.h"
+
+namespace dodo::model {
+namespace {
+
+using ::testing::ElementsAre;
+using testutil::Names;
+using testutil::ReadFile;
+using testutil::ScratchDir;
+using testutil::WriteFile;
+
+class FileHasherCacheTest : public ::testing::Test {
+ protected:
+  std::string CachePath() const { return scratch_.P("cache/hashes"); }
+
+  // Hashes `path` in a hasher of its own and saves that hasher's cache.
+  void HashAndSave(const std::string& path) {
+    FileHasher hasher;
+    ASSERT_TRUE(hasher.HashFile(path).ok());
+    ASSERT_TRUE(hasher.SaveCache(CachePath()).ok());
+  }
+
+  // Loads the cache into a fresh hasher, hashes `path` with it and checks
+  // the digest is the one of `expected`; returns how many files it read.
+  size_t ReadsWithLoadedCache(const std::string& path, const std::string& expected) {
+    FileHasher hasher;
+    hasher.LoadCache(CachePath());
+    absl::StatusOr<FileVersion> version = hasher.HashFile(path);
+    EXPECT_TRUE(version.ok()) << version.status();
+    if (version.ok()) {
+      EXPECT_EQ(version->sha256, Sha256OfString(expected));
+      EXPECT_EQ(version->size, expected.size());
+    }
+    return hasher.files_read();
+  }
+
+  void SetUp() override { WriteFile(scratch_.P("cache/.keep"), ""); }
+
+  ScratchDir scratch_;
+};
+
+TEST_F(FileHasherCacheTest, UnchangedFileIsNotReadAgainAfterLoadingTheCache) {
+  WriteFile(scratch_.P("f"), "hello");
+  HashAndSave(scratch_.P("f"));
+  EXPECT_EQ(ReadsWithLoadedCache(scratch_.P("f"), "hello"), 0u);
+}
+
+TEST_F(FileHasherCacheTest, LoadedVersionKeepsModeAndMtime) {
+  WriteFile(scratch_.P("f"), "hello", 0750);
+  FileHasher first;
+  absl::StatusOr<FileVersion> hashed = first.HashFile(scratch_.P("f"));
+  ASSERT_TRUE(hashed.ok());
+  ASSERT_TRUE(first.SaveCache(CachePath()).ok());
+
+  FileHasher second;
+  second.LoadCache(CachePath());
+  absl::StatusOr<FileVersion> loaded = second.HashFile(scratch_.P("f"));
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_EQ(second.files_read(), 0u);
+  EXPECT_EQ(loaded->sha256, hashed->sha256);
+  EXPECT_EQ(loaded->size, hashed->size);
+  EXPECT_EQ(loaded->mode, hashed->mode);
+  EXPECT_EQ(loaded->mtime_ns, hashed->mtime_ns);
+}
+
+TEST_F(FileHasherCacheTest, SaveCacheLeavesNoTemporaryFile) {
+  WriteFile(scratch_.P("f"), "hello");
+  HashAndSave(scratch_.P("f"));
+  HashAndSave(scratch_.P("f"));  // replaces the first one
+  EXPECT_THAT(Names(scratch_.P("cache")), ElementsAre(".keep", "hashes"));
+}
+
+TEST_F(FileHasherCacheTest, FileRewrittenWithSameSizeAndRestoredMtimeIsReadAgain) {
+  const std::string f = scratch_.P("f");
+  WriteFile(f, "aaaa");
+  HashAndSave(f);
+  struct stat before;
+  ASSERT_EQ(stat(f.c_str(), &before), 0);
+
+  // Let the clock move so the rewrite's ctime differs even on file systems
+  // with coarse timestamps.
+  usleep(20'000);
+  WriteFile(f, "bbbb");
+  struct timespec times[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(utimensat(AT_FDCWD, f.c_str(), times, 0), 0);
+  struct stat after;
+  ASSERT_EQ(stat(f.c_str(), &after), 0);
+  ASSERT_EQ(after.st_ino, before.st_ino);
+  ASSERT_EQ(after.st_size, before.st_size);
+  ASSERT_EQ(after.st_mtim.tv_sec, before.st_mtim.tv_sec);
+  ASSERT_EQ(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
+  ASSERT_TRUE(after.st_ctim.tv_sec != before.st_ctim.tv_sec ||
+              after.st_ctim.tv_nsec != before.st_ctim.tv_nsec);
+
+  EXPECT_EQ(ReadsWithLoadedCache(f, "bbbb"), 1u);
+}
+
+TEST_F(FileHasherCacheTest, FileChangedInSizeIsReadAgain) {
+  WriteFile(scratch_.P("f"), "short");
+  HashAndSave(scratch_.P("f"));
+  WriteFile(scratch_.P("f"), "much longer now");
+  EXPECT_EQ(ReadsWithLoadedCache(scratch_.P("f"), "much longer now"), 1u);
+}
+
+TEST_F(FileHasherCacheTest, MissingCacheFileIsIgnored) {
+  WriteFile(scratch_.P("f"), "hello");
+  EXPECT_EQ(ReadsWithLoadedCache(scratch_.P("f"), "hello"), 1u);
+}
+
+// Each damaged cache is ignored: no crash, digests still right (the file is
+// read, since nothing from the damaged cache is trusted).
+TEST_F(FileHasherCacheTest, CacheCutShortIsIgnored) {
+  WriteFile(scratch_.P("f"), "hello");
+  HashAndSave(scratch_.P("f"));
+  const std::string saved = ReadFile(CachePath());
+  ASSERT_GT(saved.size(), 16u);
+  WriteFile(CachePath(), saved.substr(0, saved.size() - 7));
+  EXPECT_EQ(ReadsWithLoadedCache(scratch_.P("f"), "hello"), 1u);
+}
+
+TEST_F(FileHasherCacheTest, CacheCutInsideItsHeaderIsIgnored) {
+  WriteFile(scratch_.P("f"), "hello");
+  HashAndSave(scratch_.P("f"));
+  WriteFile(CachePath(), ReadFile(CachePath()).substr(0, 5));
+  EXPECT_EQ(ReadsWithLoadedCache(scratch_.P("f"), "hello"), 1u);
+}
+
+TEST_F(FileHasherCacheTest, CacheWithForeignMagicIsIgnored) {
+  WriteFile(scratch_.P("f"), "hello");
+  HashAndSave(scratch_.P("f"));
+  std::string saved = ReadFile(CachePath());
+  saved[0] ^= 0x20;
+  WriteFile(CachePath(), saved);
+  EXPECT_EQ(ReadsWithLoadedCache(scratch_.P("f"), "hello"), 1u);
+}
+
+// A flipped byte inside an entry's digest keeps the file's length right:
+// only the closing checksum can tell, and then the wrong digest is not used.
+TEST_F(FileHasherCacheTest, CacheWithACorruptedDigestIsIgnored) {
+  WriteFile(scratch_.P("f"), "hello");
+  HashAndSave(scratch_.P("f"));
+  std::string saved = ReadFile(CachePath());
+  ASSERT_GT(saved.size(), 16u + 32u + 8u);
+  saved[saved.size() - 32 - 8] ^= 0x01;  // the last byte-ish of the entry's digest
+  WriteFile(CachePath(), saved);
+  EXPECT_EQ(ReadsWithLoadedCache(scratch_.P("f"), "hello"), 1u);
+}
+
+TEST_F(FileHasherCacheTest, GarbageCacheIsIgnored) {
+  WriteFile(scratch_.P("f"), "hello");
+  std::string garbage;
+  for (int i = 0; i < 4096; ++i) garbage.push_back(static_cast<char>((i * 131 + 7) & 0xff));
+  WriteFile(CachePath(), garbage);
+  EXPECT_EQ(ReadsWithLoadedCache(scratch_.P("f"), "hello"), 1u);
+}
+
+TEST_F(FileHasherCacheTest, EmptyCacheIsIgnored) {
+  WriteFile(scratch_.P("f"), "hello");
+  WriteFile(CachePath(), "");
+  EXPECT_EQ(ReadsWithLoadedCache(scratch_.P("f"), "hello"), 1u);
+}
+
+TEST_F(FileHasherCacheTest, CacheThatIsADirectoryIsIgnored) {
+  WriteFile(scratch_.P("f"), "hello");
+  WriteFile(CachePath() + "/inside", "");
+  EXPECT_EQ(ReadsWithLoadedCache(scratch_.P("f"), "hello"), 1u);
+}
+
+TEST_F(FileHasherCacheTest, SaveCacheIntoAMissingDirectoryFailsNamingIt) {
+  FileHasher hasher;
+  const std::string path = scratch_.P("no/such/dir/hashes");
+  absl::Status status = hasher.SaveCache(path);
+  ASSERT_FALSE(status.ok());
+  EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr(scratch_.P("no/such/dir")));
+}
+
+}  // namespace
+}  // namespace dodo::model

@@ -1,0 +1,640 @@
+#include "model/replay.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "model/file_hasher.h"
+#include "model/test_trace_builder.h"
+#include "model/trace_model.h"
+
+namespace dodo::model {
+namespace {
+
+using ::testing::Contains;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+using testutil::CommandSpec;
+using testutil::MakeCommand;
+using testutil::ScratchDir;
+using testutil::TraceBuilder;
+using testutil::WriteFile;
+
+const std::vector<std::string> kEnv = {"PATH=/bin", "X=1"};
+
+// A tree in a scratch directory and a trace of a build in it (kept beside
+// the tree, so listings of the tree do not see it).
+class ReplayTest : public ::testing::Test {
+ protected:
+  ReplayTest() : tree_(scratch_.P("tree")), trace_(scratch_.P("trace")) {}
+  void SetUp() override { ASSERT_EQ(mkdir(tree_.c_str(), 0755), 0); }
+
+  std::string T(const std::string& relative) const { return tree_ + "/" + relative; }
+  CommandSpec Command(std::vector<std::string> argv, std::vector<std::string> env = kEnv) {
+    return MakeCommand(tree_, std::move(argv), std::move(env));
+  }
+
+  TraceModel Load() {
+    trace_.Finish();
+    absl::StatusOr<TraceModel> model = TraceModel::Load(trace_.path());
+    EXPECT_TRUE(model.ok()) << model.status();
+    return model.ok() ? *std::move(model) : TraceModel();
+  }
+
+  // CheckCommands against the tree as it is now, all causes.
+  std::vector<std::string> Causes(const TraceModel& model, std::vector<size_t> commands) {
+    FileHasher hasher;
+    LiveTree live(&hasher, tree_);
+    return CheckCommands(model, std::move(commands), live, 100);
+  }
+
+  // The root alone: a trace of one command, `make`, that does everything.
+  uint64_t StartRoot() { return trace_.Start(0, Command({"make"})); }
+
+  ScratchDir scratch_;
+  const std::string tree_;
+  TraceBuilder trace_;
+};
+
+// CheckCommands
+
+TEST_F(ReplayTest, UnchangedTreeHasNoCauses) {
+  WriteFile(T("src/a.c"), "int a;");
+  ASSERT_EQ(symlink("a.c", T("src/link").c_str()), 0);
+  const uint64_t root = StartRoot();
+  trace_.Read(root, T("src/a.c"));
+  trace_.Stat(root, T("src/a.c"));
+  trace_.List(root, T("src"));
+  trace_.Get(root, T("src/missing.h"));
+  trace_.Readlink(root, T("src/link"));
+  trace_.End(root);
+
+  TraceModel model = Load();
+
+  EXPECT_THAT(Causes(model, {0}), IsEmpty());
+}
+
+TEST_F(ReplayTest, ChangedContentIsACause) {
+  WriteFile(T("src/a.c"), "int a;");
+  const uint64_t root = StartRoot();
+  trace_.Read(root, T("src/a.c"));
+  trace_.End(root);
+  TraceModel model = Load();
+
+  WriteFile(T("src/a.c"), "int b;");
+
+  std::vector<std::string> causes = Causes(model, {0});
+  ASSERT_EQ(causes.size(), 1u);
+  EXPECT_THAT(causes[0], HasSubstr("content of src/a.c changed"));
+}
+
+TEST_F(ReplayTest, PathsOutsideTheDisplayRootAreShownWhole) {
+  WriteFile(scratch_.P("outside"), "v1");
+  const uint64_t root = StartRoot();
+  trace_.Read(root, scratch_.P("outside"));
+  trace_.End(root);
+  TraceModel model = Load();
+
+  WriteFile(scratch_.P("outside"), "v2");
+
+  EXPECT_THAT(Causes(model, {0}), ElementsAre(HasSubstr("content of " + scratch_.P("outside"))));
+}
+
+TEST_F(ReplayTest, LookupThatFailedAndNowFindsAFileIsACause) {
+  const uint64_t root = StartRoot();
+  trace_.Get(root, T("config.h"));
+  trace_.End(root);
+  TraceModel model = Load();
+
+  WriteFile(T("config.h"), "#define X 1");
+
+  EXPECT_THAT(Causes(model, {0}), ElementsAre("new file config.h"));
+}
+
+TEST_F(ReplayTest, FileReadThenRemovedIsACause) {
+  WriteFile(T("a.c"), "int a;");
+  const uint64_t root = StartRoot();
+  trace_.Read(root, T("a.c"));
+  trace_.End(root);
+  TraceModel model = Load();
+
+  ASSERT_EQ(unlink(T("a.c").c_str()), 0);
+
+  EXPECT_THAT(Causes(model, {0}), ElementsAre("a.c was removed"));
+}
+
+TEST_F(ReplayTest, ModeChangeSeenByAStatIsACause) {
+  WriteFile(T("script"), "echo", 0644);
+  const uint64_t root = StartRoot();
+  trace_.Stat(root, T("script"));
+  trace_.End(root);
+  TraceModel model = Load();
+
+  ASSERT_EQ(chmod(T("script").c_str(), 0755), 0);
+
+  EXPECT_THAT(Causes(model, {0}), ElementsAre(HasSubstr("mode of script changed")));
+}
+
+TEST_F(ReplayTest, SizeChangeSeenByAStatIsACause) {
+  WriteFile(T("data"), "1234");
+  const uint64_t root = StartRoot();
+  trace_.Stat(root, T("data"));
+  trace_.End(root);
+  TraceModel model = Load();
+
+  WriteFile(T("data"), "123456");
+
+  EXPECT_THAT(Causes(model, {0}), ElementsAre("size of data changed (4 -> 6)"));
+}
+
+TEST_F(ReplayTest, ContentChangeOfTheSameSizeIsNoCauseForAStat) {
+  WriteFile(T("data"), "1234");
+  const uint64_t root = StartRoot();
+  trace_.Stat(root, T("data"));
+  trace_.End(root);
+  TraceModel model = Load();
+
+  WriteFile(T("data"), "abcd");
+
+  EXPECT_THAT(Causes(model, {0}), IsEmpty());
+}
+
+TEST_F(ReplayTest, NewNameInAListedDirectoryIsACause) {
+  WriteFile(T("dir/a"), "a");
+  const uint64_t root = StartRoot();
+  trace_.List(root, T("dir"));
+  trace_.End(root);
+  TraceModel model = Load();
+
+  WriteFile(T("dir/extra"), "extra");
+
+  EXPECT_THAT(Causes(model, {0}), ElementsAre("new entry extra in directory dir"));
+}
+
+TEST_F(ReplayTest, NameThatLeftAListedDirectoryIsACause) {
+  WriteFile(T("dir/a"), "a");
+  WriteFile(T("dir/b"), "b");
+  const uint64_t root = StartRoot();
+  trace_.List(root, T("dir"));
+  trace_.End(root);
+  TraceModel model = Load();
+
+  ASSERT_EQ(unlink(T("dir/a").c_str()), 0);
+
+  EXPECT_THAT(Causes(model, {0}), ElementsAre("entry a left directory dir"));
+}
+
+TEST_F(ReplayTest, NamesTheBuildWritesAreLeftOutOfListings) {
+  WriteFile(T("dir/a"), "a");
+  const uint64_t root = StartRoot();
+  trace_.List(root, T("dir"));
+  const uint64_t gen = trace_.Start(root, Command({"gen"}));
+  trace_.Write(gen, T("dir/generated"), proto::NEWFILE);
+  WriteFile(T("dir/generated"), "generated");
+  trace_.End(gen);
+  trace_.End(root);
+  TraceModel model = Load();
+
+  // The generated file is in the tree now, as the build left it.
+  EXPECT_THAT(Causes(model, {0}), IsEmpty());
+  EXPECT_THAT(Causes(model, {0, 1}), IsEmpty());
+
+  // A name nobody writes still counts.
+  WriteFile(T("dir/extra"), "extra");
+  EXPECT_THAT(Causes(model, {0}), ElementsAre("new entry extra in directory dir"));
+}
+
+TEST_F(ReplayTest, NewSymlinkTargetIsACause) {
+  ASSERT_EQ(symlink("a", T("link").c_str()), 0);
+  const uint64_t root = StartRoot();
+  trace_.Readlink(root, T("link"));
+  trace_.End(root);
+  TraceModel model = Load();
+
+  ASSERT_EQ(unlink(T("link").c_str()), 0);
+  ASSERT_EQ(symlink("b", T("link").c_str()), 0);
+
+  EXPECT_THAT(Causes(model, {0}), ElementsAre("symlink link now points to b (was a)"));
+}
+
+TEST_F(ReplayTest, SymlinkReplacedByAFileIsACause) {
+  ASSERT_EQ(symlink("a", T("link").c_str()), 0);
+  const uint64_t root = StartRoot();
+  trace_.Readlink(root, T("link"));
+  trace_.End(root);
+  TraceModel model = Load();
+
+  ASSERT_EQ(unlink(T("link").c_str()), 0);
+  WriteFile(T("link"), "a");
+
+  EXPECT_THAT(Causes(model, {0}), ElementsAre("link is no longer a symlink"));
+}
+
+TEST_F(ReplayTest, PathTheCommandsWroteEarlierIsNotCompared) {
+  const uint64_t root = StartRoot();
+  trace_.Write(root, T("gen.h"));
+  WriteFile(T("gen.h"), "v1");
+  trace_.Read(root, T("gen.h"));
+  trace_.Stat(root, T("gen.h"));
+  trace_.End(root);
+  TraceModel model = Load();
+
+  WriteFile(T("gen.h"), "v2, longer");
+
+  EXPECT_THAT(Causes(model, {0}), IsEmpty());
+}
+
+TEST_F(ReplayTest, PathAnotherCommandOfTheSetWroteEarlierIsNotCompared) {
+  const uint64_t root = StartRoot();
+  const uint64_t gen = trace_.Start(root, Command({"gen"}));
+  trace_.Write(gen, T("gen.h"));
+  WriteFile(T("gen.h"), "v1");
+  trace_.End(gen);
+  const uint64_t cc = trace_.Start(root, Command({"cc"}));
+  trace_.Read(cc, T("gen.h"));
+  trace_.End(cc);
+  trace_.End(root);
+  TraceModel model = Load();
+
+  WriteFile(T("gen.h"), "v2");
+
+  EXPECT_THAT(Causes(model, {1, 2}), IsEmpty());
+  // Checked alone, the reader depends on a file it did not write itself.
+  EXPECT_THAT(Causes(model, {2}), ElementsAre(HasSubstr("content of gen.h changed")));
+}
+
+TEST_F(ReplayTest, PathTheBuildWritesOnlyLaterIsNotCompared) {
+  WriteFile(T("out"), "left by the last build");
+  const uint64_t root = StartRoot();
+  trace_.Read(root, T("out"));
+  trace_.Stat(root, T("out"));
+  const uint64_t ld = trace_.Start(root, Command({"ld"}));
+  trace_.Write(ld, T("out"));
+  trace_.End(ld);
+  trace_.End(root);
+  TraceModel model = Load();
+
+  WriteFile(T("out"), "changed by hand, and longer");
+
+  EXPECT_THAT(Causes(model, {0}), IsEmpty());
+}
+
+TEST_F(ReplayTest, CommandThatFailedLastTimeIsACause) {
+  const uint64_t root = StartRoot();
+  trace_.End(root, 1);
+  TraceModel model = Load();
+
+  EXPECT_THAT(Causes(model, {0}), ElementsAre("failed last time (exit 1)"));
+}
+
+TEST_F(ReplayTest, CommandThatDidNotFinishIsACause) {
+  const uint64_t root = StartRoot();
+  trace_.Start(root, Command({"cc"}));
+  trace_.End(root);
+  TraceModel model = Load();
+
+  EXPECT_THAT(Causes(model, {1}), ElementsAre("did not finish last time"));
+}
+
+TEST_F(ReplayTest, CheckCommandsStopsAtMaxCauses) {
+  WriteFile(T("a"), "a");
+  WriteFile(T("b"), "b");
+  const uint64_t root = StartRoot();
+  trace_.Read(root, T("a"));
+  trace_.Read(root, T("b"));
+  trace_.End(root);
+  TraceModel model = Load();
+
+  WriteFile(T("a"), "A");
+  WriteFile(T("b"), "B");
+
+  FileHasher hasher;
+  LiveTree live(&hasher, tree_);
+  std::vector<std::string> one = CheckCommands(model, {0}, live);
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_THAT(one[0], HasSubstr("content of a changed"));
+  EXPECT_EQ(Causes(model, {0}).size(), 2u);
+}
+
+TEST_F(ReplayTest, ChangedProgramIsACauseForTheCommandItStarted) {
+  const uint64_t root = StartRoot();
+  const uint64_t cc = trace_.Start(root, Command({"cc"}));
+  trace_.End(cc);
+  trace_.End(root);
+  TraceModel model = Load();
+
+  WriteFile(T("bin/cc"), "a new compiler");
+
+  EXPECT_THAT(Causes(model, {1}), ElementsAre(HasSubstr("content of bin/cc changed")));
+}
+
+// MakePlan: root `make` runs A (reads src, writes mid), then B (reads mid,
+// writes out).
+class PlanTest : public ReplayTest {
+ protected:
+  static constexpr size_t kRoot = 0, kA = 1, kB = 2;
+
+  void SetUp() override {
+    ReplayTest::SetUp();
+    WriteFile(T("src"), "source v1");
+    const uint64_t root = StartRoot();
+    const uint64_t a = trace_.Start(root, Command({"A", "src", "mid"}));
+    trace_.Read(a, T("src"));
+    trace_.Write(a, T("mid"));
+    WriteFile(T("mid"), "mid made from source v1");
+    trace_.End(a);
+    const uint64_t b = trace_.Start(root, Command({"B", "mid", "out"}));
+    trace_.Read(b, T("mid"));
+    trace_.Write(b, T("out"));
+    WriteFile(T("out"), "out made from mid", 0755);
+    trace_.End(b);
+    trace_.End(root);
+    model_ = Load();
+    ASSERT_EQ(model_.commands().size(), 3u);
+  }
+
+  Plan PlanNow(const std::vector<std::string>& argv = {"make"},
+               const std::vector<std::string>& env = kEnv) {
+    FileHasher hasher;
+    LiveTree live(&hasher, tree_);
+    return MakePlan(model_, live, argv, tree_, env);
+  }
+
+  TraceModel model_;
+};
+
+TEST_F(PlanTest, UnchangedTreeIsUpToDate) {
+  Plan plan = PlanNow();
+  EXPECT_TRUE(plan.UpToDate());
+  EXPECT_FALSE(plan.root_changed);
+  EXPECT_THAT(plan.restores, IsEmpty());
+  ASSERT_EQ(plan.commands.size(), 3u);
+  for (const CommandVerdict& verdict : plan.commands) {
+    EXPECT_FALSE(verdict.dirty);
+    EXPECT_FALSE(verdict.runs);
+    EXPECT_THAT(verdict.causes, IsEmpty());
+  }
+}
+
+TEST_F(PlanTest, ChangedSourceMakesItsReaderAndTheReaderOfItsOutputDirty) {
+  WriteFile(T("src"), "source v2");
+
+  Plan plan = PlanNow();
+
+  EXPECT_FALSE(plan.UpToDate());
+  EXPECT_FALSE(plan.root_changed);
+  const CommandVerdict& a = plan.commands[kA];
+  EXPECT_TRUE(a.dirty);
+  EXPECT_TRUE(a.runs);
+  EXPECT_THAT(a.causes, ElementsAre(HasSubstr("content of src changed")));
+  const CommandVerdict& b = plan.commands[kB];
+  EXPECT_TRUE(b.dirty);
+  EXPECT_TRUE(b.runs);
+  EXPECT_THAT(b.causes, ElementsAre("reads mid, which 'A src mid' will rewrite"));
+  const CommandVerdict& root = plan.commands[kRoot];
+  EXPECT_FALSE(root.dirty);
+  EXPECT_TRUE(root.runs);
+  EXPECT_THAT(root.causes, ElementsAre("starts 'A src mid', which must run"));
+  // Commands run: nothing is restored.
+  EXPECT_THAT(plan.restores, IsEmpty());
+}
+
+TEST_F(PlanTest, IntermediateChangedByHandIsRestoredNotRebuilt) {
+  WriteFile(T("mid"), "edited by hand");
+
+  Plan plan = PlanNow();
+
+  EXPECT_FALSE(plan.UpToDate());
+  for (const CommandVerdict& verdict : plan.commands) EXPECT_FALSE(verdict.runs);
+  ASSERT_EQ(plan.restores.size(), 1u);
+  EXPECT_EQ(plan.restores[0].path, T("mid"));
+  EXPECT_THAT(plan.restore_reasons, ElementsAre("mid was modified"));
+}
+
+TEST_F(PlanTest, MissingFinalOutputIsRestored) {
+  ASSERT_EQ(unlink(T("out").c_str()), 0);
+
+  Plan plan = PlanNow();
+
+  EXPECT_FALSE(plan.UpToDate());
+  for (const CommandVerdict& verdict : plan.commands) EXPECT_FALSE(verdict.runs);
+  ASSERT_EQ(plan.restores.size(), 1u);
+  EXPECT_EQ(plan.restores[0].path, T("out"));
+  EXPECT_EQ(
+      plan.restores[0].version.sha256(),
+      std::string(reinterpret_cast<const char*>(Sha256OfString("out made from mid").data()), 32));
+  EXPECT_EQ(plan.restores[0].version.mode() & 07777, 0755u);
+  EXPECT_THAT(plan.restore_reasons, ElementsAre("out is missing"));
+}
+
+TEST_F(PlanTest, FinalStatesAreTheLastWritersOutputsInTraceOrder) {
+  std::vector<FinalState> states = FinalStates(model_, {kRoot, kA, kB});
+  ASSERT_EQ(states.size(), 2u);
+  EXPECT_EQ(states[0].path, T("mid"));
+  EXPECT_EQ(states[1].path, T("out"));
+  EXPECT_THAT(FinalStates(model_, {kB}),
+              ElementsAre(::testing::Field(&FinalState::path, T("out"))));
+}
+
+TEST_F(PlanTest, OutputWithChangedModeIsRestored) {
+  ASSERT_EQ(chmod(T("out").c_str(), 0644), 0);
+  Plan plan = PlanNow();
+  EXPECT_THAT(plan.restore_reasons, ElementsAre("out: mode changed"));
+}
+
+TEST_F(PlanTest, ChangedVariableMakesTheCommandsThatHadItDirty) {
+  Plan plan = PlanNow({"make"}, {"PATH=/bin", "X=2"});
+
+  EXPECT_FALSE(plan.UpToDate());
+  EXPECT_FALSE(plan.root_changed);
+  for (size_t c : {kRoot, kA, kB}) {
+    EXPECT_TRUE(plan.commands[c].dirty) << c;
+    EXPECT_THAT(plan.commands[c].causes, Contains("environment variable X changed")) << c;
+  }
+}
+
+TEST_F(PlanTest, RemovedVariableMakesTheCommandsThatHadItDirty) {
+  Plan plan = PlanNow({"make"}, {"PATH=/bin"});
+  EXPECT_THAT(plan.commands[kA].causes, Contains("environment variable X changed"));
+}
+
+TEST_F(PlanTest, NewVariableMakesTheCommandsThatLackedItDirty) {
+  Plan plan = PlanNow({"make"}, {"PATH=/bin", "X=1", "CFLAGS=-O2"});
+  for (size_t c : {kRoot, kA, kB}) {
+    EXPECT_THAT(plan.commands[c].causes, Contains("environment variable CFLAGS changed")) << c;
+  }
+}
+
+TEST_F(PlanTest, DifferentRootArgvChangesTheRoot) {
+  Plan plan = PlanNow({"make", "install"});
+  EXPECT_TRUE(plan.root_changed);
+  EXPECT_FALSE(plan.UpToDate());
+  EXPECT_TRUE(plan.commands[kRoot].dirty);
+  EXPECT_THAT(plan.commands[kRoot].causes, Contains("the root command is not the one recorded"));
+  EXPECT_FALSE(plan.commands[kA].dirty);
+}
+
+TEST_F(PlanTest, DifferentWorkingDirectoryChangesTheRoot) {
+  FileHasher hasher;
+  LiveTree live(&hasher, tree_);
+  Plan plan = MakePlan(model_, live, {"make"}, T("src"), kEnv);
+  EXPECT_TRUE(plan.root_changed);
+}
+
+TEST_F(ReplayTest, CommandThatSetItsOwnValueIgnoresTheRootsChange) {
+  const uint64_t root = StartRoot();
+  const uint64_t child = trace_.Start(root, Command({"cc"}, {"PATH=/bin", "X=own"}));
+  trace_.End(child);
+  trace_.End(root);
+  TraceModel model = Load();
+  FileHasher hasher;
+  LiveTree live(&hasher, tree_);
+
+  Plan plan = MakePlan(model, live, {"make"}, tree_, {"PATH=/bin", "X=2"});
+
+  EXPECT_TRUE(plan.commands[0].dirty);
+  EXPECT_FALSE(plan.commands[1].dirty);
+  EXPECT_THAT(plan.commands[1].causes, IsEmpty());
+}
+
+TEST_F(ReplayTest, ReaderOfAPipeFromADirtyCommandIsDirty) {
+  WriteFile(T("src"), "v1");
+  const uint64_t root = StartRoot();
+  const uint64_t gen = trace_.Start(root, Command({"gen"}));
+  trace_.Pipe(gen, proto::PIPE_WRITE, 5);
+  trace_.Read(gen, T("src"));
+  const uint64_t sort = trace_.Start(root, Command({"sort"}));
+  trace_.Pipe(sort, proto::PIPE_READ, 5);
+  trace_.End(gen);
+  trace_.End(sort);
+  trace_.End(root);
+  TraceModel model = Load();
+  FileHasher hasher;
+  LiveTree live(&hasher, tree_);
+  EXPECT_TRUE(MakePlan(model, live, {"make"}, tree_, kEnv).UpToDate());
+
+  WriteFile(T("src"), "v2");
+  live.Forget();
+  Plan plan = MakePlan(model, live, {"make"}, tree_, kEnv);
+
+  EXPECT_TRUE(plan.commands[1].dirty);
+  EXPECT_THAT(plan.commands[2].causes, ElementsAre("reads a pipe from 'gen', which must rerun"));
+}
+
+// A pipe no command writes is fed by an ancestor's own process (a shell
+// builtin, make's jobserver): its reader depends on that ancestor.
+TEST_F(ReplayTest, ReaderOfAPipeNoCommandWritesDependsOnItsAncestors) {
+  WriteFile(T("src"), "v1");
+  const uint64_t root = StartRoot();
+  trace_.Read(root, T("src"));
+  const uint64_t sort = trace_.Start(root, Command({"sort"}));
+  trace_.Pipe(sort, proto::PIPE_READ, 9);
+  trace_.End(sort);
+  trace_.End(root);
+  TraceModel model = Load();
+  FileHasher hasher;
+  LiveTree live(&hasher, tree_);
+  EXPECT_TRUE(MakePlan(model, live, {"make"}, tree_, kEnv).UpToDate());
+
+  WriteFile(T("src"), "v2");
+  live.Forget();
+  Plan plan = MakePlan(model, live, {"make"}, tree_, kEnv);
+
+  EXPECT_TRUE(plan.commands[0].dirty);
+  EXPECT_TRUE(plan.commands[1].dirty);
+  EXPECT_THAT(plan.commands[1].causes,
+              ElementsAre(::testing::AllOf(HasSubstr("reads a pipe"), HasSubstr("'make'"))));
+}
+
+TEST_F(ReplayTest, WriterOfAPipeNoCommandReadsCannotBeReplayed) {
+  const uint64_t root = StartRoot();
+  const uint64_t gen = trace_.Start(root, Command({"gen"}));
+  trace_.Pipe(gen, proto::PIPE_WRITE, 9);
+  trace_.End(gen);
+  trace_.End(root);
+  TraceModel model = Load();
+  FileHasher hasher;
+  LiveTree live(&hasher, tree_);
+
+  Plan plan = MakePlan(model, live, {"make"}, tree_, kEnv);
+
+  EXPECT_FALSE(plan.UpToDate());
+  EXPECT_THAT(plan.commands[1].causes,
+              ElementsAre("writes a pipe read by a process that is not a command"));
+}
+
+// The recorder logs the symlinks an exec's path walk follows as the parent's
+// READLINK operations between the child's CommandStart and the parent's EXEC
+// (model/recorder.cc, Recorder::OnExec via ResolveInto). A new program file
+// must still make the command it started dirty.
+TEST_F(ReplayTest, ChangedProgramReachedThroughASymlinkMakesItsCommandDirty) {
+  const uint64_t root = StartRoot();
+  CommandSpec cc = Command({"cc"});
+  ASSERT_EQ(symlink("bin", T("tools").c_str()), 0);
+  const uint64_t child = trace_.StartWithoutExec(root, cc);
+  trace_.Readlink(root, T("tools"));
+  trace_.Exec(root, T("bin/cc"));  // refs name real directories
+  trace_.End(child);
+  trace_.End(root);
+  TraceModel model = Load();
+
+  WriteFile(T("bin/cc"), "a new compiler");
+  FileHasher hasher;
+  LiveTree live(&hasher, tree_);
+  Plan plan = MakePlan(model, live, {"make"}, tree_, kEnv);
+
+  EXPECT_TRUE(plan.commands[1].dirty);
+  EXPECT_THAT(plan.commands[1].causes, Contains(HasSubstr("content of bin/cc changed")));
+  EXPECT_FALSE(plan.commands[0].dirty);
+  EXPECT_THAT(Causes(model, {1}), ElementsAre(HasSubstr("content of bin/cc changed")));
+}
+
+// ChangedVariables and ShortCommand
+
+TEST(ChangedVariablesTest, NamesOfChangedAddedAndRemovedVariablesSorted) {
+  EXPECT_THAT(ChangedVariables({"A=1", "B=2", "C=3", "E="}, {"E=", "D=4", "B=5", "A=1"}),
+              ElementsAre("B", "C", "D"));
+}
+
+TEST(ChangedVariablesTest, EmptyValueIsNotAMissingVariable) {
+  EXPECT_THAT(ChangedVariables({"E="}, {}), ElementsAre("E"));
+  EXPECT_THAT(ChangedVariables({}, {"E="}), ElementsAre("E"));
+}
+
+TEST(ChangedVariablesTest, OrderAndEntriesWithoutEqualsDoNotMatter) {
+  EXPECT_THAT(ChangedVariables({"A=1", "B=2", "junk"}, {"B=2", "A=1"}), IsEmpty());
+  EXPECT_THAT(ChangedVariables({}, {}), IsEmpty());
+}
+
+TEST(ChangedVariablesTest, ValueMayContainEquals) {
+  EXPECT_THAT(ChangedVariables({"F=a=b"}, {"F=a=c"}), ElementsAre("F"));
+  EXPECT_THAT(ChangedVariables({"F=a=b"}, {"F=a=b"}), IsEmpty());
+}
+
+TEST(ShortCommandTest, ProgramIsShownWithoutItsDirectory) {
+  EXPECT_EQ(ShortCommand({"/usr/bin/gcc", "-c", "/src/a.c"}), "gcc -c /src/a.c");
+  EXPECT_EQ(ShortCommand({"make"}), "make");
+  EXPECT_EQ(ShortCommand({}), "");
+}
+
+TEST(ShortCommandTest, LongCommandIsCutToTheWidthWithAnEllipsis) {
+  const std::string line = ShortCommand({"cc", std::string(100, 'x')}, 20);
+  EXPECT_EQ(line.size(), 20u);
+  EXPECT_EQ(line, "cc xxxxxxxxxxxxxx...");
+  EXPECT_EQ(ShortCommand({"cc", "abc"}, 6), "cc abc");
+  EXPECT_EQ(ShortCommand({"cc", "abcd"}, 6), "cc ...");
+}
+
+TEST(ShortCommandTest, DefaultWidthIs72) {
+  EXPECT_EQ(ShortCommand({std::string(200, 'a')}).size(), 72u);
+}
+
+}  // namespace
+}  // namespace dodo::model

@@ -1,0 +1,388 @@
+#include "model/trace_model.h"
+
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "model/test_trace_builder.h"
+
+namespace dodo::model {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using testutil::CommandSpec;
+using testutil::MakeCommand;
+using testutil::ScratchDir;
+using testutil::TraceBuilder;
+using testutil::WriteFile;
+
+class TraceModelTest : public ::testing::Test {
+ protected:
+  TraceModelTest() : tree_(scratch_.P("tree")), trace_(scratch_.P("trace")) {}
+  void SetUp() override { ASSERT_EQ(mkdir(tree_.c_str(), 0755), 0); }
+
+  std::string T(const std::string& relative) const { return tree_ + "/" + relative; }
+  CommandSpec Command(std::vector<std::string> argv) {
+    return MakeCommand(tree_, std::move(argv), {"PATH=/bin", "X=1"});
+  }
+
+  TraceModel Load() {
+    trace_.Finish();
+    absl::StatusOr<TraceModel> model = TraceModel::Load(trace_.path());
+    EXPECT_TRUE(model.ok()) << model.status();
+    return model.ok() ? *std::move(model) : TraceModel();
+  }
+
+  ScratchDir scratch_;
+  const std::string tree_;
+  TraceBuilder trace_;
+};
+
+TEST_F(TraceModelTest, CommandsKnowTheirParentAndChildrenInStartOrder) {
+  const uint64_t root = trace_.Start(0, Command({"make"}));
+  const uint64_t cc = trace_.Start(root, Command({"cc", "a.c"}));
+  const uint64_t as = trace_.Start(cc, Command({"as", "a.s"}));
+  trace_.End(as);
+  trace_.End(cc);
+  const uint64_t ld = trace_.Start(root, Command({"ld", "a.o"}));
+  trace_.End(ld);
+  trace_.End(root);
+
+  TraceModel model = Load();
+
+  ASSERT_EQ(model.commands().size(), 4u);
+  EXPECT_TRUE(model.complete());
+  EXPECT_EQ(model.root(), 0u);
+  EXPECT_EQ(model.IndexOf(root), 0u);
+  EXPECT_EQ(model.IndexOf(cc), 1u);
+  EXPECT_EQ(model.IndexOf(as), 2u);
+  EXPECT_EQ(model.IndexOf(ld), 3u);
+  EXPECT_EQ(model.IndexOf(99), kNoCommand);
+
+  EXPECT_EQ(model.commands()[0].parent, kNoCommand);
+  EXPECT_THAT(model.commands()[0].children, ElementsAre(1u, 3u));
+  EXPECT_EQ(model.commands()[1].parent, 0u);
+  EXPECT_THAT(model.commands()[1].children, ElementsAre(2u));
+  EXPECT_EQ(model.commands()[2].parent, 1u);
+  EXPECT_THAT(model.commands()[2].children, IsEmpty());
+  EXPECT_EQ(model.commands()[3].parent, 0u);
+  for (const TracedCommand& command : model.commands()) {
+    EXPECT_TRUE(command.ended);
+    EXPECT_TRUE(command.Succeeded());
+  }
+
+  EXPECT_THAT(model.Subtree(0), ElementsAre(0u, 1u, 3u, 2u));
+  EXPECT_THAT(model.Subtree(1), ElementsAre(1u, 2u));
+  EXPECT_TRUE(model.IsAncestor(0, 2));
+  EXPECT_TRUE(model.IsAncestor(2, 2));
+  EXPECT_FALSE(model.IsAncestor(3, 2));
+}
+
+TEST_F(TraceModelTest, ArgvEnvAndCwdAreTheInternedStrings) {
+  const uint64_t root = trace_.Start(0, Command({"make", "-j2", "all"}));
+  trace_.End(root);
+
+  TraceModel model = Load();
+
+  ASSERT_EQ(model.commands().size(), 1u);
+  EXPECT_THAT(model.Argv(0), ElementsAre("make", "-j2", "all"));
+  EXPECT_THAT(model.Env(0), ElementsAre("PATH=/bin", "X=1"));
+  EXPECT_EQ(model.Cwd(0), tree_);
+  EXPECT_EQ(model.String(model.commands()[0].start.executable()), T("bin/make"));
+  EXPECT_EQ(model.String(0), "");
+  EXPECT_EQ(model.String(100000), "");
+}
+
+TEST_F(TraceModelTest, OpsOfEachCommandAreInTraceOrder) {
+  WriteFile(T("x"), "x");
+  WriteFile(T("y"), "y");
+  const uint64_t root = trace_.Start(0, Command({"make"}));  // op 0
+  const uint64_t a = trace_.Start(root, Command({"a"}));     // op 1
+  const uint64_t b = trace_.Start(root, Command({"b"}));     // op 2
+  trace_.Read(a, T("x"));                                    // op 3
+  trace_.Read(b, T("y"));                                    // op 4
+  trace_.Write(a, T("z"));                                   // op 5
+  trace_.Stat(b, T("x"));                                    // op 6
+  trace_.Get(root, T("y"));                                  // op 7
+  trace_.End(b);
+  trace_.End(a);
+  trace_.End(root);
+
+  TraceModel model = Load();
+
+  ASSERT_EQ(model.ops().size(), 8u);
+  EXPECT_THAT(model.commands()[0].ops, ElementsAre(0u, 1u, 2u, 7u));
+  EXPECT_THAT(model.commands()[1].ops, ElementsAre(3u, 5u));
+  EXPECT_THAT(model.commands()[2].ops, ElementsAre(4u, 6u));
+  EXPECT_EQ(model.ops()[3].kind(), proto::READ);
+  EXPECT_EQ(model.Path(model.ops()[3].ref()), T("x"));
+  EXPECT_EQ(model.ops()[6].kind(), proto::STAT);
+}
+
+TEST_F(TraceModelTest, ExecOpIsTheParentsExecRightAfterTheChildsStart) {
+  const uint64_t root = trace_.Start(0, Command({"make"}));
+  const uint64_t child = trace_.StartWithoutExec(root, Command({"cc"}));
+  const size_t exec = trace_.Exec(root, T("bin/cc"));
+  trace_.End(child);
+  trace_.End(root);
+
+  TraceModel model = Load();
+
+  ASSERT_EQ(model.commands().size(), 2u);
+  ASSERT_TRUE(model.commands()[1].exec_op.has_value());
+  EXPECT_EQ(*model.commands()[1].exec_op, exec);
+  const proto::Operation& op = model.ops()[exec];
+  EXPECT_EQ(op.kind(), proto::EXEC);
+  EXPECT_EQ(op.command(), root);
+  EXPECT_EQ(model.Path(op.ref()), T("bin/cc"));
+  // It is the parent's operation.
+  EXPECT_THAT(model.commands()[0].ops, ::testing::Contains(exec));
+  EXPECT_THAT(model.commands()[1].ops, IsEmpty());
+}
+
+TEST_F(TraceModelTest, RootsExecIsItsOwnAndComesAfterItsPathSearch) {
+  const uint64_t root = trace_.StartWithoutExec(0, Command({"make"}));
+  // The launcher's PATH search, handed to the root: failed execs first.
+  const size_t failed = trace_.Exec(root, T("nowhere/make"));
+  const size_t exec = trace_.Exec(root, T("bin/make"));
+  trace_.End(root);
+
+  TraceModel model = Load();
+
+  EXPECT_EQ(model.ops()[failed].error(), ENOENT);
+  ASSERT_TRUE(model.commands()[0].exec_op.has_value());
+  EXPECT_EQ(*model.commands()[0].exec_op, exec);
+}
+
+// The recorder resolves the program path of an exec after writing the
+// CommandStart; a symlink the walk follows (say /bin -> usr/bin) is logged
+// as the parent's READLINK operation before the parent's EXEC.
+TEST_F(TraceModelTest, ExecOpIsFoundAfterTheParentsReadlinkOfTheProgramPath) {
+  ASSERT_EQ(symlink("bin", T("tools").c_str()), 0);
+  const uint64_t root = trace_.Start(0, Command({"make"}));
+  const uint64_t child = trace_.StartWithoutExec(root, Command({"cc"}));
+  trace_.Readlink(root, T("tools"));
+  const size_t exec = trace_.Exec(root, T("bin/cc"));
+  trace_.End(child);
+  trace_.End(root);
+
+  TraceModel model = Load();
+
+  ASSERT_EQ(model.commands().size(), 2u);
+  ASSERT_TRUE(model.commands()[1].exec_op.has_value());
+  EXPECT_EQ(*model.commands()[1].exec_op, exec);
+}
+
+TEST_F(TraceModelTest, CommandWithoutAnExecRightAfterItsStartHasNoExecOp) {
+  WriteFile(T("x"), "x");
+  const uint64_t root = trace_.Start(0, Command({"make"}));
+  const uint64_t child = trace_.StartWithoutExec(root, Command({"cc"}));
+  trace_.Read(root, T("x"));
+  // A later exec of the parent is not the one that started the child.
+  trace_.Exec(root, T("bin/cc"));
+  trace_.End(child);
+  trace_.End(root);
+
+  TraceModel model = Load();
+
+  EXPECT_FALSE(model.commands()[1].exec_op.has_value());
+}
+
+TEST_F(TraceModelTest, CommandEndSaysHowItEnded) {
+  const uint64_t root = trace_.Start(0, Command({"make"}));
+  const uint64_t failed = trace_.Start(root, Command({"cc"}));
+  trace_.End(failed, 1);
+  const uint64_t unfinished = trace_.Start(root, Command({"ld"}));
+  trace_.End(root);
+  (void)unfinished;
+
+  TraceModel model = Load();
+
+  ASSERT_EQ(model.commands().size(), 3u);
+  EXPECT_TRUE(model.commands()[0].Succeeded());
+  EXPECT_TRUE(model.commands()[1].ended);
+  EXPECT_EQ(model.commands()[1].end.exit_code(), 1);
+  EXPECT_FALSE(model.commands()[1].Succeeded());
+  EXPECT_FALSE(model.commands()[2].ended);
+  EXPECT_FALSE(model.commands()[2].Succeeded());
+}
+
+TEST_F(TraceModelTest, PipesListTheirReadersAndWriters) {
+  const uint64_t root = trace_.Start(0, Command({"sh"}));
+  const uint64_t writer = trace_.Start(root, Command({"gen"}));
+  trace_.Pipe(writer, proto::PIPE_WRITE, 77);
+  const uint64_t reader = trace_.Start(root, Command({"sort"}));
+  trace_.Pipe(reader, proto::PIPE_READ, 77);
+  trace_.Pipe(reader, proto::PIPE_WRITE, 78);
+  trace_.End(writer);
+  trace_.End(reader);
+  trace_.End(root);
+
+  TraceModel model = Load();
+
+  ASSERT_EQ(model.pipes().size(), 2u);
+  const TraceModel::Pipe& pipe = model.pipes().at(77);
+  EXPECT_THAT(pipe.writers, ElementsAre(1u));
+  EXPECT_THAT(pipe.readers, ElementsAre(2u));
+  EXPECT_THAT(model.pipes().at(78).writers, ElementsAre(2u));
+  EXPECT_THAT(model.pipes().at(78).readers, IsEmpty());
+}
+
+// make's jobserver: a command holding both ends of a pipe passes tokens,
+// not data, to the others that hold it.
+TEST_F(TraceModelTest, CommandHoldingBothEndsOfAPipeIsNeitherReaderNorWriter) {
+  const uint64_t root = trace_.Start(0, Command({"make"}));
+  const uint64_t a = trace_.Start(root, Command({"cc"}));
+  trace_.Pipe(a, proto::PIPE_READ, 3);
+  trace_.Pipe(a, proto::PIPE_WRITE, 3);
+  const uint64_t b = trace_.Start(root, Command({"cc"}));
+  trace_.Pipe(b, proto::PIPE_READ, 3);
+  trace_.Pipe(b, proto::PIPE_WRITE, 3);
+  trace_.End(a);
+  trace_.End(b);
+  trace_.End(root);
+
+  TraceModel model = Load();
+
+  auto pipe = model.pipes().find(3);
+  if (pipe != model.pipes().end()) {
+    EXPECT_THAT(pipe->second.readers, IsEmpty());
+    EXPECT_THAT(pipe->second.writers, IsEmpty());
+  }
+}
+
+TEST_F(TraceModelTest, PipeOperationsWriteNoPath) {
+  const uint64_t root = trace_.Start(0, Command({"sh"}));
+  const size_t pipe = trace_.Pipe(root, proto::PIPE_WRITE, 5);
+  trace_.End(root);
+
+  TraceModel model = Load();
+
+  OpPaths paths = model.PathsOf(model.ops()[pipe]);
+  EXPECT_FALSE(paths.observation);
+  EXPECT_THAT(paths.written, IsEmpty());
+}
+
+TEST_F(TraceModelTest, FirstWriteIsTheFirstOperationChangingThePath) {
+  WriteFile(T("in"), "in");
+  WriteFile(T("old"), "old");
+  WriteFile(T("gone"), "gone");
+  WriteFile(T("mode"), "mode");
+  WriteFile(T("cut"), "cut");
+  const uint64_t root = trace_.Start(0, Command({"make"}));
+  trace_.Read(root, T("in"));
+  trace_.Read(root, T("out"));  // before it is written: not a write
+  const size_t write = trace_.Write(root, T("out"));
+  trace_.Write(root, T("out"));
+  const size_t mkdir = trace_.Link(root, T("dir"), proto::NEWDIR);
+  const size_t symlink = trace_.Link(root, T("dir/link"), proto::SYMLINK, "../in");
+  const size_t unlink = trace_.Unlink(root, T("gone"));
+  const size_t rename = trace_.Rename(root, T("old"), T("new"));
+  const size_t chmod = trace_.Chmod(root, T("mode"), 0755);
+  const size_t trunc = trace_.Trunc(root, T("cut"), 0);
+  proto::Operation denied = trace_.Observe(root, proto::WRITE, T("denied"));
+  denied.set_error(EACCES);
+  trace_.Add(denied);
+  trace_.End(root);
+
+  TraceModel model = Load();
+
+  EXPECT_EQ(model.FirstWrite(T("out")), write);
+  EXPECT_EQ(model.FirstWrite(T("dir")), mkdir);
+  EXPECT_EQ(model.FirstWrite(T("dir/link")), symlink);
+  EXPECT_EQ(model.FirstWrite(T("gone")), unlink);
+  EXPECT_EQ(model.FirstWrite(T("old")), rename);
+  EXPECT_EQ(model.FirstWrite(T("new")), rename);
+  EXPECT_EQ(model.FirstWrite(T("mode")), chmod);
+  EXPECT_EQ(model.FirstWrite(T("cut")), trunc);
+  EXPECT_EQ(model.FirstWrite(T("in")), kNever);
+  EXPECT_EQ(model.FirstWrite(T("denied")), kNever);  // the write failed
+  EXPECT_EQ(model.FirstWrite(T("bin/make")), kNever);
+}
+
+TEST_F(TraceModelTest, BuildWritesNamesByDirectoryAndName) {
+  WriteFile(T("src/a.c"), "a");
+  const uint64_t root = trace_.Start(0, Command({"make"}));
+  trace_.Read(root, T("src/a.c"));
+  trace_.Write(root, T("src/a.o"));
+  trace_.End(root);
+
+  TraceModel model = Load();
+
+  EXPECT_TRUE(model.BuildWrites(T("src"), "a.o"));
+  EXPECT_FALSE(model.BuildWrites(T("src"), "a.c"));
+  EXPECT_FALSE(model.BuildWrites(tree_, "a.o"));
+}
+
+TEST_F(TraceModelTest, PathsOfAWriteThatCreatesChangesItsDirectory) {
+  const uint64_t root = trace_.Start(0, Command({"make"}));
+  const size_t create = trace_.Write(root, T("out"), proto::NEWFILE);
+  const size_t rewrite = trace_.Write(root, T("out"), proto::LINK_NONE);
+  const size_t rename = trace_.Rename(root, T("out"), T("sub/final"));
+  trace_.End(root);
+
+  TraceModel model = Load();
+
+  OpPaths created = model.PathsOf(model.ops()[create]);
+  EXPECT_THAT(created.written, ElementsAre(T("out")));
+  EXPECT_THAT(created.dirs_changed, ElementsAre(tree_));
+  EXPECT_FALSE(created.observation);  // a truncating write observes nothing
+  EXPECT_THAT(model.PathsOf(model.ops()[rewrite]).dirs_changed, IsEmpty());
+  OpPaths renamed = model.PathsOf(model.ops()[rename]);
+  EXPECT_THAT(renamed.written, ElementsAre(T("out"), T("sub/final")));
+  EXPECT_THAT(renamed.dirs_changed, ElementsAre(tree_, T("sub")));
+}
+
+TEST_F(TraceModelTest, OperationOfAnUnknownCommandBelongsToNoCommand) {
+  WriteFile(T("x"), "x");
+  const uint64_t root = trace_.Start(0, Command({"make"}));
+  const size_t stray = trace_.Read(42, T("x"));
+  trace_.End(root);
+
+  TraceModel model = Load();
+
+  ASSERT_GT(model.ops().size(), stray);
+  EXPECT_EQ(model.ops()[stray].command(), 42u);
+  EXPECT_THAT(model.commands()[0].ops, ::testing::Not(::testing::Contains(stray)));
+}
+
+TEST(TraceModelLoadTest, MissingFileIsAnErrorNamingIt) {
+  ScratchDir scratch;
+  const std::string path = scratch.P("no-such-trace");
+  absl::StatusOr<TraceModel> model = TraceModel::Load(path);
+  ASSERT_FALSE(model.ok());
+  EXPECT_THAT(model.status().message(), HasSubstr(path));
+}
+
+TEST(TraceModelLoadTest, CorruptFileIsAnErrorNamingIt) {
+  ScratchDir scratch;
+  const std::string path = scratch.P("corrupt");
+  WriteFile(path, "this is not a dodo trace at all\n");
+  absl::StatusOr<TraceModel> model = TraceModel::Load(path);
+  ASSERT_FALSE(model.ok());
+  EXPECT_THAT(model.status().message(), HasSubstr(path));
+}
+
+TEST(TraceModelLoadTest, EmptyTraceHasNoRoot) {
+  ScratchDir scratch;
+  TraceBuilder trace(scratch.P("empty"));
+  trace.Finish();
+  absl::StatusOr<TraceModel> model = TraceModel::Load(scratch.P("empty"));
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_TRUE(model->commands().empty());
+  EXPECT_EQ(model->root(), kNoCommand);
+  EXPECT_TRUE(model->complete());
+  EXPECT_EQ(model->path(), scratch.P("empty"));
+}
+
+}  // namespace
+}  // namespace dodo::model
