@@ -107,7 +107,7 @@ std::string Rebuilder::WhyRun(const std::vector<size_t>& group, const tracer::Ex
   if (!changed.empty()) return absl::StrCat("environment variable ", changed[0], " changed");
   if (plan_ != nullptr) {
     for (size_t member : group) {
-      if (plan_->commands[member].dirty) return plan_->commands[member].causes.front();
+      if (plan_->commands[member].pinned) return plan_->commands[member].causes.back();
     }
   }
   // A pipe whose other end is no recorded command of the group cannot be
@@ -274,6 +274,11 @@ std::optional<int> Rebuilder::BeforeExec(const tracer::ExecRequest& request) {
   } else if (decided->second) {
     std::vector<size_t> own = previous_->Subtree(matched);
     std::sort(own.begin(), own.end());
+    // Restored when the group was decided, but its parent may have touched
+    // them since (a shell's `> out` truncates before the exec).
+    if (absl::Status restored = RestoreOutputs(own); !restored.ok() && first_error_.ok()) {
+      first_error_ = restored;
+    }
     CopyRecords(own, parent_id);
     return previous_->commands()[matched].end.exit_code();
   }

@@ -43,9 +43,9 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   Rebuilder(Recorder* recorder, const TraceModel* previous, Store* store, LiveTree* tree,
             RebuildOptions options);
 
-  // The plan made from `previous` before the build started: commands it
-  // found dirty are never skipped (some of their causes, like a pipe fed by
-  // a rerunning ancestor, cannot be seen at exec time).
+  // The plan made from `previous` before the build started: the commands it
+  // pinned are never skipped (their cause, a pipe fed by a rerunning
+  // ancestor, cannot be seen at exec time).
   void set_plan(const Plan* plan) { plan_ = plan; }
 
   // tracer::EventSink: everything goes to the recorder; execs are also

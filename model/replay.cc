@@ -443,6 +443,7 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
       if (plan.commands[r].dirty || r == w || !model.IsAncestor(w, r)) continue;
       add_cause(r,
                 absl::StrCat("reads a pipe fed by ", Quote(model.Argv(w)), ", which must rerun"));
+      plan.commands[r].pinned = true;
       work.push_back(r);
     }
     for (const auto& [r, path] : readers[w]) {

@@ -80,6 +80,9 @@ std::vector<FinalState> FinalStates(const TraceModel& model, const std::vector<s
 struct CommandVerdict {
   bool dirty = false;  // its own behaviour may differ: it must rerun
   bool runs = false;   // it must run (dirty, or it starts or feeds one that is)
+  // Dirty for a reason an exec-time check cannot see again (its input pipe
+  // is fed by an ancestor that must rerun): dodo build must not skip it.
+  bool pinned = false;
   std::vector<std::string> causes;
 };
 

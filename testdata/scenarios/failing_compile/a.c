@@ -1,0 +1,2 @@
+// Deliberately broken (missing semicolon); the test fixes it.
+int Answer(void) { return 41 }

@@ -1,0 +1,4 @@
+// VALUE comes from whichever header link.h points to.
+#include "link.h"
+
+int Value(void) { return VALUE; }

@@ -1,0 +1,9 @@
+// Prints Value(), so running prog shows which header a.c was compiled with.
+#include <stdio.h>
+
+int Value(void);
+
+int main(void) {
+  printf("%d\n", Value());
+  return 0;
+}

@@ -1,0 +1,311 @@
+// Acceptance: `dodo build` rebuilds incrementally. Each test copies a project
+// from testdata/scenarios, builds it, edits it, builds it again, and checks
+// which commands reran (those .dodo/trace does not mark `restored`) and that
+// the outputs equal a clean build of the edited tree (see RunScenario in
+// build_test_util.h).
+//
+// Commands are named by CommandLabel: "root" is the Dodofile (or make),
+// Compile("a.c") is `gcc -c a.c` with its cc1 and as, Link("prog") is the gcc
+// that links prog with its collect2 and ld.
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/build_test_util.h"
+#include "tests/trace_loader.h"
+#include "tests/trace_test_util.h"
+
+namespace dodo::test {
+namespace {
+
+const std::multiset<std::string> kNothing;
+
+// What the C projects (c_build, include_order, symlink) produce.
+const std::vector<std::string> kCOutputs = {"a.o", "b.o", "prog"};
+
+// 1. A real change to a.c recompiles a.c and relinks; b.c's compile stays.
+TEST(BuildScenariosTest, CodeChangeRecompilesOneFileAndRelinks) {
+  ScenarioResult result = RunScenario({
+      .project = "c_build",
+      .edit = [](const Project& p) { p.Replace("a.c", "return 41;", "return 42;"); },
+      .expected_rerun = Labels({{"root"}, Compile("a.c"), Link("prog")}),
+      .outputs = kCOutputs,
+  });
+  EXPECT_EQ(result.incremental.RunProgram("prog"), "42\n");
+}
+
+// 2. Early cutoff: without -g a comment does not change a.o, so the link that
+// reads a.o is skipped.
+TEST(BuildScenariosTest, CommentOnlyEditStopsAtTheIdenticalObject) {
+  RunScenario({
+      .project = "c_build",
+      .edit = [](const Project& p) { p.Append("a.c", "/* comment */\n"); },
+      .expected_rerun = Labels({{"root"}, Compile("a.c")}),
+      .outputs = kCOutputs,
+  });
+}
+
+// 3. An unchanged tree: nothing runs and `dodo why -q` says up to date.
+TEST(BuildScenariosTest, NoChangeRunsNothing) {
+  RunScenario({
+      .project = "c_build",
+      .expected_rerun = kNothing,
+      .outputs = kCOutputs,
+      .why_after_edit = 0,
+  });
+}
+
+// Only content counts: new mtimes on a source and on the Dodofile change
+// nothing.
+TEST(BuildScenariosTest, TouchIsNotAChange) {
+  RunScenario({
+      .project = "c_build",
+      .edit =
+          [](const Project& p) {
+            p.Touch("a.c");
+            p.Touch("Dodofile");
+          },
+      .expected_rerun = kNothing,
+      .outputs = kCOutputs,
+      .why_after_edit = 0,
+  });
+}
+
+// 4. A deleted output comes back from the store; nothing reruns. (The clean
+// copy has no output to delete yet, hence must_exist false.)
+TEST(BuildScenariosTest, DeletedObjectIsRestored) {
+  RunScenario({
+      .project = "c_build",
+      .edit = [](const Project& p) { p.Remove("a.o", /*must_exist=*/false); },
+      .expected_rerun = kNothing,
+      .outputs = kCOutputs,
+  });
+}
+
+TEST(BuildScenariosTest, DeletedProgramIsRestored) {
+  RunScenario({
+      .project = "c_build",
+      .edit = [](const Project& p) { p.Remove("prog", /*must_exist=*/false); },
+      .expected_rerun = kNothing,
+      .outputs = kCOutputs,
+  });
+}
+
+// 5. A hand-edited output is replaced by the built version; nothing reruns.
+TEST(BuildScenariosTest, HandEditedOutputIsRestored) {
+  ScenarioResult result = RunScenario({
+      .project = "c_build",
+      .edit = [](const Project& p) { p.Write("prog", "garbage\n"); },
+      .expected_rerun = kNothing,
+      .outputs = kCOutputs,
+  });
+  EXPECT_EQ(result.incremental.RunProgram("prog"), "41\n");
+}
+
+// 6. a.c's "config.h" was found in inc2/ after a failed lookup in inc1/; a
+// config.h added to inc1/ now comes first.
+TEST(BuildScenariosTest, HeaderAddedEarlierOnTheIncludePathShadowsTheOldOne) {
+  ScenarioResult result = RunScenario({
+      .project = "include_order",
+      .edit = [](const Project& p) { p.Write("inc1/config.h", "#define VALUE 2\n"); },
+      .expected_rerun = Labels({{"root"}, Compile("a.c"), Link("prog")}),
+      .outputs = kCOutputs,
+  });
+  EXPECT_EQ(result.clean.RunProgram("prog"), "2\n");
+  EXPECT_EQ(result.incremental.RunProgram("prog"), "2\n");
+}
+
+// 7-9. The shell expands parts/*.txt: a new, deleted or renamed part changes
+// what cat reads. Deleted and renamed inputs must stay as the edit left them.
+TEST(BuildScenariosTest, FileAddedToAWildcard) {
+  ScenarioResult result = RunScenario({
+      .project = "wildcard",
+      .edit = [](const Project& p) { p.Write("parts/c.txt", "charlie\n"); },
+      .expected_rerun = Labels({{"root", "cat"}}),
+      .outputs = {"all.txt"},
+  });
+  EXPECT_EQ(result.incremental.Read("all.txt"), "alpha\nbravo\ncharlie\ndelta\n");
+}
+
+TEST(BuildScenariosTest, DeletedInput) {
+  ScenarioResult result = RunScenario({
+      .project = "wildcard",
+      .edit = [](const Project& p) { p.Remove("parts/b.txt"); },
+      .expected_rerun = Labels({{"root", "cat"}}),
+      .outputs = {"all.txt", "parts/b.txt"},
+  });
+  EXPECT_EQ(result.incremental.Read("all.txt"), "alpha\ndelta\n");
+}
+
+TEST(BuildScenariosTest, RenamedInput) {
+  ScenarioResult result = RunScenario({
+      .project = "wildcard",
+      .edit = [](const Project& p) { p.Rename("parts/b.txt", "parts/z.txt"); },
+      .expected_rerun = Labels({{"root", "cat"}}),
+      .outputs = {"all.txt", "parts/b.txt", "parts/z.txt"},
+  });
+  EXPECT_EQ(result.incremental.Read("all.txt"), "alpha\ndelta\nbravo\n");
+}
+
+// 10. The environment dodo runs in is an input of the commands that read it.
+// `dodo why` is not checked: it would see the test's own environment.
+TEST(BuildScenariosTest, ChangedEnvironmentVariable) {
+  ScenarioResult result = RunScenario({
+      .project = "env",
+      .env = {"GREETING=hello"},
+      .edited_env = {"GREETING=bye"},
+      .expected_rerun = Labels({{"root", "printenv"}}),
+      .outputs = {"greeting.txt"},
+      .why_after_edit = std::nullopt,
+  });
+  EXPECT_EQ(result.first.run.exit_status, 0);
+  EXPECT_EQ(result.incremental.Read("greeting.txt"), "bye\n");
+}
+
+TEST(BuildScenariosTest, SameEnvironmentVariableRunsNothing) {
+  RunScenario({
+      .project = "env",
+      .env = {"GREETING=hello"},
+      .edited_env = {"GREETING=hello"},
+      .expected_rerun = kNothing,
+      .outputs = {"greeting.txt"},
+      .why_after_edit = std::nullopt,
+  });
+}
+
+// 11. A new line in the Dodofile reruns the script, but the gcc commands it
+// runs again are skipped (their inputs are the same).
+TEST(BuildScenariosTest, ChangedDodofileRerunsOnlyTheRoot) {
+  ScenarioResult result = RunScenario({
+      .project = "c_build",
+      .edit = [](const Project& p) { p.Append("Dodofile", "echo done > done.txt\n"); },
+      .expected_rerun = Labels({{"root"}}),
+      .outputs = {"a.o", "b.o", "prog", "done.txt"},
+  });
+  EXPECT_EQ(result.incremental.Read("done.txt"), "done\n");
+}
+
+// 12. The first build fails at a.c (after compiling b.c); once a.c is fixed,
+// the failed compile and the link that never ran both run, b.c's does not.
+TEST(BuildScenariosTest, FailedCompileThenFixed) {
+  RunScenario({
+      .project = "failing_compile",
+      .first_build_fails = true,
+      .edit = [](const Project& p) { p.Replace("a.c", "return 41 }", "return 41; }"); },
+      .expected_rerun = Labels({{"root"}, Compile("a.c"), Link("prog")}),
+      .outputs = kCOutputs,
+  });
+}
+
+// A command that exited non-zero is always rerun, even with nothing changed:
+// gcc and cc1 fail again (as never ran); b.c's compile is skipped.
+TEST(BuildScenariosTest, FailedCommandRerunsWithoutAnyChange) {
+  Project project = Project::Copy("failing_compile");
+  BuildRun first = project.Build();
+  EXPECT_NE(first.run.exit_status, 0) << first.run.err;
+  EXPECT_EQ(project.WhyQuiet(), 1);
+  BuildRun second = project.Build();
+  EXPECT_EQ(second.run.exit_status, first.run.exit_status) << second.run.err;
+  EXPECT_EQ(RanLabels(second.trace), Labels({{"root", "gcc -c a.c", "gcc -c a.c > cc1"}}))
+      << DescribeCommands(second.trace) << second.trace.Dump();
+}
+
+// 13. sort and uniq share a pipe: they are skipped together when nothing they
+// read changed, and rerun together when in.txt did.
+TEST(BuildScenariosTest, PipeUnchanged) {
+  RunScenario({
+      .project = "pipe",
+      .expected_rerun = kNothing,
+      .outputs = {"out.txt", "notes.out"},
+      .why_after_edit = 0,
+  });
+}
+
+TEST(BuildScenariosTest, PipeInputEditedRerunsBothEnds) {
+  ScenarioResult result = RunScenario({
+      .project = "pipe",
+      .edit = [](const Project& p) { p.Append("in.txt", "banana\n"); },
+      .expected_rerun = Labels({{"root", "sort", "uniq"}}),
+      .outputs = {"out.txt", "notes.out"},
+  });
+  EXPECT_EQ(result.incremental.Read("out.txt"), "apple\nbanana\nfig\npear\n");
+}
+
+TEST(BuildScenariosTest, PipeSkippedTogetherWhenTheRootReruns) {
+  RunScenario({
+      .project = "pipe",
+      .edit = [](const Project& p) { p.Write("notes.txt", "other notes\n"); },
+      .expected_rerun = Labels({{"root", "cat"}}),
+      .outputs = {"out.txt", "notes.out"},
+  });
+}
+
+// 14. link.h is a symlink (made here: git may not keep it); retargeting it
+// changes what cc1 reads through it.
+TEST(BuildScenariosTest, RetargetedSymlinkToAHeader) {
+  ScenarioResult result = RunScenario({
+      .project = "symlink",
+      .prepare = [](const Project& p) { p.Symlink("link.h", "real1.h"); },
+      .edit = [](const Project& p) { p.Symlink("link.h", "real2.h"); },
+      .expected_rerun = Labels({{"root"}, Compile("a.c"), Link("prog")}),
+      .outputs = kCOutputs,
+  });
+  EXPECT_EQ(result.first.run.exit_status, 0);
+  EXPECT_EQ(result.clean.RunProgram("prog"), "2\n");
+  EXPECT_EQ(result.incremental.RunProgram("prog"), "2\n");
+}
+
+// 15. ls and find list src/: a new file there changes both listings.
+TEST(BuildScenariosTest, FileAddedToAListedDirectory) {
+  ScenarioResult result = RunScenario({
+      .project = "listing",
+      .edit = [](const Project& p) { p.Write("src/new.c", "int n;\n"); },
+      .expected_rerun = Labels({{"root", "ls", "find", "sort"}}),
+      .outputs = {"list.txt", "files.txt"},
+  });
+  EXPECT_EQ(result.incremental.Read("files.txt"), "src/a.c\nsrc/b.c\nsrc/new.c\n");
+}
+
+// 16. Under make (the root here) the same rules hold: util.c's compile and the
+// link rerun, main.c's compile does not.
+TEST(BuildScenariosTest, MakeRebuildsTheEditedFile) {
+  ScenarioResult result = RunScenario({
+      .project = "make",
+      .build_args = {"--", "make", "-j2"},
+      .edit =
+          [](const Project& p) {
+            p.Replace("util.c", "\"hello from make\"", "\"hello again from make\"");
+          },
+      .expected_rerun = Labels({{"root"}, Compile("util.c"), Link("hello")}),
+      .outputs = {"main.o", "util.o", "hello"},
+      // make finds main.o newer than main.c and does not start its compile.
+      .lists_whole_build = false,
+  });
+  EXPECT_EQ(result.incremental.RunProgram("hello"), "hello again from make\n");
+}
+
+// 17. --fresh ignores the previous build: every command of a clean build runs
+// again, and the outputs come out the same.
+TEST(BuildScenariosTest, FreshRerunsEverything) {
+  Project project = Project::Copy("c_build");
+  BuildRun first = project.Build();
+  ASSERT_EQ(first.run.exit_status, 0) << first.run.err;
+  std::vector<std::optional<std::string>> before;
+  for (const std::string& output : kCOutputs) before.push_back(project.Read(output));
+
+  BuildRun fresh = project.Build({"--fresh"});
+  EXPECT_EQ(fresh.run.exit_status, 0) << fresh.run.err;
+  EXPECT_EQ(RanLabels(fresh.trace), AllLabels(first.trace))
+      << DescribeCommands(fresh.trace) << fresh.trace.Dump();
+  EXPECT_EQ(RanLabels(fresh.trace),
+            Labels({{"root"}, Compile("a.c"), Compile("b.c"), Link("prog")}));
+  for (size_t i = 0; i < kCOutputs.size(); ++i) {
+    EXPECT_TRUE(project.Read(kCOutputs[i]) == before[i]) << kCOutputs[i] << " changed";
+  }
+  EXPECT_EQ(project.WhyQuiet(), 0);
+}
+
+}  // namespace
+}  // namespace dodo::test
