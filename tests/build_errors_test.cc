@@ -1,0 +1,135 @@
+// What `dodo build` and `dodo why` do with bad input: a one-line error that
+// names the file and the cause, a non-zero exit, and nothing lost.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/build_test_util.h"
+#include "tests/trace_test_util.h"
+
+namespace dodo::test {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+int Lines(const std::string& text) {
+  int lines = 0;
+  for (char c : text) lines += c == '\n';
+  return lines;
+}
+
+TEST(BuildErrorsTest, MissingDodofileIsAUsageErrorNamingTheFile) {
+  const std::string dir = MakeTempDir();
+  RunResult r = RunCommand({DodoPath(), "build"}, dir);
+  EXPECT_EQ(r.exit_status, 2);
+  EXPECT_THAT(r.err, HasSubstr(dir + "/Dodofile: no such file"));
+  EXPECT_EQ(Lines(r.err), 1) << r.err;
+  EXPECT_NE(access((dir + "/.dodo").c_str(), F_OK), 0) << "nothing is created for a failed start";
+}
+
+TEST(BuildErrorsTest, CorruptLastTraceRunsEverythingAndIsReplaced) {
+  Project project = Project::Copy("c_build");
+  BuildRun first = project.Build();
+  ASSERT_EQ(first.run.exit_status, 0) << first.run.err;
+  project.Write(".dodo/trace", "this is not a trace");
+  const std::optional<std::string> prog = project.Read("prog");
+
+  BuildRun second = project.Build();
+  EXPECT_EQ(second.run.exit_status, 0) << second.run.err;
+  EXPECT_THAT(second.run.err, HasSubstr(project.Path(".dodo/trace")));
+  EXPECT_THAT(second.run.err, HasSubstr("not a dodo trace"));
+  EXPECT_EQ(RanLabels(second.trace), AllLabels(first.trace)) << "everything reran";
+  EXPECT_EQ(project.Read("prog"), prog);
+  EXPECT_EQ(project.WhyQuiet(), 0) << "the new trace replaced the corrupt one";
+}
+
+TEST(BuildErrorsTest, SecondBuildInTheSameTreeIsRefusedWhileTheStoreIsLocked) {
+  Project project = Project::Copy("c_build");
+  ASSERT_EQ(project.Build().run.exit_status, 0);
+  // Hold the lock the way a running build does.
+  const int fd = open(project.Path(".dodo/lock").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(flock(fd, LOCK_EX | LOCK_NB), 0);
+  RunResult r = RunCommand({DodoPath(), "build"}, project.dir());
+  close(fd);
+  EXPECT_EQ(r.exit_status, 125);
+  EXPECT_THAT(r.err, HasSubstr("another dodo build is running"));
+  EXPECT_THAT(r.err, HasSubstr(project.Path(".dodo")));
+  EXPECT_EQ(Lines(r.err), 1) << r.err;
+  EXPECT_EQ(project.WhyQuiet(), 0) << "the refused build changed nothing";
+}
+
+TEST(BuildErrorsTest, UnwritableStoreIsAToolFailureNamingIt) {
+  if (geteuid() == 0) {
+    // root ignores permission bits: make .dodo a regular file instead.
+    const std::string dir = MakeTempDir();
+    Project project(dir);
+    project.Write("Dodofile", "#!/bin/sh\ntrue\n");
+    project.Write(".dodo", "a file where the store should be");
+    RunResult r = RunCommand({DodoPath(), "build"}, dir);
+    EXPECT_EQ(r.exit_status, 125);
+    EXPECT_THAT(r.err, HasSubstr(dir + "/.dodo"));
+    EXPECT_EQ(Lines(r.err), 1) << r.err;
+    EXPECT_EQ(project.Read(".dodo"), "a file where the store should be");
+    return;
+  }
+  const std::string dir = MakeTempDir();
+  Project project(dir);
+  project.Write("Dodofile", "#!/bin/sh\ntrue\n");
+  ASSERT_EQ(chmod(dir.c_str(), 0555), 0);
+  RunResult r = RunCommand({DodoPath(), "build"}, dir);
+  chmod(dir.c_str(), 0755);
+  EXPECT_EQ(r.exit_status, 125);
+  EXPECT_THAT(r.err, HasSubstr(dir + "/.dodo"));
+}
+
+TEST(BuildErrorsTest, FailingBuildExitsWithTheRootsStatusAndKeepsTheTrace) {
+  const std::string dir = MakeTempDir();
+  Project project(dir);
+  project.Write("Dodofile", "#!/bin/sh\necho partial > out.txt\nexit 3\n");
+  ASSERT_EQ(chmod(project.Path("Dodofile").c_str(), 0755), 0);
+  BuildRun run = project.Build();
+  EXPECT_EQ(run.run.exit_status, 3);
+  EXPECT_THAT(run.run.err, HasSubstr("exited with status 3"));
+  EXPECT_EQ(project.Read("out.txt"), "partial\n");
+  EXPECT_EQ(project.WhyQuiet(), 1) << "a failed root must rerun";
+}
+
+TEST(WhyErrorsTest, NoBuildYetIsAnErrorNamingTheTrace) {
+  const std::string dir = MakeTempDir();
+  RunResult r = RunCommand({DodoPath(), "why"}, dir);
+  EXPECT_EQ(r.exit_status, 2);
+  EXPECT_THAT(r.err, HasSubstr(dir + "/.dodo/trace"));
+  EXPECT_THAT(r.out, IsEmpty());
+}
+
+TEST(WhyErrorsTest, CorruptTraceArgumentIsAnErrorNamingIt) {
+  const std::string dir = MakeTempDir();
+  Project project(dir);
+  project.Write("bad.trace", "garbage");
+  RunResult r = RunCommand({DodoPath(), "why", "bad.trace"}, dir);
+  EXPECT_EQ(r.exit_status, 2);
+  EXPECT_THAT(r.err, HasSubstr("bad.trace"));
+  EXPECT_EQ(Lines(r.err), 1) << r.err;
+}
+
+TEST(WhyTest, ExplainsAContentChangeWithBothDigests) {
+  Project project = Project::Copy("c_build");
+  ASSERT_EQ(project.Build().run.exit_status, 0);
+  project.Append("b.c", "int another(void) { return 1; }\n");
+  RunResult r = RunCommand({DodoPath(), "why"}, project.dir());
+  EXPECT_EQ(r.exit_status, 0);
+  EXPECT_THAT(r.out, HasSubstr("content of b.c changed (sha256 "));
+  EXPECT_THAT(r.out, HasSubstr("reads b.o, which "));
+  RunResult json = RunCommand({DodoPath(), "why", "--json"}, project.dir());
+  EXPECT_THAT(json.out, HasSubstr("\"type\":\"rerun\""));
+  EXPECT_THAT(json.out, HasSubstr("content of b.c changed"));
+}
+
+}  // namespace
+}  // namespace dodo::test
