@@ -223,6 +223,24 @@ std::vector<size_t> OpsOf(const TraceModel& model, const std::vector<size_t>& co
   return ops;
 }
 
+// A name that did not exist and now does often sits earlier in a search
+// path than the file the command went on to use (an include directory, PATH):
+// " shadows <that file>", or "" if the command found no namesake.
+std::string Shadows(const TraceModel& model, size_t command, size_t op_index,
+                    const std::string& path, const LiveTree& tree) {
+  const std::string name = path.substr(path.rfind('/') + 1);
+  for (size_t index : model.commands()[command].ops) {
+    if (index <= op_index) continue;
+    const proto::Operation& op = model.ops()[index];
+    if (op.error() != 0 || (op.kind() != proto::READ && op.kind() != proto::EXEC)) continue;
+    const std::string found = model.Path(op.ref());
+    if (found != path && found.size() > name.size() && found.ends_with("/" + name)) {
+      return absl::StrCat(" shadows ", tree.Display(found));
+    }
+  }
+  return "";
+}
+
 // Exec operations that started a command: checked for that command.
 absl::flat_hash_map<size_t, size_t> ExecOwners(const TraceModel& model) {
   absl::flat_hash_map<size_t, size_t> out;
@@ -400,6 +418,7 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
         // Listings leave out the names the build writes; a path the build
         // writes only later is not compared (see CheckCommands).
         if (std::string cause = tree.Check(model, op); !cause.empty()) {
+          if (ExpectAbsent(op.error())) cause += Shadows(model, c, index, paths.observed, tree);
           add_cause(c, std::move(cause));
         }
       }

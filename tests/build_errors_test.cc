@@ -131,5 +131,13 @@ TEST(WhyTest, ExplainsAContentChangeWithBothDigests) {
   EXPECT_THAT(json.out, HasSubstr("content of b.c changed"));
 }
 
+TEST(WhyTest, NewHeaderEarlierInTheSearchPathShadowsTheOneUsed) {
+  Project project = Project::Copy("include_order");
+  ASSERT_EQ(project.Build().run.exit_status, 0);
+  project.Write("inc1/config.h", "#define VALUE 2\n");
+  RunResult r = RunCommand({DodoPath(), "why"}, project.dir());
+  EXPECT_THAT(r.out, HasSubstr("new file inc1/config.h shadows inc2/config.h"));
+}
+
 }  // namespace
 }  // namespace dodo::test
