@@ -189,6 +189,12 @@ std::vector<std::string> ChangedVariables(const std::vector<std::string>& before
   auto a = split(before);
   auto b = split(after);
   std::vector<std::string> changed;
+  // OLDPWD changes with every `cd` of the user's shell, and builds do not
+  // read it: it would make every build after a `cd` rerun its root.
+  a.erase("OLDPWD");
+  a.erase("_");  // bash: the path of the command it last ran
+  b.erase("_");
+  b.erase("OLDPWD");
   for (const auto& [name, value] : a) {
     auto it = b.find(name);
     if (it == b.end() || it->second != value) changed.push_back(name);
@@ -208,6 +214,17 @@ std::string FailureCause(const TracedCommand& c) {
     return absl::StrCat("was killed by signal ", c.end.signal(), " last time");
   }
   return absl::StrCat("failed last time (exit ", c.end.exit_code(), ")");
+}
+
+// A failure is replayed like any other result when the command's parent
+// went on and succeeded (`mkdir d || test -d d`): same inputs, same failure,
+// same handling. A failure that failed the build (the root, or a command
+// whose parent failed too) is retried.
+bool FailureMatters(const TraceModel& model, size_t c) {
+  const TracedCommand& command = model.commands()[c];
+  if (command.Succeeded()) return false;
+  if (!command.ended || command.end.how() != proto::CommandEnd::EXITED) return true;
+  return command.parent == kNoCommand || !model.commands()[command.parent].Succeeded();
 }
 
 // Ops of `commands` (plus the execs that started them), in trace order.
@@ -257,7 +274,7 @@ std::vector<std::string> CheckCommands(const TraceModel& model, std::vector<size
   std::vector<std::string> causes;
   std::sort(commands.begin(), commands.end());
   for (size_t c : commands) {
-    if (!model.commands()[c].Succeeded()) {
+    if (FailureMatters(model, c)) {
       causes.push_back(FailureCause(model.commands()[c]));
       if (causes.size() >= max_causes) return causes;
     }
@@ -394,7 +411,7 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
     }
   }
   for (size_t c = 0; c < n; ++c) {
-    if (!model.commands()[c].Succeeded()) add_cause(c, FailureCause(model.commands()[c]));
+    if (FailureMatters(model, c)) add_cause(c, FailureCause(model.commands()[c]));
   }
 
   // One pass over the operations in trace order. Observations of paths an

@@ -1,10 +1,12 @@
 #include "model/trace_model.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "model/notation.h"
 #include "model/trace_reader.h"
 
@@ -15,6 +17,24 @@ std::string Parent(const std::string& path) {
   size_t slash = path.rfind('/');
   if (slash == std::string::npos) return "";
   return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// make passes its jobserver (a pipe of tokens, not data) to the commands it
+// runs, and names the descriptors in MAKEFLAGS: --jobserver-auth=R,W (make
+// 4.2+) or --jobserver-fds=R,W (older).
+bool IsJobserverFd(const TraceModel& model, const proto::CommandStart& start, int fd) {
+  for (uint32_t id : start.env()) {
+    std::string_view entry = model.String(id);
+    if (!entry.starts_with("MAKEFLAGS=")) continue;
+    for (std::string_view key : {"--jobserver-auth=", "--jobserver-fds="}) {
+      size_t at = entry.find(key);
+      if (at == std::string_view::npos) continue;
+      int r = -1, w = -1;
+      const std::string value(entry.substr(at + key.size()));
+      if (std::sscanf(value.c_str(), "%d,%d", &r, &w) == 2 && (fd == r || fd == w)) return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace
@@ -30,6 +50,7 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
   size_t just_started = kNoCommand;
   // (command, pipe id) -> 1: holds the read end, 2: the write end, 3: both.
   absl::flat_hash_map<std::pair<size_t, uint64_t>, int> pipe_ends;
+  absl::flat_hash_set<uint64_t> jobserver_pipes;
   while (r.Next(&record)) {
     switch (record.kind_case()) {
       case proto::Record::kCommandStart: {
@@ -80,8 +101,15 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
             just_started = kNoCommand;
           }
         }
-        if (op.kind() == proto::PIPE_READ) pipe_ends[{it->second, op.number()}] |= 1;
-        if (op.kind() == proto::PIPE_WRITE) pipe_ends[{it->second, op.number()}] |= 2;
+        if (op.kind() == proto::PIPE_READ || op.kind() == proto::PIPE_WRITE) {
+          pipe_ends[{it->second, op.number()}] |= op.kind() == proto::PIPE_READ ? 1 : 2;
+          // make strips the jobserver from MAKEFLAGS for commands that are
+          // not sub-makes but they keep the descriptors: the pipe is known
+          // as a jobserver once any command names it.
+          if (IsJobserverFd(model, model.commands_[it->second].start, op.ref().base_fd())) {
+            jobserver_pipes.insert(op.number());
+          }
+        }
         break;
       }
       default:
@@ -97,6 +125,7 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
   std::vector<std::pair<std::pair<size_t, uint64_t>, int>> ends(pipe_ends.begin(), pipe_ends.end());
   std::sort(ends.begin(), ends.end());
   for (const auto& [key, bits] : ends) {
+    if (jobserver_pipes.contains(key.second)) continue;
     if (bits == 1) model.pipes_[key.second].readers.push_back(key.first);
     if (bits == 2) model.pipes_[key.second].writers.push_back(key.first);
   }
