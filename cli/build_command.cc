@@ -18,6 +18,7 @@
 #include "model/store.h"
 #include "model/trace_model.h"
 #include "model/trace_writer.h"
+#include "model/virtual_store.h"
 #include "tracer/tracer.h"
 
 extern char** environ;
@@ -37,11 +38,20 @@ CLI::App* AddBuildCommand(CLI::App& app, BuildOptions& options) {
       "  dodo why                   # what the next build would run, and why\n\n"
       "Prints each command it runs, then a summary line. Exit status: the root\n"
       "command's (128+N if signal N killed it); 2 if there is no Dodofile and no\n"
-      "command; 125 if dodo itself failed (store not writable, tracer not started).");
+      "command; 125 if dodo itself failed (store not writable, tracer not started).\n\n"
+      "Outputs go through the virtual store: a file a command writes is staged in\n"
+      ".dodo/stage/ and replaces the file in the tree only once every process that\n"
+      "wrote it has exited with status 0. A failed command leaves the tree as it was.\n"
+      "Every output is also kept in .dodo/objects/ and listed in .dodo/manifest.");
   build->add_flag("--fresh", options.fresh,
                   "Ignore the last build: run every command (the store is kept)");
   build->add_flag("--show-skipped", options.show_skipped, "Also list the commands skipped");
   build->add_flag("-q,--quiet", options.quiet, "Print only the summary line");
+  build->add_flag("--direct", options.direct,
+                  "Write outputs in place, without staging (a failed command's partial\n"
+                  "outputs stay in the tree); they are still stored and listed");
+  build->add_flag("--keep-failed", options.keep_failed,
+                  "Keep what failed commands wrote in .dodo/failed/PATH, for debugging");
   build->add_option("command", options.command, "The root command, after -- (default ./Dodofile)")
       ->expected(-1);
   return build;
@@ -130,6 +140,16 @@ int RunBuild(const BuildOptions& options) {
   model::Rebuilder rebuilder(&recorder, previous ? &*previous : nullptr, store->get(), &tree,
                              rebuild_options);
   recorder.set_output_keeper(&rebuilder);
+  absl::StatusOr<std::unique_ptr<model::VirtualStore>> vfs = model::VirtualStore::Create(
+      {.project_root = cwd, .direct = options.direct, .keep_failed = options.keep_failed},
+      store->get(), &hasher, &rebuilder);
+  if (!vfs.ok()) {
+    std::cerr << "dodo build: " << vfs.status().message() << "\n";
+    return kToolFailure;
+  }
+  (*vfs)->set_command_of([&recorder](pid_t pid) { return recorder.CommandOf(pid); });
+  recorder.set_path_mapper(vfs->get());
+  tree.set_path_mapper(vfs->get());
 
   int status = 0;
   bool ran = true;
@@ -147,8 +167,9 @@ int RunBuild(const BuildOptions& options) {
   }
   tracer::TracerStats tracer_stats;
   if (ran) {
-    tracer::Tracer tracer(&rebuilder);
+    tracer::Tracer tracer(vfs->get());
     tracer.set_exec_gate(&rebuilder);
+    tracer.set_path_redirector(vfs->get());
     absl::StatusOr<int> result = tracer.Run(argv);
     if (!result.ok()) {
       std::cerr << "dodo build: cannot run '" << argv[0] << "': " << result.status().message()
@@ -157,7 +178,9 @@ int RunBuild(const BuildOptions& options) {
     }
     status = *result;
   }
+  absl::Status committed = (*vfs)->Finish(status == 0);
   absl::Status recorded = recorder.Finish();
+  if (recorded.ok()) recorded = committed;
   absl::Status finished = (*writer)->Finish(status);
   if (recorded.ok() && finished.ok()) finished = (*store)->CommitTrace();
   if (!recorded.ok() || !finished.ok()) {
@@ -167,6 +190,9 @@ int RunBuild(const BuildOptions& options) {
   if (!recorder.first_keep_error().ok()) {
     std::cerr << "dodo build: warning: an output was not stored: "
               << recorder.first_keep_error().message() << "\n";
+  }
+  if (!(*vfs)->first_error().ok()) {
+    std::cerr << "dodo build: warning: " << (*vfs)->first_error().message() << "\n";
   }
   if (!rebuilder.first_error().ok()) {
     std::cerr << "dodo build: warning: " << rebuilder.first_error().message()

@@ -16,6 +16,8 @@ struct BuildOptions {
   bool fresh = false;
   bool show_skipped = false;
   bool quiet = false;
+  bool direct = false;       // no redirection into the virtual store
+  bool keep_failed = false;  // failed outputs kept in .dodo/failed/
 };
 
 CLI::App* AddBuildCommand(CLI::App& app, BuildOptions& options);

@@ -149,7 +149,9 @@ absl::Status Rebuilder::RestoreOutputs(const std::vector<size_t>& group) {
     if (!v.sha256().empty()) {
       Digest digest;
       std::copy(v.sha256().begin(), v.sha256().end(), digest.begin());
-      status = store_->Restore(digest, v.mode(), state.path);
+      // A path the build has staged is restored into its staged file, which
+      // reaches the tree when it is committed.
+      status = store_->Restore(digest, v.mode(), tree_->Physical(state.path));
     } else if (S_ISLNK(v.mode())) {
       status = MakeParentDirs(state.path);
       const std::string temp = state.path + ".dodo-link";
@@ -286,12 +288,12 @@ std::optional<int> Rebuilder::BeforeExec(const tracer::ExecRequest& request) {
   return std::nullopt;
 }
 
-absl::StatusOr<FileVersion> Rebuilder::Keep(const std::string& path) {
+absl::StatusOr<FileVersion> Rebuilder::Keep(const std::string& path, const std::string& bytes_at) {
   if (options_.project_root.empty() || !path.starts_with(options_.project_root) ||
       path.starts_with(store_prefix_)) {
     return absl::OutOfRangeError("not a project file");
   }
-  return store_->Save(path, tree_->hasher());
+  return store_->Save(bytes_at, tree_->hasher());
 }
 
 absl::StatusOr<int> Rebuilder::SkipEverything(const Plan& plan) {

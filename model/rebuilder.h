@@ -62,7 +62,7 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   std::optional<int> BeforeExec(const tracer::ExecRequest& request) override;
 
   // OutputKeeper: files under the project root go to the store.
-  absl::StatusOr<FileVersion> Keep(const std::string& path) override;
+  absl::StatusOr<FileVersion> Keep(const std::string& path, const std::string& bytes_at) override;
 
   // Nothing runs: copies the whole last build into the new trace and
   // restores `plan.restores`. Returns the root's recorded exit status.

@@ -135,7 +135,7 @@ void Recorder::AddOutput(uint64_t command, const std::string& path) {
 }
 
 void Recorder::SetFileVersion(const std::string& path, proto::Version* version) {
-  absl::StatusOr<FileVersion> file = hasher_->HashFile(path);
+  absl::StatusOr<FileVersion> file = hasher_->HashFile(Physical(path));
   if (!file.ok()) return;
   version->set_sha256(file->sha256.data(), file->sha256.size());
   version->set_size(file->size);
@@ -145,7 +145,7 @@ void Recorder::SetFileVersion(const std::string& path, proto::Version* version) 
 
 void Recorder::KeepOutput(const std::string& path, proto::Version* version) {
   if (keeper_ != nullptr) {
-    absl::StatusOr<FileVersion> kept = keeper_->Keep(path);
+    absl::StatusOr<FileVersion> kept = keeper_->Keep(path, Physical(path));
     if (kept.ok()) {
       version->set_sha256(kept->sha256.data(), kept->sha256.size());
       version->set_size(kept->size);
@@ -322,7 +322,7 @@ void Recorder::EndCommand(uint64_t id, proto::CommandEnd::How how, int code, int
     proto::Output* output = end->add_outputs();
     output->set_path(writer_->Intern(path));
     struct stat st;
-    if (lstat(path.c_str(), &st) != 0) {
+    if (lstat(Physical(path).c_str(), &st) != 0) {
       output->mutable_version()->set_absent(true);
     } else if (S_ISREG(st.st_mode)) {
       KeepOutput(path, output->mutable_version());
@@ -422,7 +422,7 @@ void Recorder::OnPathChange(const tracer::SyscallEvent& event, uint64_t command)
       struct stat st;
       const bool follow = !event.path.has_value() || event.path->follow_final;
       if (error == 0 && !path.empty() &&
-          (follow ? stat(path.c_str(), &st) : lstat(path.c_str(), &st)) == 0) {
+          (follow ? stat(Physical(path).c_str(), &st) : lstat(Physical(path).c_str(), &st)) == 0) {
         op.mutable_version()->set_mode(st.st_mode);
         if (S_ISREG(st.st_mode)) op.mutable_version()->set_size(st.st_size);
       }

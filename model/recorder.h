@@ -13,6 +13,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "model/file_hasher.h"
+#include "model/path_mapper.h"
 #include "model/path_resolver.h"
 #include "model/trace_writer.h"
 #include "proto/trace.pb.h"
@@ -35,7 +36,10 @@ struct RecorderStats {
 class OutputKeeper {
  public:
   virtual ~OutputKeeper() = default;
-  virtual absl::StatusOr<FileVersion> Keep(const std::string& path) = 0;
+  // `bytes_at` is where the file's bytes are now: `path`, or its staged
+  // copy while the virtual store has not committed it yet.
+  virtual absl::StatusOr<FileVersion> Keep(const std::string& path,
+                                           const std::string& bytes_at) = 0;
 };
 
 class Recorder : public tracer::EventSink {
@@ -59,6 +63,8 @@ class Recorder : public tracer::EventSink {
   // Outputs are handed to `keeper` (which must outlive the recorder).
   void set_output_keeper(OutputKeeper* keeper) { keeper_ = keeper; }
   const absl::Status& first_keep_error() const { return first_keep_error_; }
+  // Paths are hashed and stat'ed where `mapper` says (must outlive the recorder).
+  void set_path_mapper(const PathMapper* mapper) { mapper_ = mapper; }
 
   // The command whose program thread `pid` runs; 0 before the root's exec.
   uint64_t CommandOf(pid_t pid) const;
@@ -101,6 +107,10 @@ class Recorder : public tracer::EventSink {
   RecorderStats stats_;
   absl::Status first_error_;
   OutputKeeper* keeper_ = nullptr;
+  const PathMapper* mapper_ = nullptr;
+  const std::string& Physical(const std::string& path) const {
+    return mapper_ == nullptr ? path : mapper_->Physical(path);
+  }
   absl::Status first_keep_error_;
   uint64_t next_command_id_ = 1;
   // The command each thread's actions belong to.

@@ -56,14 +56,14 @@ const LiveTree::Entry& LiveTree::Lookup(const std::string& path) {
   if (e.looked) return e;
   e.looked = true;
   struct stat st;
-  if (lstat(path.c_str(), &st) != 0) {
+  if (lstat(Physical(path).c_str(), &st) != 0) {
     e.lstat_error = e.stat_error = errno;
     return e;
   }
   e.lmode = e.mode = st.st_mode;
   e.size = st.st_size;
   if (S_ISLNK(st.st_mode)) {
-    if (stat(path.c_str(), &st) != 0) {
+    if (stat(Physical(path).c_str(), &st) != 0) {
       e.stat_error = errno;
     } else {
       e.mode = st.st_mode;
@@ -88,7 +88,7 @@ std::string LiveTree::Check(const TraceModel& model, const proto::Operation& op)
   auto content = [&](std::string_view what) -> std::string {
     if (op.error() != 0 || op.version().sha256().empty()) return existence();
     if (!exists || now.stat_error != 0) return absl::StrCat(shown, " was removed");
-    absl::StatusOr<FileVersion> file = hasher_->HashFile(path);
+    absl::StatusOr<FileVersion> file = hasher_->HashFile(Physical(path));
     if (!file.ok()) return absl::StrCat(shown, ": ", file.status().message());
     const std::string& before = op.version().sha256();
     if (SameDigest(before, file->sha256)) return "";
@@ -164,7 +164,7 @@ std::string LiveTree::Check(const TraceModel& model, const proto::Operation& op)
       if (std::string e = existence(); !e.empty() || op.error() != 0) return e;
       if (!S_ISLNK(now.lmode)) return absl::StrCat(shown, " is no longer a symlink");
       char target[4096];
-      ssize_t n = readlink(path.c_str(), target, sizeof(target));
+      ssize_t n = readlink(Physical(path).c_str(), target, sizeof(target));
       if (n < 0) return absl::StrCat(shown, ": cannot read the link");
       if (std::string_view(target, n) == op.text()) return "";
       return absl::StrCat("symlink ", shown, " now points to ", std::string(target, n), " (was ",
@@ -328,13 +328,13 @@ std::vector<FinalState> FinalStates(const TraceModel& model, const std::vector<s
 std::optional<std::string> DiffersFromFinal(const FinalState& state, LiveTree& tree) {
   const proto::Version& v = state.version;
   struct stat st;
-  const bool exists = lstat(state.path.c_str(), &st) == 0;
+  const bool exists = lstat(tree.Physical(state.path).c_str(), &st) == 0;
   const std::string shown = tree.Display(state.path);
   if (v.absent()) return std::nullopt;  // removals are not redone (see FinalStates users)
   if (!exists) return absl::StrCat(shown, " is missing");
   if (!v.sha256().empty()) {
     if (!S_ISREG(st.st_mode)) return absl::StrCat(shown, " is no longer a regular file");
-    absl::StatusOr<FileVersion> file = tree.hasher().HashFile(state.path);
+    absl::StatusOr<FileVersion> file = tree.hasher().HashFile(tree.Physical(state.path));
     if (!file.ok()) return absl::StrCat(shown, ": ", file.status().message());
     const std::string& before = v.sha256();
     if (!SameDigest(before, file->sha256)) {
@@ -345,7 +345,7 @@ std::optional<std::string> DiffersFromFinal(const FinalState& state, LiveTree& t
   }
   if (S_ISLNK(v.mode())) {
     char target[4096];
-    ssize_t n = readlink(state.path.c_str(), target, sizeof(target));
+    ssize_t n = readlink(tree.Physical(state.path).c_str(), target, sizeof(target));
     if (n < 0 || std::string_view(target, n) != v.symlink_target()) {
       return absl::StrCat(shown, " no longer points to ", v.symlink_target());
     }

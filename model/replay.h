@@ -18,6 +18,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "model/file_hasher.h"
+#include "model/path_mapper.h"
 #include "model/trace_model.h"
 
 namespace dodo::model {
@@ -39,6 +40,12 @@ class LiveTree {
   // `path` as causes show it.
   std::string Display(const std::string& path) const;
   FileHasher& hasher() { return *hasher_; }
+  // Looks at the files where `mapper` says (must outlive the tree): during a
+  // build, what the build's processes see.
+  void set_path_mapper(const PathMapper* mapper) { mapper_ = mapper; }
+  const std::string& Physical(const std::string& path) const {
+    return mapper_ == nullptr ? path : mapper_->Physical(path);
+  }
 
  private:
   struct Entry {
@@ -52,6 +59,7 @@ class LiveTree {
   const Entry& Lookup(const std::string& path);
 
   FileHasher* hasher_;
+  const PathMapper* mapper_ = nullptr;
   std::string display_root_;
   absl::flat_hash_map<std::string, Entry> entries_;
 };

@@ -96,8 +96,19 @@ TEST(BuildErrorsTest, FailingBuildExitsWithTheRootsStatusAndKeepsTheTrace) {
   BuildRun run = project.Build();
   EXPECT_EQ(run.run.exit_status, 3);
   EXPECT_THAT(run.run.err, HasSubstr("exited with status 3"));
-  EXPECT_EQ(project.Read("out.txt"), "partial\n");
+  // The shell that wrote it failed: the staged file never reaches the tree.
+  EXPECT_EQ(project.Read("out.txt"), std::nullopt);
   EXPECT_EQ(project.WhyQuiet(), 1) << "a failed root must rerun";
+}
+
+TEST(BuildErrorsTest, FailingBuildUnderDirectKeepsWhatItWrote) {
+  const std::string dir = MakeTempDir();
+  Project project(dir);
+  project.Write("Dodofile", "#!/bin/sh\necho partial > out.txt\nexit 3\n");
+  ASSERT_EQ(chmod(project.Path("Dodofile").c_str(), 0755), 0);
+  BuildRun run = project.Build({"--direct"});
+  EXPECT_EQ(run.run.exit_status, 3);
+  EXPECT_EQ(project.Read("out.txt"), "partial\n");
 }
 
 TEST(WhyErrorsTest, NoBuildYetIsAnErrorNamingTheTrace) {

@@ -151,6 +151,34 @@ class ExecGate {
   virtual std::optional<int> BeforeExec(const ExecRequest& request) = 0;
 };
 
+// What a PathRedirector wants done with one path syscall.
+struct Redirection {
+  // Absolute paths the kernel gets instead of the first and second path
+  // argument. The process keeps seeing its own arguments: the registers are
+  // put back when the call returns.
+  std::optional<std::string> path = {};
+  std::optional<std::string> path2 = {};
+  // Call AfterSyscall with the result (e.g. to follow a rename).
+  bool wants_result = false;
+};
+
+// Serves the paths of a traced build from somewhere else (dodo build's
+// staging area), by rewriting path arguments at syscall entry. The tracer
+// asks before it reports the event to the EventSink, which still gets the
+// paths the process passed.
+class PathRedirector {
+ public:
+  virtual ~PathRedirector() = default;
+  // False when Redirect never rewrites a path (it only watches): the tracer
+  // then needs no scratch memory in the processes.
+  virtual bool RewritesPaths() const = 0;
+  virtual Redirection Redirect(const SyscallEvent& event) = 0;
+  virtual void AfterSyscall(const SyscallEvent& event, int64_t result) = 0;
+  // The path a process must be shown for `physical`, a path the kernel
+  // reports (a /proc/PID/fd link), or nothing when it is shown as it is.
+  virtual std::optional<std::string> Logical(const std::string& physical) const = 0;
+};
+
 // Receives the tracer's events. Calls happen on the tracer's thread while the
 // process concerned is stopped, so the file system is as the call found it
 // (entry events) or left it (events with a result).

@@ -56,6 +56,11 @@ class FdTable {
   // table knew (access mode) about descriptors that still name the same file.
   void SyncWithProc(pid_t pid);
   std::vector<FdInfo> Sorted() const;
+  // Calls `fn` on every descriptor's info, which it may change.
+  template <typename Fn>
+  void ForEach(Fn fn) {
+    for (auto& [fd, info] : fds_) fn(info);
+  }
 
  private:
   absl::flat_hash_map<int, FdInfo> fds_;

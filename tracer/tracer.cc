@@ -5,6 +5,7 @@
 #include <linux/close_range.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
@@ -12,10 +13,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "tracer/tracee_memory.h"
 
@@ -32,6 +35,36 @@ constexpr int64_t kErestartNoHand = -514;
 constexpr int64_t kErestartRestartBlock = -516;
 
 constexpr uint64_t kX32SyscallBit = 0x40000000;
+
+// Scratch memory for rewritten paths: one slot per path argument.
+constexpr uint64_t kScratchSlot = 4096;
+constexpr uint64_t kScratchSize = 2 * kScratchSlot;
+// The `syscall` instruction's length: rewinding rip by it runs the call again.
+constexpr uint64_t kSyscallInsnLength = 2;
+
+// The register holding syscall argument `index` (x86_64 ABI order).
+unsigned long long* ArgRegister(user_regs_struct& regs, int index) {
+  switch (index) {
+    case 0:
+      return &regs.rdi;
+    case 1:
+      return &regs.rsi;
+    case 2:
+      return &regs.rdx;
+    case 3:
+      return &regs.r10;
+    case 4:
+      return &regs.r8;
+    case 5:
+      return &regs.r9;
+  }
+  return nullptr;
+}
+
+bool IsPathHandler(Handler handler) {
+  return handler == Handler::kOpen || handler == Handler::kOpenat2 || handler == Handler::kPath ||
+         handler == Handler::kFdOrPath;
+}
 
 volatile sig_atomic_t g_stop_signal = 0;
 
@@ -118,6 +151,18 @@ struct Tracer::Tracee {
   // clone/clone3 with CLONE_UNTRACED: the flags to put back at exit.
   bool restore_flags = false;
   uint64_t saved_flags = 0;
+
+  // Path rewriting: where the scratch mapping is (0: none yet), and the
+  // argument registers to put back at the exit stop.
+  uint64_t scratch = 0;
+  bool scratch_failed = false;
+  int8_t rewritten_arg[2] = {-1, -1};
+  uint64_t original_arg[2] = {};
+  // Whether the exit stop reports the event (FinishSyscall), tells the
+  // redirector the result, or fixes a readlink result.
+  bool report_at_exit = true;
+  bool notify_redirector = false;
+  bool fix_readlink = false;
 };
 
 Tracer::Tracer(EventSink* sink) : sink_(sink) {}
@@ -194,7 +239,7 @@ absl::StatusOr<int> Tracer::Run(const std::vector<std::string>& argv) {
   Tracee& t = Adopt(root_pid_, root_pid_, nullptr, false, false);
   t.awaiting_first_stop = false;  // its stop was consumed by Launch
   *t.cwd = ReadProcLink(root_pid_, "cwd");
-  t.fds->SyncWithProc(root_pid_);
+  SyncFds(*t.fds, root_pid_);
 
   Loop();
   RestoreSignalHandlers();
@@ -301,7 +346,7 @@ void Tracer::OnStop(pid_t pid, int status) {
     case PTRACE_EVENT_VFORK:
     case PTRACE_EVENT_CLONE:
       ++stats_.event_stops;
-      OnForkEvent(t, event);
+      OnForkEvent(t);
       return;
     case PTRACE_EVENT_EXEC:
       ++stats_.event_stops;
@@ -333,23 +378,23 @@ void Tracer::OnStop(pid_t pid, int status) {
   Resume(pid, false, signal);
 }
 
-void Tracer::OnForkEvent(Tracee& parent, int event) {
+void Tracer::OnForkEvent(Tracee& parent) {
   unsigned long message = 0;
   ptrace(PTRACE_GETEVENTMSG, parent.tid, nullptr, &message);
   const pid_t child = static_cast<pid_t>(message);
   uint64_t flags = 0;
-  if (event == PTRACE_EVENT_CLONE) {
-    // The parent is stopped inside clone/clone3: its registers say how.
-    user_regs_struct regs;
-    if (ptrace(PTRACE_GETREGS, parent.tid, nullptr, &regs) == 0) {
-      if (regs.orig_rax == SYS_clone3) {
-        uint64_t from_memory = 0;
-        if (ReadMemory(parent.tid, regs.rdi, &from_memory, sizeof(from_memory)).ok()) {
-          flags = from_memory;
-        }
-      } else {
-        flags = regs.rdi;
+  // The parent is stopped inside fork/vfork/clone/clone3: its registers say how.
+  user_regs_struct regs;
+  if (ptrace(PTRACE_GETREGS, parent.tid, nullptr, &regs) == 0) {
+    if (regs.orig_rax == SYS_clone3) {
+      uint64_t from_memory = 0;
+      if (ReadMemory(parent.tid, regs.rdi, &from_memory, sizeof(from_memory)).ok()) {
+        flags = from_memory;
       }
+    } else if (regs.orig_rax == SYS_clone) {
+      flags = regs.rdi;
+    } else if (regs.orig_rax == SYS_vfork) {
+      flags = CLONE_VM | CLONE_VFORK;
     }
   }
   ForkEvent fork_event;
@@ -360,6 +405,11 @@ void Tracer::OnForkEvent(Tracee& parent, int event) {
   fork_event.share_fs = (flags & CLONE_FS) != 0;
   const pid_t tgid = fork_event.thread ? parent.tgid : child;
   Tracee& t = Adopt(child, tgid, &parent, fork_event.share_fds, fork_event.share_fs);
+  // A copied address space has the parent's scratch mapping at the same
+  // address. A shared one (threads) gets its own, so two threads never write
+  // paths over each other; a vfork child may share, its parent is suspended.
+  const bool shares_memory = (flags & CLONE_VM) != 0 && (flags & CLONE_VFORK) == 0;
+  t.scratch = shares_memory ? 0 : parent.scratch;
   sink_->OnFork(fork_event);
   Resume(parent.tid, parent.pending != nullptr);
 
@@ -403,8 +453,10 @@ void Tracer::OnExecEvent(pid_t pid) {
   Tracee& t = *it->second;
   // After exec the process has descriptors and a cwd of its own.
   auto fds = std::make_shared<FdTable>();
-  fds->SyncWithProc(pid);
+  SyncFds(*fds, pid);
   t.fds = std::move(fds);
+  t.scratch = 0;  // the new program has a new address space
+  t.scratch_failed = false;
   t.cwd = std::make_shared<std::string>(*t.cwd);
 
   ExecEvent event;
@@ -474,6 +526,22 @@ void Tracer::OnSeccompStop(Tracee& t) {
     Resume(t.tid, false);
     return;
   }
+  if (redirector_ != nullptr && redirector_->RewritesPaths() && IsPathHandler(row->handler) &&
+      t.scratch == 0 && !t.scratch_failed) {
+    switch (InjectScratch(t)) {
+      case Injection::kDone:
+        // The original syscall runs again and stops here once more.
+        Resume(t.tid, false);
+        return;
+      case Injection::kGone:
+        return;  // `t` no longer exists
+      case Injection::kFailed:
+        break;  // carry on without rewriting for this process
+    }
+  }
+  t.report_at_exit = true;
+  t.notify_redirector = false;
+  t.fix_readlink = false;
   const bool want_exit = HandleSyscall(t, *row, info.seccomp.args);
   if (want_exit) {
     t.pending = row;
@@ -484,7 +552,7 @@ void Tracer::OnSeccompStop(Tracee& t) {
 
 FdInfo Tracer::DescribeFd(Tracee& t, int fd) {
   if (const FdInfo* known = t.fds->Find(fd)) return *known;
-  std::optional<FdInfo> info = FdInfoFromProc(t.tgid, fd);
+  std::optional<FdInfo> info = ProcFdInfo(t.tgid, fd);
   if (!info.has_value()) {
     FdInfo unknown;
     unknown.fd = fd;
@@ -565,9 +633,18 @@ bool Tracer::HandleSyscall(Tracee& t, const SyscallRow& row, const uint64_t* arg
       if (row.effect == Effect::kUnlink && (ev.flags & AT_REMOVEDIR) != 0) {
         ev.effect = Effect::kRmdir;
       }
-      if (row.exit_stop) return true;
-      sink_->OnSyscall(ev);
-      return false;
+      bool want_exit = row.exit_stop;
+      t.report_at_exit = row.exit_stop;
+      if (redirector_ != nullptr && row.handler != Handler::kChdir) {
+        if (ApplyRedirection(t, row)) want_exit = true;
+        if (ev.effect == Effect::kReadlink && ev.path.has_value() &&
+            absl::StartsWith(ev.path->path, "/proc/")) {
+          t.fix_readlink = true;
+          want_exit = true;
+        }
+      }
+      if (!row.exit_stop) sink_->OnSyscall(ev);
+      return want_exit;
     }
     case Handler::kFd:
     case Handler::kFchdir:
@@ -683,11 +760,13 @@ void Tracer::OnSyscallExit(Tracee& t) {
   __ptrace_syscall_info info{};
   if (ptrace(PTRACE_GET_SYSCALL_INFO, t.tid, sizeof(info), &info) <= 0 ||
       info.op != PTRACE_SYSCALL_INFO_EXIT || t.pending == nullptr) {
+    RestoreArgs(t);
     t.pending = nullptr;
     Resume(t.tid, false);
     return;
   }
-  const int64_t result = info.exit.rval;
+  int64_t result = info.exit.rval;
+  RestoreArgs(t);
   if (t.restore_flags) {
     t.restore_flags = false;
     if (t.pending->handler == Handler::kClone) {
@@ -702,9 +781,15 @@ void Tracer::OnSyscallExit(Tracee& t) {
   }
   const bool restarting = result == kErestartSys || result == kErestartSys - 1 ||
                           result == kErestartNoHand || result == kErestartRestartBlock;
-  if (!restarting) FinishSyscall(t, result);
+  if (!restarting) {
+    if (t.fix_readlink) FixReadlinkResult(t, result);
+    if (t.notify_redirector) redirector_->AfterSyscall(t.event, result);
+    if (t.report_at_exit) FinishSyscall(t, result);
+  }
   // A restarted call enters the filter again and is handled afresh.
   t.pending = nullptr;
+  t.notify_redirector = false;
+  t.fix_readlink = false;
   Resume(t.tid, false);
 }
 
@@ -730,7 +815,7 @@ void Tracer::FinishSyscall(Tracee& t, int64_t result) {
       return;
     case Handler::kOpenByHandle:
       if (result >= 0) {
-        std::optional<FdInfo> info = FdInfoFromProc(t.tgid, static_cast<int>(result));
+        std::optional<FdInfo> info = ProcFdInfo(t.tgid, static_cast<int>(result));
         if (info.has_value()) {
           t.fds->Set(*info);
           PathArg path;
@@ -774,7 +859,7 @@ void Tracer::FinishSyscall(Tracee& t, int64_t result) {
         const uint64_t address = row.handler == Handler::kPipe ? t.args[0] : t.args[3];
         if (ReadMemory(t.tid, address, pair, sizeof(pair)).ok()) {
           for (int fd : pair) {
-            std::optional<FdInfo> info = FdInfoFromProc(t.tgid, fd);
+            std::optional<FdInfo> info = ProcFdInfo(t.tgid, fd);
             if (info.has_value()) t.fds->Set(*info);
           }
         }
@@ -782,7 +867,7 @@ void Tracer::FinishSyscall(Tracee& t, int64_t result) {
       return;
     case Handler::kNewFd:
       if (result >= 0) {
-        std::optional<FdInfo> info = FdInfoFromProc(t.tgid, static_cast<int>(result));
+        std::optional<FdInfo> info = ProcFdInfo(t.tgid, static_cast<int>(result));
         if (info.has_value()) t.fds->Set(*info);
       }
       return;
@@ -793,6 +878,142 @@ void Tracer::FinishSyscall(Tracee& t, int64_t result) {
       return;
     default:
       return;
+  }
+}
+
+std::optional<FdInfo> Tracer::ProcFdInfo(pid_t tgid, int fd) const {
+  std::optional<FdInfo> info = FdInfoFromProc(tgid, fd);
+  if (info.has_value() && redirector_ != nullptr && !info->path.empty()) {
+    if (std::optional<std::string> logical = redirector_->Logical(info->path)) {
+      info->path = *std::move(logical);
+    }
+  }
+  return info;
+}
+
+void Tracer::SyncFds(FdTable& fds, pid_t pid) const {
+  fds.SyncWithProc(pid);
+  if (redirector_ == nullptr) return;
+  fds.ForEach([this](FdInfo& info) {
+    if (info.path.empty()) return;
+    if (std::optional<std::string> logical = redirector_->Logical(info.path)) {
+      info.path = *std::move(logical);
+    }
+  });
+}
+
+Tracer::Injection Tracer::InjectScratch(Tracee& t) {
+  user_regs_struct saved;
+  if (ptrace(PTRACE_GETREGS, t.tid, nullptr, &saved) != 0) {
+    t.scratch_failed = true;
+    return Injection::kFailed;
+  }
+  user_regs_struct regs = saved;
+  regs.orig_rax = SYS_mmap;
+  regs.rdi = 0;
+  regs.rsi = kScratchSize;
+  regs.rdx = PROT_READ | PROT_WRITE;
+  regs.r10 = MAP_PRIVATE | MAP_ANONYMOUS;
+  regs.r8 = static_cast<unsigned long long>(-1);
+  regs.r9 = 0;
+  if (ptrace(PTRACE_SETREGS, t.tid, nullptr, &regs) != 0 ||
+      ptrace(PTRACE_SYSCALL, t.tid, nullptr, nullptr) != 0) {
+    t.scratch_failed = true;
+    return Injection::kFailed;
+  }
+  // The next stop of this thread is mmap's exit: signals are delivered only
+  // on the way back to user space, after it. Only death can come first.
+  const pid_t tid = t.tid;
+  int status = 0;
+  pid_t got;
+  do {
+    got = waitpid(tid, &status, __WALL);
+  } while (got < 0 && errno == EINTR);
+  if (got != tid || !WIFSTOPPED(status)) {
+    if (got == tid) OnGone(tid, status);
+    return Injection::kGone;
+  }
+  ++stats_.exit_stops;
+  user_regs_struct after;
+  const bool have = ptrace(PTRACE_GETREGS, tid, nullptr, &after) == 0;
+  const int64_t address = have ? static_cast<int64_t>(after.rax) : -1;
+  // Back to the original call, one instruction earlier, so it runs again.
+  saved.rip -= kSyscallInsnLength;
+  saved.rax = saved.orig_rax;
+  ptrace(PTRACE_SETREGS, tid, nullptr, &saved);
+  if (address < 0 && address > -4096) {
+    t.scratch_failed = true;
+    Warn(tid, "mmap", "no scratch memory for path rewriting: paths are not redirected");
+  } else {
+    t.scratch = static_cast<uint64_t>(address);
+    ++stats_.scratch_mapped;
+  }
+  return Injection::kDone;
+}
+
+bool Tracer::ApplyRedirection(Tracee& t, const SyscallRow& row) {
+  Redirection redirection = redirector_->Redirect(t.event);
+  t.notify_redirector = redirection.wants_result;
+  bool rewrote = false;
+  if (redirection.path.has_value() && row.path != kNoArg) {
+    rewrote |= RewriteArg(t, 0, row.path, *redirection.path);
+  }
+  if (redirection.path2.has_value() && row.path2 != kNoArg) {
+    rewrote |= RewriteArg(t, 1, row.path2, *redirection.path2);
+  }
+  return rewrote || redirection.wants_result;
+}
+
+bool Tracer::RewriteArg(Tracee& t, int slot, int8_t arg_index, const std::string& path) {
+  if (t.scratch == 0 || path.size() >= kScratchSlot) {
+    Warn(t.tid, t.event.syscall, absl::StrCat("cannot redirect to ", path));
+    return false;
+  }
+  const uint64_t address = t.scratch + static_cast<uint64_t>(slot) * kScratchSlot;
+  if (!WriteMemory(t.tid, address, path.c_str(), path.size() + 1).ok()) return false;
+  user_regs_struct regs;
+  if (ptrace(PTRACE_GETREGS, t.tid, nullptr, &regs) != 0) return false;
+  unsigned long long* reg = ArgRegister(regs, arg_index);
+  if (reg == nullptr) return false;
+  t.original_arg[slot] = *reg;
+  t.rewritten_arg[slot] = arg_index;
+  *reg = address;
+  if (ptrace(PTRACE_SETREGS, t.tid, nullptr, &regs) != 0) {
+    t.rewritten_arg[slot] = -1;
+    return false;
+  }
+  ++stats_.paths_rewritten;
+  return true;
+}
+
+void Tracer::RestoreArgs(Tracee& t) {
+  if (t.rewritten_arg[0] < 0 && t.rewritten_arg[1] < 0) return;
+  user_regs_struct regs;
+  if (ptrace(PTRACE_GETREGS, t.tid, nullptr, &regs) == 0) {
+    for (int slot = 0; slot < 2; ++slot) {
+      if (t.rewritten_arg[slot] < 0) continue;
+      *ArgRegister(regs, t.rewritten_arg[slot]) = t.original_arg[slot];
+    }
+    ptrace(PTRACE_SETREGS, t.tid, nullptr, &regs);
+  }
+  t.rewritten_arg[0] = t.rewritten_arg[1] = -1;
+}
+
+void Tracer::FixReadlinkResult(Tracee& t, int64_t result) {
+  if (result <= 0 || result > 4096 || t.pending == nullptr) return;
+  const int8_t buffer_index = static_cast<int8_t>(t.pending->path + 1);
+  const uint64_t buffer = t.args[buffer_index];
+  const uint64_t size = t.args[buffer_index + 1];
+  std::string text(static_cast<size_t>(result), '\0');
+  if (!ReadMemory(t.tid, buffer, text.data(), text.size()).ok()) return;
+  std::optional<std::string> logical = redirector_->Logical(text);
+  if (!logical.has_value()) return;
+  const size_t length = std::min<size_t>(logical->size(), size);
+  if (!WriteMemory(t.tid, buffer, logical->data(), length).ok()) return;
+  user_regs_struct regs;
+  if (ptrace(PTRACE_GETREGS, t.tid, nullptr, &regs) == 0) {
+    regs.rax = length;
+    ptrace(PTRACE_SETREGS, t.tid, nullptr, &regs);
   }
 }
 

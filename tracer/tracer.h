@@ -25,11 +25,13 @@ namespace dodo::tracer {
 struct TracerStats {
   uint64_t seccomp_stops = 0;
   uint64_t exit_stops = 0;
-  uint64_t event_stops = 0;    // fork, exec, group-stop, ...
-  uint64_t signal_stops = 0;   // signals passed through
-  uint64_t processes = 0;      // processes and threads followed
-  uint64_t refused = 0;        // syscalls failed with ENOSYS
-  uint64_t execs_skipped = 0;  // execs the gate replaced with an exit
+  uint64_t event_stops = 0;     // fork, exec, group-stop, ...
+  uint64_t signal_stops = 0;    // signals passed through
+  uint64_t processes = 0;       // processes and threads followed
+  uint64_t refused = 0;         // syscalls failed with ENOSYS
+  uint64_t execs_skipped = 0;   // execs the gate replaced with an exit
+  uint64_t scratch_mapped = 0;  // scratch mappings injected for path rewriting
+  uint64_t paths_rewritten = 0;
 };
 
 class Tracer {
@@ -51,6 +53,8 @@ class Tracer {
 
   // Consulted at every exec's entry (must outlive the tracer).
   void set_exec_gate(ExecGate* gate) { gate_ = gate; }
+  // Consulted at every path syscall's entry (must outlive the tracer).
+  void set_path_redirector(PathRedirector* redirector) { redirector_ = redirector; }
 
  private:
   struct Tracee;
@@ -61,7 +65,7 @@ class Tracer {
   void OnGone(pid_t pid, int status);
   void OnSeccompStop(Tracee& t);
   void OnSyscallExit(Tracee& t);
-  void OnForkEvent(Tracee& parent, int event);
+  void OnForkEvent(Tracee& parent);
   void OnExecEvent(pid_t pid);
   Tracee& Adopt(pid_t tid, pid_t tgid, const Tracee* parent, bool share_fds, bool share_fs);
   void KillAll();
@@ -76,10 +80,28 @@ class Tracer {
   bool ReadPathArg(Tracee& t, int8_t dirfd_index, int8_t path_index, bool follow,
                    const uint64_t* args, PathArg* out);
   FdInfo DescribeFd(Tracee& t, int fd);
+  std::optional<FdInfo> ProcFdInfo(pid_t tgid, int fd) const;
+  void SyncFds(FdTable& fds, pid_t pid) const;
+
+  // Path rewriting. Scratch memory is an anonymous mapping the tracer makes
+  // the process create (by turning the stopped syscall into mmap and then
+  // running the original one again); the signal frames that a stack-based
+  // scratch area would share space with cannot touch it.
+  enum class Injection { kDone, kFailed, kGone };
+  Injection InjectScratch(Tracee& t);
+  // Asks the redirector about t's current event; returns true when the exit
+  // stop is needed (registers to put back, a result to report).
+  bool ApplyRedirection(Tracee& t, const SyscallRow& row);
+  bool RewriteArg(Tracee& t, int slot, int8_t arg_index, const std::string& path);
+  void RestoreArgs(Tracee& t);
+  // readlink("/proc/self/fd/N") of a redirected file: show the path the
+  // process opened, not where it really is.
+  void FixReadlinkResult(Tracee& t, int64_t result);
   void Warn(pid_t pid, std::string syscall, std::string message);
 
   EventSink* sink_;
   ExecGate* gate_ = nullptr;
+  PathRedirector* redirector_ = nullptr;
   TracerStats stats_;
   pid_t root_pid_ = -1;
   int root_status_ = 0;

@@ -1,0 +1,21 @@
+// Where the bytes behind a path are while a build runs. dodo build's virtual
+// store keeps a file a command is writing aside (staged) until the command
+// succeeds; whoever looks at the tree on the build's behalf (the recorder,
+// the replay at exec time) must see the staged file, as the processes do.
+#ifndef DODO_MODEL_PATH_MAPPER_H_
+#define DODO_MODEL_PATH_MAPPER_H_
+
+#include <string>
+
+namespace dodo::model {
+
+class PathMapper {
+ public:
+  virtual ~PathMapper() = default;
+  // The file that holds `path`'s bytes now: `path` itself unless it is staged.
+  virtual const std::string& Physical(const std::string& path) const = 0;
+};
+
+}  // namespace dodo::model
+
+#endif  // DODO_MODEL_PATH_MAPPER_H_

@@ -1,0 +1,176 @@
+// The virtual store: while dodo build runs, every file a command writes
+// inside the project is a staged copy in .dodo/stage/, and every traced
+// access to that path is redirected there (through tracer::PathRedirector).
+// A staged file reaches the real tree only when every process that opened it
+// for writing has exited with status 0: it is renamed over the real path,
+// saved in the content-addressed store and entered in the manifest. A
+// process that fails leaves the real tree as it was.
+//
+//   .dodo/stage/N-name     staged files of the running build
+//   .dodo/failed/PATH      with --keep-failed: what failed commands wrote
+//   .dodo/manifest         proto::Manifest: the outputs in the tree, by path
+//
+// docs/vfs.md says what happens to each syscall.
+#ifndef DODO_MODEL_VIRTUAL_STORE_H_
+#define DODO_MODEL_VIRTUAL_STORE_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "model/file_hasher.h"
+#include "model/recorder.h"
+#include "model/store.h"
+#include "proto/manifest.pb.h"
+#include "tracer/events.h"
+
+namespace dodo::model {
+
+struct VirtualStoreOptions {
+  std::string project_root;  // absolute; only paths below it are staged
+  // No redirection: outputs are written in place. They are still committed
+  // to the store and the manifest when their writers end.
+  bool direct = false;
+  // Failed commands' staged files go to .dodo/failed/ instead of away.
+  bool keep_failed = false;
+};
+
+struct VirtualStoreStats {
+  uint64_t staged = 0;     // files staged (new or copied up)
+  uint64_t copied_up = 0;  // of which existing files copied first
+  uint64_t committed = 0;
+  uint64_t discarded = 0;         // writers failed: the tree kept its version
+  uint64_t symlinks_removed = 0;  // created by a process that failed
+};
+
+// Lexically normal absolute form of `path` relative to `base` ("." and ".."
+// folded, duplicate slashes removed); empty when `path` is relative and
+// `base` is unknown.
+std::string NormalPath(const std::string& base, const std::string& path);
+
+class VirtualStore : public tracer::PathRedirector, public tracer::EventSink, public PathMapper {
+ public:
+  // Events are passed on to `next` (after the commits an exit causes).
+  // `store`, `hasher` and `next` must outlive the virtual store. Clears what
+  // a killed build left in .dodo/stage/ and loads the manifest (a damaged
+  // one is replaced; it only describes the tree).
+  static absl::StatusOr<std::unique_ptr<VirtualStore>> Create(const VirtualStoreOptions& options,
+                                                              Store* store, FileHasher* hasher,
+                                                              tracer::EventSink* next);
+
+  // The command id to put in manifest entries for a process.
+  void set_command_of(std::function<uint64_t(pid_t)> command_of) {
+    command_of_ = std::move(command_of);
+  }
+
+  // tracer::PathRedirector
+  bool RewritesPaths() const override { return !options_.direct; }
+  tracer::Redirection Redirect(const tracer::SyscallEvent& event) override;
+  void AfterSyscall(const tracer::SyscallEvent& event, int64_t result) override;
+  std::optional<std::string> Logical(const std::string& physical) const override;
+
+  // tracer::EventSink: everything goes on to `next`; a process's exit first
+  // settles the files it was writing.
+  void OnSyscall(const tracer::SyscallEvent& event) override { next_->OnSyscall(event); }
+  void OnExec(const tracer::ExecEvent& event) override;
+  void OnExecFailed(const tracer::ExecFailedEvent& event) override { next_->OnExecFailed(event); }
+  void OnFork(const tracer::ForkEvent& event) override { next_->OnFork(event); }
+  void OnExit(const tracer::ExitEvent& event) override;
+  void OnWarning(const tracer::WarningEvent& event) override { next_->OnWarning(event); }
+
+  // PathMapper
+  const std::string& Physical(const std::string& path) const override;
+
+  // Ends the build: files still staged (writers that never reported an exit)
+  // are committed if `build_ok`, discarded otherwise; the manifest is
+  // written (beside, then renamed over the old one).
+  absl::Status Finish(bool build_ok);
+
+  const VirtualStoreStats& stats() const { return stats_; }
+  // The first commit that failed (disk full, tree not writable), if any.
+  const absl::Status& first_error() const { return first_error_; }
+  std::string manifest_path() const { return store_->dir() + "/manifest"; }
+  std::string stage_dir() const { return store_->dir() + "/stage"; }
+  std::string failed_dir() const { return store_->dir() + "/failed"; }
+
+ private:
+  struct Staged {
+    std::string physical;  // the path itself when direct
+    // dodo made an empty file at the real path so that listings show the
+    // name; it goes away if the writers fail.
+    bool placeholder = false;
+    ino_t placeholder_ino = 0;
+    // Processes (thread group ids) holding it open for writing: those that
+    // opened it, and programs that inherited such a descriptor at exec.
+    absl::flat_hash_set<pid_t> writers;
+    // Only an opener's failure fails the file. A program that writes to an
+    // inherited descriptor (a shell's `cmd >> log`) does not decide the fate
+    // of what others write there; the shell that opened it does.
+    absl::flat_hash_set<pid_t> openers;
+    bool failed = false;
+    uint64_t command = 0;
+  };
+  // What a syscall's entry decided, for its exit.
+  struct Pending {
+    std::string path = {};
+    std::string path2 = {};
+    bool created = false;  // the entry staged a new file
+  };
+
+  VirtualStore(VirtualStoreOptions options, Store* store, FileHasher* hasher,
+               tracer::EventSink* next);
+
+  bool InProject(const std::string& path) const;
+  std::string Relative(const std::string& path) const;
+  // `path` (absolute, normal) with the symlinks of its directories resolved,
+  // and the final component's too when `follow`.
+  std::string Canonical(const std::string& path, bool follow);
+  std::string CanonicalDir(const std::string& dir);
+
+  tracer::Redirection OnOpen(const tracer::SyscallEvent& event, const std::string& path);
+  tracer::Redirection OnMetadataWrite(const tracer::SyscallEvent& event, const std::string& path);
+  // Stages `path` for process `tgid`: copies it first when `copy`, makes a
+  // placeholder when it does not exist. Null when staging failed (the write
+  // then happens in place).
+  Staged* Stage(const std::string& path, bool exists, bool copy, pid_t tgid, pid_t pid);
+  void AddWriter(const std::string& path, Staged& staged, pid_t tgid, bool opener = true);
+  tracer::Redirection RedirectTo(const Staged& staged) const;
+  void Settle(pid_t tgid, bool failed);
+  void Commit(const std::string& path, Staged& staged);
+  void Discard(const std::string& path, Staged& staged);
+  void ForgetManifestEntry(const std::string& path);
+  void NoteError(absl::Status status);
+  absl::Status WriteManifest();
+
+  VirtualStoreOptions options_;
+  Store* store_;
+  FileHasher* hasher_;
+  tracer::EventSink* next_;
+  std::function<uint64_t(pid_t)> command_of_;
+  VirtualStoreStats stats_;
+  absl::Status first_error_;
+  std::string stage_dir_;
+  uint64_t next_stage_id_ = 1;
+
+  absl::flat_hash_map<std::string, Staged> staged_;           // by real path
+  absl::flat_hash_map<std::string, std::string> logical_of_;  // staged path -> real path
+  absl::flat_hash_map<pid_t, std::vector<std::string>> writes_of_;
+  absl::flat_hash_map<pid_t, std::vector<std::string>> symlinks_of_;
+  absl::flat_hash_map<pid_t, Pending> pending_;  // by thread
+  absl::flat_hash_map<std::string, std::string> canonical_dirs_;
+  std::map<std::string, proto::ManifestEntry> manifest_;  // by relative path
+};
+
+}  // namespace dodo::model
+
+#endif  // DODO_MODEL_VIRTUAL_STORE_H_
