@@ -150,6 +150,7 @@ int RunBuild(const BuildOptions& options) {
   (*vfs)->set_command_of([&recorder](pid_t pid) { return recorder.CommandOf(pid); });
   recorder.set_path_mapper(vfs->get());
   tree.set_path_mapper(vfs->get());
+  resolver.set_path_mapper(vfs->get());
 
   int status = 0;
   bool ran = true;

@@ -5,6 +5,7 @@
 #ifndef DODO_MODEL_PATH_MAPPER_H_
 #define DODO_MODEL_PATH_MAPPER_H_
 
+#include <optional>
 #include <string>
 
 namespace dodo::model {
@@ -14,6 +15,9 @@ class PathMapper {
   virtual ~PathMapper() = default;
   // The file that holds `path`'s bytes now: `path` itself unless it is staged.
   virtual const std::string& Physical(const std::string& path) const = 0;
+  // The other way: the path a process knows `physical` by (what /proc shows
+  // for a descriptor open on a staged file), or nothing if it is not staged.
+  virtual std::optional<std::string> Logical(const std::string& physical) const = 0;
 };
 
 }  // namespace dodo::model

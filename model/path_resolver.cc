@@ -12,6 +12,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 
@@ -107,17 +108,56 @@ std::string Resolution::ParentPath() const {
 }
 
 const PathResolver::Entry& PathResolver::Lookup(const std::string& absolute_path) {
+  if (absolute_path.starts_with("/proc/")) {
+    proc_entry_ = Entry();
+    if (tgid_ != 0 && absolute_path == "/proc/self") {
+      proc_entry_.kind = Kind::kSymlink;
+      proc_entry_.link_target = std::to_string(tgid_);
+    } else if (tgid_ != 0 && absolute_path == "/proc/thread-self") {
+      proc_entry_.kind = Kind::kSymlink;
+      proc_entry_.link_target = absl::StrCat(tgid_, "/task/", tid_ != 0 ? tid_ : tgid_);
+    } else {
+      Examine(absolute_path, proc_entry_);
+      if (mapper_ != nullptr && proc_entry_.kind == Kind::kSymlink) {
+        if (std::optional<std::string> logical = mapper_->Logical(proc_entry_.link_target)) {
+          proc_entry_.link_target = *std::move(logical);
+        }
+      }
+    }
+    return proc_entry_;
+  }
   auto [it, inserted] = cache_.try_emplace(absolute_path);
   if (!inserted) {
     ++cache_hits_;
     return it->second;
   }
   ++cache_misses_;
-  Entry& entry = it->second;
+  Examine(absolute_path, it->second);
+  return it->second;
+}
+
+int PathResolver::ReadLink(const std::string& absolute_path, std::string* target) {
+  // Not from the cache: a readlink result is what the trace records, and
+  // the file system is the authority at this moment.
+  const Entry* entry;
+  if (absolute_path.starts_with("/proc/")) {
+    entry = &Lookup(absolute_path);
+  } else {
+    proc_entry_ = Entry();
+    Examine(absolute_path, proc_entry_);
+    entry = &proc_entry_;
+  }
+  if (entry->error != 0) return entry->error;
+  if (entry->kind != Kind::kSymlink) return EINVAL;
+  *target = entry->link_target;
+  return 0;
+}
+
+void PathResolver::Examine(const std::string& absolute_path, Entry& entry) {
   struct stat st;
   if (lstat(absolute_path.c_str(), &st) != 0) {
     entry.error = errno;
-    return entry;
+    return;
   }
   entry.kind = KindOfMode(st.st_mode);
   if (entry.kind == Kind::kSymlink) {
@@ -134,7 +174,6 @@ const PathResolver::Entry& PathResolver::Lookup(const std::string& absolute_path
       entry.link_target = std::move(target);
     }
   }
-  return entry;
 }
 
 Resolution PathResolver::Resolve(std::string_view base_dir, std::string_view path,

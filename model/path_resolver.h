@@ -47,6 +47,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "model/path_mapper.h"
 
 namespace dodo::model {
 
@@ -88,11 +89,24 @@ class PathResolver {
   // symlinks). follow_final: follow a symlink in the last component.
   Resolution Resolve(std::string_view base_dir, std::string_view path, bool follow_final);
 
+  // readlink() of an absolute path as the current process sees it: 0 and
+  // the target in `target`, or the errno (EINVAL for no symlink).
+  int ReadLink(const std::string& absolute_path, std::string* target);
+
   // The entry at that absolute path was created, removed or replaced.
   void Invalidate(std::string_view absolute_path);
   // A directory was renamed or removed: drop it and everything cached below.
   void InvalidateTree(std::string_view absolute_path);
   void Clear();
+  // The process whose paths are resolved next: /proc/self and
+  // /proc/thread-self name it, not dodo. 0: dodo's own view.
+  // Links in /proc are read through `mapper` (must outlive the resolver), so
+  // a descriptor open on a staged file shows the path the process opened.
+  void set_path_mapper(const PathMapper* mapper) { mapper_ = mapper; }
+  void set_process(int tgid, int tid) {
+    tgid_ = tgid;
+    tid_ = tid;
+  }
 
   size_t cache_hits() const { return cache_hits_; }
   size_t cache_misses() const { return cache_misses_; }  // == lstat calls made
@@ -106,6 +120,14 @@ class PathResolver {
   };
 
   const Entry& Lookup(const std::string& absolute_path);
+  static void Examine(const std::string& absolute_path, Entry& entry);
+
+  const PathMapper* mapper_ = nullptr;
+  int tgid_ = 0;
+  int tid_ = 0;
+  // /proc is never cached (descriptors and processes come and go); its
+  // answer lives here until the next lookup.
+  Entry proc_entry_;
 
   absl::flat_hash_map<std::string, Entry> cache_;
   size_t cache_hits_ = 0;

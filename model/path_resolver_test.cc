@@ -696,5 +696,43 @@ TEST_F(PathResolverTest, InvalidateTreeDropsEverythingBelow) {
   EXPECT_EQ(resolver_.cache_misses(), misses + 2);
 }
 
+// /proc/self is the traced process's, never the resolver's own.
+TEST(PathResolverProcTest, ProcSelfNamesTheTracedProcess) {
+  PathResolver resolver;
+  resolver.set_process(4242, 4243);
+  std::string target;
+  EXPECT_EQ(resolver.ReadLink("/proc/self", &target), 0);
+  EXPECT_EQ(target, "4242");
+  EXPECT_EQ(resolver.ReadLink("/proc/thread-self", &target), 0);
+  EXPECT_EQ(target, "4242/task/4243");
+  resolver.set_process(7, 7);
+  EXPECT_EQ(resolver.ReadLink("/proc/self", &target), 0);
+  EXPECT_EQ(target, "7") << "answers about /proc are not cached";
+}
+
+class StageMapper : public PathMapper {
+ public:
+  const std::string& Physical(const std::string& path) const override { return path; }
+  std::optional<std::string> Logical(const std::string& physical) const override {
+    if (physical == "/dev/null") return "/project/out.o";
+    return std::nullopt;
+  }
+};
+
+TEST(PathResolverProcTest, DescriptorLinksAreShownAsTheProcessNamedThem) {
+  PathResolver resolver;
+  StageMapper mapper;
+  resolver.set_path_mapper(&mapper);
+  const std::string self = std::to_string(getpid());
+  resolver.set_process(getpid(), getpid());
+  const int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  std::string target;
+  EXPECT_EQ(resolver.ReadLink("/proc/" + self + "/fd/" + std::to_string(fd), &target), 0);
+  EXPECT_EQ(target, "/project/out.o");
+  close(fd);
+  EXPECT_EQ(resolver.ReadLink("/proc/" + self + "/fd/" + std::to_string(fd), &target), ENOENT);
+}
+
 }  // namespace
 }  // namespace dodo::model

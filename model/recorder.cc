@@ -167,6 +167,7 @@ void Recorder::OnFork(const tracer::ForkEvent& event) {
 }
 
 void Recorder::OnExec(const tracer::ExecEvent& event) {
+  resolver_->set_process(event.pid, event.pid);
   const uint64_t parent = CommandOf(event.former_tid != 0 ? event.former_tid : event.pid);
   if (event.former_tid != 0) command_of_.erase(event.former_tid);
 
@@ -285,6 +286,7 @@ void Recorder::OnExec(const tracer::ExecEvent& event) {
 }
 
 void Recorder::OnExecFailed(const tracer::ExecFailedEvent& event) {
+  resolver_->set_process(event.pid, event.pid);
   proto::Operation op;
   const uint64_t command = CommandOf(event.pid);
   op.set_command(command);
@@ -447,12 +449,13 @@ void Recorder::OnPathChange(const tracer::SyscallEvent& event, uint64_t command)
         // header it opens (realpath), so no syscall is spent on it.
         op.set_error(EINVAL);
       } else if (error == 0 && !path.empty()) {
-        char target[4096];
-        ssize_t n = readlink(path.c_str(), target, sizeof(target));
-        if (n >= 0) {
-          op.set_text(std::string(target, n));
+        // Through the resolver: /proc/self is the traced process, and a
+        // descriptor on a staged file shows the path the process opened.
+        std::string target;
+        if (const int link_error = resolver_->ReadLink(path, &target); link_error == 0) {
+          op.set_text(std::move(target));
         } else {
-          op.set_error(errno);
+          op.set_error(link_error);
         }
       }
       break;
@@ -560,6 +563,7 @@ void Recorder::OnPathChange(const tracer::SyscallEvent& event, uint64_t command)
 }
 
 void Recorder::OnSyscall(const tracer::SyscallEvent& event) {
+  resolver_->set_process(event.tgid, event.pid);
   const uint64_t command = CommandOf(event.pid);
   if (event.effect == Effect::kOpen && event.path.has_value()) {
     OnOpen(event, command);

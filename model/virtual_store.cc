@@ -50,10 +50,13 @@ std::string Basename(const std::string& path) { return path.substr(path.rfind('/
 
 // Copies `from` to a new file `to` with the same bytes, permissions and
 // times: a reflink where the file system can share blocks, a copy otherwise.
-absl::Status CopyUp(const std::string& from, const std::string& to, const struct stat& st) {
+// `to` must not exist unless `replace`.
+absl::Status CopyUp(const std::string& from, const std::string& to, const struct stat& st,
+                    bool replace = false) {
   Fd in(open(from.c_str(), O_RDONLY | O_CLOEXEC));
   if (in.get() < 0) return ErrnoError(errno, "read", from);
-  Fd out(open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 07777));
+  Fd out(open(to.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (replace ? O_TRUNC : O_EXCL),
+              st.st_mode & 07777));
   if (out.get() < 0) return ErrnoError(errno, "create", to);
   if (ioctl(out.get(), FICLONE, in.get()) != 0) {
     for (off_t left = st.st_size; left > 0;) {
@@ -383,6 +386,22 @@ void VirtualStore::AfterSyscall(const tracer::SyscallEvent& event, int64_t resul
       }
       if (to_it != staged_.end()) staged_.erase(to_it);
       auto from_it = staged_.find(from);
+      if (from_it != staged_.end() && !InProject(to)) {
+        // Moved out of the tree (into /tmp, say): it is no longer an output,
+        // and the staged bytes must be where the process put them.
+        if (!options_.direct) {
+          const std::string physical = from_it->second.physical;
+          struct stat st;
+          if (rename(physical.c_str(), to.c_str()) != 0 && stat(physical.c_str(), &st) == 0) {
+            // Another file system (EXDEV): copy.
+            absl::Status copied = CopyUp(physical, to, st, /*replace=*/true);
+            if (!copied.ok()) NoteError(copied);
+            unlink(physical.c_str());
+          }
+        }
+        staged_.erase(from_it);
+        from_it = staged_.end();
+      }
       if (from_it != staged_.end()) {
         Staged moved = std::move(from_it->second);
         staged_.erase(from_it);
@@ -519,6 +538,7 @@ void VirtualStore::Commit(const std::string& path, Staged& staged) {
     NoteError(version.status());
     return;
   }
+  if (!InProject(path)) return;
   proto::ManifestEntry entry;
   entry.set_path(Relative(path));
   entry.set_kind(proto::ENTRY_FILE);

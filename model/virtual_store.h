@@ -77,6 +77,7 @@ class VirtualStore : public tracer::PathRedirector, public tracer::EventSink, pu
   bool RewritesPaths() const override { return !options_.direct; }
   tracer::Redirection Redirect(const tracer::SyscallEvent& event) override;
   void AfterSyscall(const tracer::SyscallEvent& event, int64_t result) override;
+  // (Also PathMapper's.)
   std::optional<std::string> Logical(const std::string& physical) const override;
 
   // tracer::EventSink: everything goes on to `next`; a process's exit first

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <string>
 #include <thread>
 
@@ -108,6 +109,105 @@ TEST_P(ProgramTest, PwriteThreads) {
   RunResult result = RunCommand({Program("pwrite_threads"), file});
   ASSERT_EQ(result.exit_status, 0) << result.err;
   EXPECT_EQ(ReadFile(file), std::string(4096, 'A') + std::string(4096, 'B'));
+}
+
+// rfc_gaps: one subcommand per file-system pattern of the vfs tests.
+TEST_P(ProgramTest, RfcGapsFtruncateShrinksInPlace) {
+  std::string dir = MakeTempDir();
+  ASSERT_EQ(RunCommand({"/bin/sh", "-c", "head -c 100 /dev/zero > out.o"}, dir).exit_status, 0);
+  RunResult result = RunCommand({Program("rfc_gaps"), "ftruncate", "out.o"}, dir);
+  ASSERT_EQ(result.exit_status, 0) << result.err;
+  EXPECT_EQ(ReadFile(dir + "/out.o"), "0123456789");
+}
+
+TEST_P(ProgramTest, RfcGapsAppendAndReadAt) {
+  std::string dir = MakeTempDir();
+  ASSERT_EQ(RunCommand({"/bin/sh", "-c", "printf 'first\\n' > log.txt"}, dir).exit_status, 0);
+  RunResult append = RunCommand({Program("rfc_gaps"), "append", "log.txt", "second"}, dir);
+  ASSERT_EQ(append.exit_status, 0) << append.err;
+  EXPECT_EQ(ReadFile(dir + "/log.txt"), "first\nsecond");
+  RunResult read = RunCommand({Program("rfc_gaps"), "readat", "log.txt", "6", "3"}, dir);
+  EXPECT_EQ(read.exit_status, 0) << read.err;
+  EXPECT_EQ(read.out, "sec");
+  // Past the end it copies what there is.
+  EXPECT_EQ(RunCommand({Program("rfc_gaps"), "readat", "log.txt", "9", "100"}, dir).out, "ond");
+}
+
+TEST_P(ProgramTest, RfcGapsPwriteFromThreads) {
+  std::string file = MakeTempDir() + "/big.bin";
+  RunResult result = RunCommand({Program("rfc_gaps"), "pwrite", file});
+  ASSERT_EQ(result.exit_status, 0) << result.err;
+  EXPECT_EQ(ReadFile(file), std::string(4096, 'A') + std::string(4096, 'B'));
+}
+
+TEST_P(ProgramTest, RfcGapsInstallSetsTheMode) {
+  std::string file = MakeTempDir() + "/tool";
+  for (mode_t mode : {0755, 0700}) {
+    char octal[8];
+    snprintf(octal, sizeof(octal), "%o", mode);
+    RunResult result = RunCommand({Program("rfc_gaps"), "install", file, octal});
+    ASSERT_EQ(result.exit_status, 0) << result.err;
+    EXPECT_EQ(ReadFile(file), "installed\n");
+    struct stat st;
+    ASSERT_EQ(stat(file.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, mode);
+  }
+}
+
+TEST_P(ProgramTest, RfcGapsDup2SendsEverythingToTheFile) {
+  std::string file = MakeTempDir() + "/out.txt";
+  RunResult result = RunCommand({Program("rfc_gaps"), "dup2", file});
+  ASSERT_EQ(result.exit_status, 0) << result.err;
+  EXPECT_EQ(result.out + result.err, "");
+  EXPECT_EQ(ReadFile(file), "to stdout\nto stderr\nexec-ed\n");
+}
+
+TEST_P(ProgramTest, RfcGapsFsync) {
+  std::string file = MakeTempDir() + "/f";
+  RunResult result = RunCommand({Program("rfc_gaps"), "fsync", file});
+  ASSERT_EQ(result.exit_status, 0) << result.err;
+  EXPECT_EQ(ReadFile(file), "synced\n");
+}
+
+TEST_P(ProgramTest, RfcGapsCounterUnderFlockFromTwoProcesses) {
+  std::string dir = MakeTempDir();
+  const std::string counter = "'" + Program("rfc_gaps") + "' counter n.txt 200";
+  RunResult result = RunCommand(
+      {"/bin/sh", "-c",
+       "s=0; " + counter + " & pid=$!; " + counter + " || s=1; wait $pid || s=1; exit $s"},
+      dir);
+  ASSERT_EQ(result.exit_status, 0) << result.err;
+  EXPECT_EQ(ReadFile(dir + "/n.txt"), "400\n");
+}
+
+TEST_P(ProgramTest, RfcGapsFailHalfWritesThenFails) {
+  std::string file = MakeTempDir() + "/out.o";
+  RunResult result = RunCommand({Program("rfc_gaps"), "fail-half", file});
+  EXPECT_EQ(result.exit_status, 1);
+  EXPECT_EQ(ReadFile(file), "partial" + std::string(43, '.'));
+}
+
+TEST_P(ProgramTest, RfcGapsPathsReportsWhereTheFileIs) {
+  std::string dir = MakeTempDir();
+  RunResult result = RunCommand({Program("rfc_gaps"), "paths", "out.bin", "report.txt"}, dir);
+  ASSERT_EQ(result.exit_status, 0) << result.err;
+  EXPECT_EQ(ReadFile(dir + "/out.bin"), "x");
+  EXPECT_EQ(ReadFile(dir + "/report.txt"), dir + "\n" + dir + "/out.bin\n" + dir + "/out.bin\n");
+}
+
+TEST_P(ProgramTest, RfcGapsMtime) {
+  std::string file = MakeTempDir() + "/header.h";
+  ASSERT_EQ(RunCommand({"touch", "-d", "@1700000000", file}).exit_status, 0);
+  RunResult result = RunCommand({Program("rfc_gaps"), "mtime", file});
+  ASSERT_EQ(result.exit_status, 0) << result.err;
+  EXPECT_EQ(result.out, "1700000000\n");
+}
+
+TEST_P(ProgramTest, RfcGapsBadUsage) {
+  EXPECT_EQ(RunCommand({Program("rfc_gaps")}).exit_status, 2);
+  EXPECT_EQ(RunCommand({Program("rfc_gaps"), "nonsense"}).exit_status, 2);
+  EXPECT_EQ(RunCommand({Program("rfc_gaps"), "readat", "f", "x", "1"}).exit_status, 2);
+  EXPECT_EQ(RunCommand({Program("rfc_gaps"), "ftruncate", "/nonexistent/f"}).exit_status, 1);
 }
 
 TEST(GoProgramTest, GoFiles) {
