@@ -28,6 +28,11 @@
 //                        open, write three lines to REPORT: getcwd(),
 //                        readlink("/proc/self/fd/<FILE's fd>"), realpath(FILE)
 //   mtime FILE           print stat(FILE).st_mtime in seconds and "\n"
+//   regs FILE            with raw `syscall` instructions, create FILE, write
+//                        "r", open it again read-only and read it back; after
+//                        each call the argument registers (rdi, rsi, rdx,
+//                        r10) must hold what the program put there, and the
+//                        path string must be intact (exit 3 if not)
 //
 // Exit status: 0 on success, 1 when a syscall fails (with a perror message,
 // and for fail-half always), 2 on bad usage.
@@ -41,6 +46,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 enum { kBlock = 4096, kFailHalfBytes = 50 };
@@ -292,6 +298,53 @@ static int Mtime(const char* file) {
   return fflush(stdout) == 0 ? 0 : 1;
 }
 
+// openat(AT_FDCWD, path, flags, mode) with every argument register checked
+// after the call: a tracer that rewrites the path must put rsi back.
+static long CheckedOpenat(const char* path, long flags, long mode) {
+  long dirfd = AT_FDCWD;
+  const char* path_reg = path;
+  long flags_reg = flags;
+  register long mode_reg __asm__("r10") = mode;
+  long result;
+  __asm__ volatile("syscall"
+                   : "=a"(result), "+D"(dirfd), "+S"(path_reg), "+d"(flags_reg), "+r"(mode_reg)
+                   : "a"((long)SYS_openat)
+                   : "rcx", "r11", "memory");
+  if (dirfd != AT_FDCWD || path_reg != path || flags_reg != flags || mode_reg != mode) {
+    fprintf(stderr, "rfc_gaps regs: openat changed an argument register\n");
+    exit(3);
+  }
+  return result;
+}
+
+static int Regs(const char* file) {
+  char copy[PATH_MAX];
+  snprintf(copy, sizeof(copy), "%s", file);
+  long fd = CheckedOpenat(copy, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    errno = (int)-fd;
+    Die(file);
+  }
+  if (write((int)fd, "r", 1) != 1) Die(file);
+  close((int)fd);
+  fd = CheckedOpenat(copy, O_RDONLY | O_CLOEXEC, 0);
+  if (fd < 0) {
+    errno = (int)-fd;
+    Die(file);
+  }
+  char byte = 0;
+  if (read((int)fd, &byte, 1) != 1 || byte != 'r') {
+    fprintf(stderr, "rfc_gaps regs: %s does not hold what was written\n", file);
+    return 1;
+  }
+  close((int)fd);
+  if (strcmp(copy, file) != 0) {
+    fprintf(stderr, "rfc_gaps regs: the path string was overwritten\n");
+    return 3;
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) Usage();
   const char* command = argv[1];
@@ -308,6 +361,7 @@ int main(int argc, char** argv) {
   if (strcmp(command, "fail-half") == 0 && args == 1) return FailHalf(arg[0]);
   if (strcmp(command, "paths") == 0 && args == 2) return Paths(arg[0], arg[1]);
   if (strcmp(command, "mtime") == 0 && args == 1) return Mtime(arg[0]);
+  if (strcmp(command, "regs") == 0 && args == 1) return Regs(arg[0]);
   Usage();
   return 2;
 }
