@@ -395,6 +395,35 @@ TEST_P(VfsTest, ReadAtAnOffset) {
   ExpectOp(build, proto::READ, project.Path("gen.txt"));
 }
 
+// lseek then read on an archive that the second build restores from the
+// store: `ar rc` is skipped (its inputs did not change) and lib.a, deleted by
+// hand, comes back from .dodo/objects; the reader that runs seeks into it.
+TEST_P(VfsTest, ReadAtAnOffsetOfAnArchiveRestoredFromTheStore) {
+  Project project(MakeTempDir());
+  project.Write("a.txt", "alpha\n");
+  project.Write("b.txt", "bravo\n");
+  project.Write("offset.txt", "8");
+  project.Write("Dodofile", "ar rc lib.a a.txt b.txt\n" + Rfc() +
+                                " readat lib.a $(cat offset.txt) 6 > member.txt\n");
+  BuildIn(project, {});
+  EXPECT_EQ(project.Read("member.txt"), "a.txt/");
+  const std::optional<std::string> archive = project.Read("lib.a");
+  ASSERT_TRUE(archive.has_value());
+  project.Remove("lib.a");
+  // The second member's header: the 8-byte magic, a 60-byte header, "alpha\n".
+  project.Write("offset.txt", "74");
+  BuildRun second = BuildIn(project, {});
+  EXPECT_EQ(project.Read("member.txt"), "b.txt/");
+  EXPECT_TRUE(SameBytes(project.Read("lib.a"), *archive)) << "lib.a as restored";
+  ExpectStored(project, *archive);
+  std::vector<const TracedCommand*> ar = second.trace.CommandsRunning("ar");
+  ASSERT_EQ(ar.size(), 1u) << DescribeCommands(second.trace);
+  EXPECT_TRUE(ar[0]->restored) << "ar rc ran again instead of being skipped";
+  std::vector<const TracedCommand*> reader = second.trace.CommandsRunning("rfc_gaps" + GetParam());
+  ASSERT_EQ(reader.size(), 1u) << DescribeCommands(second.trace);
+  EXPECT_FALSE(reader[0]->restored);
+}
+
 // lseek(SEEK_END) then write: the new bytes follow the old ones, both for a
 // file the build found and for one it wrote itself.
 TEST_P(VfsTest, AppendLandsAfterTheExistingContent) {
