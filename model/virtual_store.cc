@@ -301,14 +301,17 @@ VirtualStore::Staged* VirtualStore::Stage(const std::string& path, bool exists, 
   if (options_.direct) {
     staged.physical = path;
   } else {
-    staged.physical = absl::StrCat(stage_dir_, "/", next_stage_id_++, "-", Basename(path));
+    // The id makes the name unique; the base name (cut short, so that a
+    // 255-byte name still fits) is for people looking at .dodo/stage/.
+    staged.physical =
+        absl::StrCat(stage_dir_, "/", next_stage_id_++, "-", Basename(path).substr(0, 64));
     if (exists) {
       struct stat st;
       absl::Status status =
           stat(path.c_str(), &st) == 0 ? absl::OkStatus() : ErrnoError(errno, "stat", path);
       if (status.ok() && copy) {
         status = CopyUp(path, staged.physical, st);
-        ++stats_.copied_up;
+        if (status.ok()) ++stats_.copied_up;
       } else if (status.ok()) {
         // Truncated by the open anyway: an empty file with the same mode,
         // for an open without O_CREAT to find.
@@ -379,6 +382,7 @@ void VirtualStore::AfterSyscall(const tracer::SyscallEvent& event, int64_t resul
       canonical_dirs_.clear();  // a renamed directory moves what is below it
       const std::string& from = pending.path;
       const std::string& to = pending.path2;
+      if (from == to) return;  // renaming a name onto itself changes nothing
       auto to_it = staged_.find(to);
       if (to_it != staged_.end() && !options_.direct) {
         // Replaced by the rename: that staged version is gone.
@@ -428,6 +432,7 @@ void VirtualStore::AfterSyscall(const tracer::SyscallEvent& event, int64_t resul
     }
     case Effect::kUnlink: {
       if (result != 0) return;
+      canonical_dirs_.clear();  // the name may have been a symlink to a directory
       auto it = staged_.find(pending.path);
       if (it != staged_.end()) {
         if (!options_.direct) unlink(it->second.physical.c_str());
@@ -437,7 +442,8 @@ void VirtualStore::AfterSyscall(const tracer::SyscallEvent& event, int64_t resul
       return;
     }
     case Effect::kSymlink: {
-      if (result != 0) return;
+      // Written through a link that leads out of the project: not an output.
+      if (result != 0 || !InProject(pending.path)) return;
       canonical_dirs_.clear();
       symlinks_of_[event.tgid].push_back(pending.path);
       proto::ManifestEntry entry;
@@ -530,9 +536,9 @@ void VirtualStore::Commit(const std::string& path, Staged& staged) {
       return;
     }
   }
-  ++stats_.committed;
   struct stat st;
   if (lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
+  ++stats_.committed;
   absl::StatusOr<FileVersion> version = store_->Save(path, *hasher_);
   if (!version.ok()) {
     NoteError(version.status());
@@ -554,7 +560,12 @@ void VirtualStore::Commit(const std::string& path, Staged& staged) {
 
 void VirtualStore::Discard(const std::string& path, Staged& staged) {
   ++stats_.discarded;
-  if (options_.direct) return;  // written in place: nothing to take back
+  if (options_.direct) {
+    // Written in place: nothing to take back, but whatever the manifest said
+    // about the path no longer describes the tree.
+    ForgetManifestEntry(path);
+    return;
+  }
   struct stat st;
   if (lstat(staged.physical.c_str(), &st) == 0) {
     bool kept = false;
