@@ -1138,13 +1138,11 @@ TEST_F(VirtualStoreTest, EveryEventIsPassedOn) {
 }
 
 // ---------------------------------------------------------------------------
-// Cases the current code gets wrong (see the report that came with this
-// file). They are kept enabled on purpose: each fails until the bug is fixed.
+// Cases that were once wrong.
 
-// unlink(2) of a symlink to a directory does not invalidate the cache of
-// canonical directories (only rename and symlink do): after `rm d; mkdir d`
-// a file written in the new d/ is staged, placeholdered and committed in the
-// directory the old symlink pointed at.
+// After `rm d; mkdir d`, where d was a symlink to a directory, a file written
+// in the new d/ lands there, not in the directory the old link pointed at:
+// unlink drops the cached canonical directories.
 TEST_F(VirtualStoreTest, DirectorySymlinkReplacedByADirectory) {
   ASSERT_EQ(mkdir(P("old_target").c_str(), 0755), 0);
   ASSERT_EQ(symlink("old_target", P("d").c_str()), 0);
@@ -1161,16 +1159,13 @@ TEST_F(VirtualStoreTest, DirectorySymlinkReplacedByADirectory) {
   EXPECT_FALSE(Exists(P("old_target/second.txt")));
 }
 
-// A symlink made through a directory symlink that leads out of the project:
-// Redirect checks InProject() on the path as passed, but AfterSyscall enters
-// Relative(Canonical(path)) in the manifest without checking the canonical
-// path is still in the project. With a canonical path shorter than the
-// project root, std::string::substr throws std::out_of_range (in dodo build:
-// std::terminate in the tracer); with a longer one a bogus relative path is
-// entered.
+// A symlink made through a directory symlink that leads out of the project
+// is not an output: nothing goes into the manifest for it. (The canonical
+// path, outside the project and shorter than its root, once made Relative()
+// throw std::out_of_range in the middle of a build.)
 TEST_F(VirtualStoreTest, SymlinkMadeThroughALinkLeadingOutOfTheProject) {
   char pattern[] = "/tmp/vs.XXXXXX";
-  if (mkdtemp(pattern) == nullptr) GTEST_SKIP() << "no short directory in /tmp";
+  ASSERT_NE(mkdtemp(pattern), nullptr) << "cannot make a directory in /tmp";
   char real[PATH_MAX];
   ASSERT_NE(realpath(pattern, real), nullptr);
   const std::string short_outside = real;
@@ -1189,9 +1184,8 @@ TEST_F(VirtualStoreTest, SymlinkMadeThroughALinkLeadingOutOfTheProject) {
   rmdir(short_outside.c_str());
 }
 
-// rename(a, a) succeeds and does nothing (POSIX), but the virtual store
-// treats `a` as replaced: it unlinks the staged bytes and forgets the entry,
-// so the writer's output never reaches the tree.
+// rename(a, a) succeeds and does nothing (POSIX): the staged bytes are not
+// taken for a replaced version.
 TEST_F(VirtualStoreTest, RenameOfAStagedFileOntoItselfKeepsIt) {
   WriteAs(10, P("a"), "keep me");
 
@@ -1202,9 +1196,8 @@ TEST_F(VirtualStoreTest, RenameOfAStagedFileOntoItselfKeepsIt) {
   EXPECT_THAT(EntryPaths(FinishAndReadManifest()), ElementsAre("a"));
 }
 
-// The staged name is "N-" + the file's name, so a name of NAME_MAX (255)
-// bytes, which the kernel accepts in the tree, gets ENAMETOOLONG in the
-// stage: the process's open fails under dodo build only.
+// A name of NAME_MAX (255) bytes, which the kernel accepts in the tree, fits
+// in the stage too (the staged name keeps only part of it).
 TEST_F(VirtualStoreTest, LongestFileNameCanBeWritten) {
   const std::string name(255, 'n');
   const std::string real = P(name);
