@@ -194,6 +194,14 @@ tracer::Redirection VirtualStore::RedirectTo(const Staged& staged) const {
 
 tracer::Redirection VirtualStore::Redirect(const tracer::SyscallEvent& event) {
   if (!event.path.has_value()) return {};
+  // Every trapped path syscall comes here: most name files plainly outside
+  // the project (/usr/include/...), which are told apart without building a
+  // normal path. (A rename may move a file from outside into the project.)
+  const std::string& given = event.path->path;
+  if (event.effect != Effect::kRename && given.find("..") == std::string::npos) {
+    const std::string& start = !given.empty() && given[0] == '/' ? given : event.path->base;
+    if (!absl::StartsWith(start, options_.project_root)) return {};
+  }
   const std::string path = NormalPath(event.path->base, event.path->path);
   if (path.empty()) return {};
   const bool follow = event.path->follow_final;
