@@ -20,6 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "model/file_errors.h"
 
 namespace dodo::model {
 namespace {
@@ -29,22 +30,7 @@ constexpr size_t kBufferSize = size_t{1} << 20;
 // A file that is still being written is re-read this many times at most.
 constexpr int kMaxAttempts = 3;
 
-// Owns a file descriptor.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-  bool valid() const { return fd_ >= 0; }
-
- private:
-  int fd_;
-};
+using Fd = ScopedFd;
 
 struct DirCloser {
   void operator()(DIR* dir) const { closedir(dir); }

@@ -11,12 +11,13 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "model/file_errors.h"
 
 namespace dodo::model {
 namespace {
 
 absl::Status ErrnoError(int error, const char* what, const std::string& path) {
-  return absl::ErrnoToStatus(error, absl::StrCat(path, ": cannot ", what));
+  return CannotError(error, what, path);
 }
 
 absl::Status MakeDir(const std::string& path) {
@@ -24,20 +25,7 @@ absl::Status MakeDir(const std::string& path) {
   return ErrnoError(errno, "create directory", path);
 }
 
-// Closes a descriptor on every path out.
-class FdCloser {
- public:
-  explicit FdCloser(int fd) : fd_(fd) {}
-  ~FdCloser() {
-    if (fd_ >= 0) close(fd_);
-  }
-  FdCloser(const FdCloser&) = delete;
-  FdCloser& operator=(const FdCloser&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+using FdCloser = ScopedFd;
 
 // A temporary file beside `path`, removed unless Keep() renamed it in place.
 absl::StatusOr<std::pair<std::string, int>> TempBeside(const std::string& path) {

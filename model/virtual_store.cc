@@ -16,30 +16,18 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "model/file_errors.h"
 
 namespace dodo::model {
 namespace {
 
 using tracer::Effect;
 
+using Fd = ScopedFd;
+
 absl::Status ErrnoError(int error, const std::string& what, const std::string& path) {
-  return absl::ErrnoToStatus(error, absl::StrCat(path, ": cannot ", what));
+  return CannotError(error, what, path);
 }
-
-// Closes a descriptor on every path out.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 std::string Dirname(const std::string& path) {
   const size_t slash = path.rfind('/');
