@@ -46,6 +46,8 @@ CLI::App* AddBuildCommand(CLI::App& app, BuildOptions& options) {
   build->add_flag("--fresh", options.fresh,
                   "Ignore the last build: run every command (the store is kept)");
   build->add_flag("--show-skipped", options.show_skipped, "Also list the commands skipped");
+  build->add_flag("--explain", options.explain,
+                  "After each command run, say why it could not be skipped");
   build->add_flag("-q,--quiet", options.quiet, "Print only the summary line");
   build->add_flag("--direct", options.direct,
                   "Write outputs in place, without staging (a failed command's partial\n"
@@ -136,7 +138,8 @@ int RunBuild(const BuildOptions& options) {
   model::Recorder recorder(writer->get(), &resolver, &hasher);
   model::RebuildOptions rebuild_options{.project_root = cwd,
                                         .progress = options.quiet ? nullptr : stdout,
-                                        .show_skipped = options.show_skipped};
+                                        .show_skipped = options.show_skipped,
+                                        .explain = options.explain};
   model::Rebuilder rebuilder(&recorder, previous ? &*previous : nullptr, store->get(), &tree,
                              rebuild_options);
   recorder.set_output_keeper(&rebuilder);

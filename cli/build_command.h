@@ -15,6 +15,7 @@ struct BuildOptions {
   std::vector<std::string> command;  // empty: ./Dodofile
   bool fresh = false;
   bool show_skipped = false;
+  bool explain = false;
   bool quiet = false;
   bool direct = false;       // no redirection into the virtual store
   bool keep_failed = false;  // failed outputs kept in .dodo/failed/

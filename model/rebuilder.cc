@@ -44,7 +44,17 @@ Rebuilder::Rebuilder(Recorder* recorder, const TraceModel* previous, Store* stor
       tree_(tree),
       options_(std::move(options)),
       store_prefix_(store->dir() + "/") {
-  if (previous_ != nullptr) consumed_.assign(previous_->commands().size(), false);
+  if (previous_ != nullptr) {
+    consumed_.assign(previous_->commands().size(), false);
+    for (const auto& [id, pipe] : previous_->pipes()) {
+      for (size_t w : pipe.writers) {
+        for (size_t r : pipe.readers) {
+          partners_[w].push_back(r);
+          partners_[r].push_back(w);
+        }
+      }
+    }
+  }
   if (!options_.project_root.empty() && options_.project_root.back() != '/') {
     options_.project_root += '/';
   }
@@ -61,7 +71,9 @@ void Rebuilder::OnExec(const tracer::ExecEvent& event) {
   ++stats_.run;
   Progress("run ", event.argv);
   const uint64_t id = recorder_->CommandOf(event.pid);
-  auto pending = pending_.find(event.former_tid != 0 ? event.former_tid : event.pid);
+  const pid_t caller = event.former_tid != 0 ? event.former_tid : event.pid;
+  auto pending = pending_.find(caller);
+  const bool first_exec = match_.empty() && stats_.run == 1;
   if (pending != pending_.end()) {
     match_[id] = pending->second;
     pending_.erase(pending);
@@ -71,27 +83,49 @@ void Rebuilder::OnExec(const tracer::ExecEvent& event) {
     match_[id] = previous_->root();
     consumed_[previous_->root()] = true;
   }
+  if (!options_.explain || options_.progress == nullptr) return;
+  std::string cause;
+  if (auto it = run_cause_.find(caller); it != run_cause_.end()) {
+    cause = std::move(it->second);
+    run_cause_.erase(it);
+  } else if (previous_ == nullptr) {
+    cause = "no last build to reuse";
+  } else if (first_exec) {
+    // The root always runs when anything does; the plan says why.
+    const size_t root = previous_->root();
+    cause = root == kNoCommand ? "the last build has no root command"
+            : plan_ != nullptr && !plan_->commands[root].causes.empty()
+                ? plan_->commands[root].causes.front()
+                : "the root of the build";
+  } else {
+    cause = "not started by a command of the last build";
+  }
+  std::fprintf(options_.progress, "     because %s\n", cause.c_str());
+  std::fflush(options_.progress);
 }
 
-std::vector<size_t> Rebuilder::Group(size_t command) const {
+std::string Rebuilder::RunCause(const tracer::ExecRequest& request, uint64_t parent_id,
+                                size_t matched) {
+  if (parent_id == 0) return "";
+  if (matched == kNoCommand) {
+    return absl::StrCat("the last build has no such command in ", request.cwd);
+  }
+  auto cause = group_cause_.find(matched);
+  return cause != group_cause_.end() ? cause->second : "its group runs";
+}
+
+std::vector<size_t> Rebuilder::Connected(size_t command, bool with_subtrees) const {
   absl::flat_hash_set<size_t> members = {command};
   std::vector<size_t> queue = {command};
-  absl::flat_hash_map<size_t, std::vector<size_t>> partners;
-  for (const auto& [id, pipe] : previous_->pipes()) {
-    for (size_t w : pipe.writers) {
-      for (size_t r : pipe.readers) {
-        partners[w].push_back(r);
-        partners[r].push_back(w);
-      }
-    }
-  }
   std::vector<size_t> out;
   while (!queue.empty()) {
     const size_t c = queue.back();
     queue.pop_back();
-    for (size_t s : previous_->Subtree(c)) {
+    for (size_t s : with_subtrees ? previous_->Subtree(c) : std::vector<size_t>{c}) {
       out.push_back(s);
-      for (size_t p : partners[s]) {
+      auto partners = partners_.find(s);
+      if (partners == partners_.end()) continue;
+      for (size_t p : partners->second) {
         if (members.insert(p).second) queue.push_back(p);
       }
     }
@@ -105,6 +139,19 @@ std::string Rebuilder::WhyRun(const std::vector<size_t>& group, const tracer::Ex
                               size_t matched) {
   const std::vector<std::string> changed = ChangedVariables(previous_->Env(matched), *request.env);
   if (!changed.empty()) return absl::StrCat("environment variable ", changed[0], " changed");
+  // A drained pipe was no input (the recorder left it out): the program
+  // reads the same end-of-file from it only if it is drained again. (Or if
+  // it now comes from outside the build, which is no input either: make
+  // gives its real stdin to one job and a drained pipe to the others.)
+  for (const proto::InheritedFd& fd : previous_->commands()[matched].start.fds()) {
+    if (!fd.drained()) continue;
+    std::optional<tracer::FdInfo> now =
+        request.describe_fd ? request.describe_fd(fd.fd()) : std::nullopt;
+    if (!now.has_value() || !(now->drained || recorder_->IsExternal(*now))) {
+      return absl::StrCat("descriptor ", fd.fd(),
+                          " was an empty pipe nobody could write to, and is not now");
+    }
+  }
   if (plan_ != nullptr) {
     for (size_t member : group) {
       if (plan_->commands[member].pinned) return plan_->commands[member].causes.back();
@@ -238,7 +285,12 @@ std::optional<int> Rebuilder::BeforeExec(const tracer::ExecRequest& request) {
   if (previous_ == nullptr) return std::nullopt;
   const uint64_t parent_id = recorder_->CommandOf(request.pid);
   auto parent = match_.find(parent_id);
-  if (parent_id == 0 || parent == match_.end()) return std::nullopt;
+  if (parent_id == 0 || parent == match_.end()) {
+    if (options_.explain && parent_id != 0) {
+      run_cause_[request.pid] = "its parent is not a command of the last build";
+    }
+    return std::nullopt;
+  }
   // The first recorded child of the matched parent with the same command
   // line and directory that no exec claimed yet.
   size_t matched = kNoCommand;
@@ -249,22 +301,39 @@ std::optional<int> Rebuilder::BeforeExec(const tracer::ExecRequest& request) {
       break;
     }
   }
-  if (matched == kNoCommand) return std::nullopt;
+  if (matched == kNoCommand) {
+    if (options_.explain) run_cause_[request.pid] = RunCause(request, parent_id, matched);
+    return std::nullopt;
+  }
   consumed_[matched] = true;
 
   auto decided = decided_.find(matched);
   if (decided == decided_.end()) {
-    const std::vector<size_t> group = Group(matched);
-    bool skip = WhyRun(group, request, matched).empty();
+    const std::vector<size_t> group = Connected(matched, /*with_subtrees=*/true);
+    std::string cause = WhyRun(group, request, matched);
+    bool skip = cause.empty();
     if (skip) {
       absl::Status restored = RestoreOutputs(group);
       if (!restored.ok()) {
         if (first_error_.ok()) first_error_ = restored;
         skip = false;
+        cause = absl::StrCat("its outputs could not be restored: ", restored.message());
       }
     }
-    // The group's other members get the same answer when they exec.
-    for (size_t member : group) decided_[member] = skip;
+    // Skipped, the whole group is: its members never exec, or (pipe
+    // partners) must not run without the rest. Run, only the commands that
+    // talk to this one through pipes must run too; the commands it starts
+    // are decided one by one when they exec (a make that reruns need not
+    // rerun every compile).
+    for (size_t member : skip ? group : Connected(matched, /*with_subtrees=*/false)) {
+      decided_[member] = skip;
+      if (!skip && options_.explain) {
+        group_cause_[member] =
+            member == matched
+                ? cause
+                : absl::StrCat("'", ShortCommand(previous_->Argv(matched), 48), "' runs: ", cause);
+      }
+    }
     decided = decided_.find(matched);
     if (skip) {
       // Copy the matched command's records now, its partners' when they exec.
@@ -285,6 +354,7 @@ std::optional<int> Rebuilder::BeforeExec(const tracer::ExecRequest& request) {
     return previous_->commands()[matched].end.exit_code();
   }
   pending_[request.pid] = matched;
+  if (options_.explain) run_cause_[request.pid] = RunCause(request, parent_id, matched);
   return std::nullopt;
 }
 

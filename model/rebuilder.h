@@ -33,6 +33,7 @@ struct RebuildOptions {
   std::string project_root;       // absolute; outputs under it are stored
   std::FILE* progress = nullptr;  // one line per command run (nullptr: quiet)
   bool show_skipped = false;      // also a line per command skipped
+  bool explain = false;           // after each command run, why it was not skipped
   size_t width = 78;              // progress line width
 };
 
@@ -73,9 +74,11 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   const absl::Status& first_error() const { return first_error_; }
 
  private:
-  // The recorded commands that stand or fall with `command`: it and its
-  // pipe partners, transitively, each with its subtree.
-  std::vector<size_t> Group(size_t command) const;
+  // `command` and its pipe partners, transitively: the recorded commands
+  // that run or are skipped together. With `with_subtrees`, also every
+  // command they started and the pipe partners of those: all that a skip of
+  // `command` skips.
+  std::vector<size_t> Connected(size_t command, bool with_subtrees) const;
   // Empty if `group` can be skipped now; else why not.
   std::string WhyRun(const std::vector<size_t>& group, const tracer::ExecRequest& request,
                      size_t matched);
@@ -84,6 +87,8 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   // new id of the command that started the first of them.
   void CopyRecords(const std::vector<size_t>& commands, uint64_t parent);
   void Progress(const char* verb, const std::vector<std::string>& argv);
+  // Why an exec that BeforeExec lets through must run (for --explain).
+  std::string RunCause(const tracer::ExecRequest& request, uint64_t parent_id, size_t matched);
 
   Recorder* recorder_;
   const TraceModel* previous_;
@@ -99,8 +104,14 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   // Thread about to exec -> recorded command it was matched with.
   absl::flat_hash_map<pid_t, size_t> pending_;
   std::vector<bool> consumed_;
+  // Recorded command -> the recorded commands it shares a pipe with.
+  absl::flat_hash_map<size_t, std::vector<size_t>> partners_;
   // Recorded command -> skipped (true) or run (false), decided for a group.
   absl::flat_hash_map<size_t, bool> decided_;
+  // Recorded command -> why its group runs (only with `explain`).
+  absl::flat_hash_map<size_t, std::string> group_cause_;
+  // Thread about to exec -> why it runs (only with `explain`).
+  absl::flat_hash_map<pid_t, std::string> run_cause_;
 };
 
 }  // namespace dodo::model

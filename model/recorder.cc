@@ -203,6 +203,7 @@ void Recorder::OnExec(const tracer::ExecEvent& event) {
     out->set_readable(fd.readable);
     out->set_writable(fd.writable);
     out->set_description(fd.description);
+    out->set_drained(fd.drained);
     if (root) {
       if (fd.kind == FdKind::kPipe) external_pipes_.insert(fd.pipe_id);
       if (!fd.path.empty()) external_files_.insert(fd.path);
@@ -257,7 +258,7 @@ void Recorder::OnExec(const tracer::ExecEvent& event) {
     if (root) break;
     if (fd.kind == FdKind::kPipe && !external_pipes_.contains(fd.pipe_id)) {
       for (bool write : {false, true}) {
-        if (write ? !fd.writable : !fd.readable) continue;
+        if (write ? !fd.writable : !fd.readable || fd.drained) continue;
         proto::Operation pipe_op;
         pipe_op.set_command(id);
         pipe_op.set_kind(write ? proto::PIPE_WRITE : proto::PIPE_READ);

@@ -66,6 +66,13 @@ class Recorder : public tracer::EventSink {
   // Paths are hashed and stat'ed where `mapper` says (must outlive the recorder).
   void set_path_mapper(const PathMapper* mapper) { mapper_ = mapper; }
 
+  // Whether `fd` is a pipe or file the root got from outside the build:
+  // commands that inherit it do not depend on it.
+  bool IsExternal(const tracer::FdInfo& fd) const {
+    return fd.kind == tracer::FdKind::kPipe ? external_pipes_.contains(fd.pipe_id)
+                                            : !fd.path.empty() && external_files_.contains(fd.path);
+  }
+
   // The command whose program thread `pid` runs; 0 before the root's exec.
   uint64_t CommandOf(pid_t pid) const;
   // A command id for records written by someone else (dodo build copies the

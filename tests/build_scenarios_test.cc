@@ -242,6 +242,30 @@ TEST(BuildScenariosTest, PipeSkippedTogetherWhenTheRootReruns) {
   });
 }
 
+// cat's stdin is a pipe the root closed empty before cat started: cat could
+// read only end-of-file from it, so the root's rerun does not drag cat along.
+TEST(BuildScenariosTest, DrainedPipeIsNoInput) {
+  ScenarioResult result = RunScenario({
+      .project = "drained_pipe",
+      .edit = [](const Project& p) { p.Write("label.txt", "second label\n"); },
+      .expected_rerun = Labels({{"root"}}),
+      .outputs = {"out.txt", "label.out"},
+  });
+  EXPECT_EQ(result.incremental.Read("out.txt"), "");
+}
+
+// The same pipe with data in it is no longer drained when cat starts again:
+// cat reruns and reads it (skipping it would restore the old, empty out.txt).
+TEST(BuildScenariosTest, DrainedPipeThatFillsUpRerunsItsReader) {
+  ScenarioResult result = RunScenario({
+      .project = "drained_pipe",
+      .edit = [](const Project& p) { p.Write("feed.txt", "fed\n"); },
+      .expected_rerun = Labels({{"root", "cat"}}),
+      .outputs = {"out.txt", "label.out"},
+  });
+  EXPECT_EQ(result.incremental.Read("out.txt"), "fed\n");
+}
+
 // 14. link.h is a symlink (made here: git may not keep it); retargeting it
 // changes what cc1 reads through it.
 TEST(BuildScenariosTest, RetargetedSymlinkToAHeader) {
@@ -284,6 +308,46 @@ TEST(BuildScenariosTest, MakeRebuildsTheEditedFile) {
       .lists_whole_build = false,
   });
   EXPECT_EQ(result.incremental.RunProgram("hello"), "hello again from make\n");
+}
+
+// Early cutoff under make -j2: a comment in util.c reruns make and that
+// compile only, not the two links of the unchanged util.o. make runs one of
+// the parallel links with a stdin pipe whose write end it closed at once:
+// reading it can only give end-of-file, so it is no data from make.
+TEST(BuildScenariosTest, MakeCommentOnlyEditStopsAtTheIdenticalObject) {
+  ScenarioResult result = RunScenario({
+      .project = "make_parallel",
+      .build_args = {"--", "make", "-j2"},
+      .edit = [](const Project& p) { p.Append("util.c", "/* comment */\n"); },
+      .expected_rerun = Labels({{"root"}, Compile("util.c")}),
+      .outputs = {"hello.o", "bye.o", "util.o", "hello", "bye"},
+      .lists_whole_build = false,
+  });
+  EXPECT_EQ(result.incremental.RunProgram("hello"), "hello, make\n");
+  EXPECT_EQ(result.incremental.RunProgram("bye"), "bye, make\n");
+}
+
+// The same under a recursive make: the sub-make reruns (it saw util.c
+// change), but what it starts is decided command by command, so the links of
+// the unchanged util.o are skipped. --explain says why each command ran.
+TEST(BuildScenariosTest, RecursiveMakeDecidesEachCommandItStarts) {
+  ScenarioResult result = RunScenario({
+      .project = "make_recursive",
+      .build_args = {"--explain", "--", "make", "-j2"},
+      .edit = [](const Project& p) { p.Append("src/util.c", "/* comment */\n"); },
+      .expected_rerun = Labels({{"root", "make"}, Compile("util.c")}),
+      .outputs = {"src/hello.o", "src/bye.o", "src/util.o", "src/hello", "src/bye"},
+      .lists_whole_build = false,
+  });
+  EXPECT_EQ(result.incremental.RunProgram("src/bye"), "bye, make\n");
+  const std::string& out = result.second.run.out;
+  EXPECT_NE(out.find("run  gcc -O1 -c -o util.o util.c\n     because content of src/util.c "
+                     "changed (sha256 "),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("run  make -j2\n     because starts 'make -C src', which must run\n"),
+            std::string::npos)
+      << out;
 }
 
 // 17. --fresh ignores the previous build: every command of a clean build runs

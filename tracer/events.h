@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -64,6 +65,10 @@ struct FdInfo {
   bool writable = false;
   bool cloexec = false;
   std::string description;  // /proc's text for kinds without a path
+  // A pipe read end with nothing buffered that no process can write to any
+  // more: every read returns end-of-file, whatever ran before. Set in
+  // ExecEvent::fds only.
+  bool drained = false;
 };
 
 // One system call that touches the file system.
@@ -138,6 +143,9 @@ struct ExecRequest {
   const std::vector<std::string>* argv = nullptr;
   const std::vector<std::string>* env = nullptr;
   std::string cwd;
+  // What descriptor `fd` will be in the new program, `drained` included;
+  // nothing if the exec closes it. Looked up on demand: most execs never ask.
+  std::function<std::optional<FdInfo>(int fd)> describe_fd = {};
 };
 
 // Decides, before the kernel runs an exec, whether it runs at all. A build

@@ -2,7 +2,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -96,6 +98,23 @@ std::optional<FdInfo> FdInfoFromProc(pid_t pid, int fd) {
     }
   }
   return info;
+}
+
+void ProbeDrained(pid_t pid, FdInfo& info) {
+  info.drained = false;
+  if (info.kind != FdKind::kPipe || !info.readable || info.writable) return;
+  // A duplicate of the process's own descriptor, not a fresh open of
+  // /proc/PID/fd/N: a pipe reports the hang-up only to files opened before
+  // the last writer left.
+  const int process = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (process < 0) return;
+  const int copy = static_cast<int>(syscall(SYS_pidfd_getfd, process, info.fd, 0));
+  close(process);
+  if (copy < 0) return;
+  pollfd probe = {.fd = copy, .events = POLLIN, .revents = 0};
+  info.drained =
+      poll(&probe, 1, 0) == 1 && (probe.revents & POLLHUP) != 0 && (probe.revents & POLLIN) == 0;
+  close(copy);
 }
 
 void FdTable::SyncWithProc(pid_t pid) {

@@ -70,6 +70,10 @@ class FdTable {
 // Describes descriptor `fd` of `pid` from /proc/PID/fd and /proc/PID/fdinfo.
 std::optional<FdInfo> FdInfoFromProc(pid_t pid, int fd);
 
+// Sets `info.drained` for descriptor `info.fd` of process `pid`: a pipe read
+// end on which the kernel reports a hang-up and no data.
+void ProbeDrained(pid_t pid, FdInfo& info);
+
 // Classifies the text of a /proc/PID/fd link ("pipe:[123]", "/a/b", ...).
 FdInfo ClassifyFdTarget(int fd, const std::string& target);
 

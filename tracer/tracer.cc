@@ -454,6 +454,7 @@ void Tracer::OnExecEvent(pid_t pid) {
   // After exec the process has descriptors and a cwd of its own.
   auto fds = std::make_shared<FdTable>();
   SyncFds(*fds, pid);
+  fds->ForEach([pid](FdInfo& info) { ProbeDrained(pid, info); });
   t.fds = std::move(fds);
   t.scratch = 0;  // the new program has a new address space
   t.scratch_failed = false;
@@ -688,7 +689,14 @@ bool Tracer::HandleSyscall(Tracee& t, const SyscallRow& row, const uint64_t* arg
                             .path = &t.exec_path,
                             .argv = &t.exec_argv,
                             .env = &t.exec_env,
-                            .cwd = *t.cwd};
+                            .cwd = *t.cwd,
+                            .describe_fd = [this, tgid = t.tgid](int fd) {
+                              std::optional<FdInfo> info = ProcFdInfo(tgid, fd);
+                              if (!info.has_value() || info->cloexec)
+                                return std::optional<FdInfo>();
+                              ProbeDrained(tgid, *info);
+                              return info;
+                            }};
         std::optional<int> status = gate_->BeforeExec(request);
         if (status.has_value() && ReplaceWithExit(t, *status)) {
           ++stats_.execs_skipped;

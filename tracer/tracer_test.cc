@@ -91,5 +91,23 @@ TEST(TracerTest, DupAndCloexecAreFollowed) {
   EXPECT_TRUE(fd1_is_file);
 }
 
+// `: | cmd` with the writer gone first: the reader gets a drained pipe. With
+// `sleep` still holding the write end, the pipe is not drained.
+TEST(TracerTest, ExecReportsDrainedPipes) {
+  CountingSink sink;
+  Tracer tracer(&sink);
+  absl::StatusOr<int> status =
+      tracer.Run({"/bin/sh", "-c", ": | { sleep 0.5; exec /bin/true; }; sleep 1 | exec /bin/true"});
+  ASSERT_TRUE(status.ok()) << status.status();
+  std::vector<bool> stdin_drained;
+  for (const ExecEvent& exec : sink.execs) {
+    if (exec.argv != std::vector<std::string>{"/bin/true"}) continue;
+    for (const FdInfo& fd : exec.fds) {
+      if (fd.fd == 0) stdin_drained.push_back(fd.kind == FdKind::kPipe && fd.drained);
+    }
+  }
+  EXPECT_EQ(stdin_drained, (std::vector<bool>{true, false}));
+}
+
 }  // namespace
 }  // namespace dodo::tracer

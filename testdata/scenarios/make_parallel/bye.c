@@ -1,0 +1,7 @@
+// The second of the two programs that make_parallel's Makefile links.
+#include "util.h"
+
+int main(void) {
+  Say("bye", "make");
+  return 0;
+}

@@ -1,0 +1,72 @@
+#include "tracer/fd_table.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "gtest/gtest.h"
+
+namespace dodo::tracer {
+namespace {
+
+// A pipe of this process, described the way the tracer describes a tracee's.
+class PipeTest : public testing::Test {
+ protected:
+  void SetUp() override { ASSERT_EQ(pipe2(ends_, O_CLOEXEC), 0); }
+  void TearDown() override {
+    for (int fd : ends_) {
+      if (fd >= 0) close(fd);
+    }
+  }
+  FdInfo Probe(int which) {
+    std::optional<FdInfo> info = FdInfoFromProc(getpid(), ends_[which]);
+    EXPECT_TRUE(info.has_value());
+    if (!info.has_value()) return FdInfo();
+    ProbeDrained(getpid(), *info);
+    return *info;
+  }
+  void CloseWriteEnd() {
+    close(ends_[1]);
+    ends_[1] = -1;
+  }
+  int ends_[2] = {-1, -1};
+};
+
+TEST_F(PipeTest, ReadEndWithAWriterIsNotDrained) {
+  const FdInfo info = Probe(0);
+  EXPECT_EQ(info.kind, FdKind::kPipe);
+  EXPECT_TRUE(info.readable);
+  EXPECT_FALSE(info.drained);
+}
+
+TEST_F(PipeTest, EmptyReadEndWithoutWritersIsDrained) {
+  CloseWriteEnd();
+  EXPECT_TRUE(Probe(0).drained);
+}
+
+TEST_F(PipeTest, BytesLeftInThePipeAreNotDrained) {
+  ASSERT_EQ(write(ends_[1], "x", 1), 1);
+  CloseWriteEnd();
+  EXPECT_FALSE(Probe(0).drained);
+  char byte = 0;
+  ASSERT_EQ(read(ends_[0], &byte, 1), 1);
+  EXPECT_TRUE(Probe(0).drained);  // read to the end: only EOF is left
+}
+
+TEST_F(PipeTest, WriteEndIsNeverDrained) {
+  close(ends_[0]);
+  ends_[0] = -1;
+  EXPECT_FALSE(Probe(1).drained);
+}
+
+TEST(ProbeDrainedTest, FilesAreNeverDrained) {
+  const int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  FdInfo info = FdInfoFromProc(getpid(), fd).value_or(FdInfo());
+  info.drained = true;
+  ProbeDrained(getpid(), info);
+  EXPECT_FALSE(info.drained);
+  close(fd);
+}
+
+}  // namespace
+}  // namespace dodo::tracer
