@@ -18,6 +18,7 @@
 #include "model/store.h"
 #include "model/trace_model.h"
 #include "model/trace_writer.h"
+#include "model/up_to_date.h"
 #include "model/virtual_store.h"
 #include "tracer/tracer.h"
 
@@ -108,6 +109,19 @@ int RunBuild(const BuildOptions& options) {
     std::cerr << "dodo build: " << store.status().message() << "\n";
     return kToolFailure;
   }
+  const model::RootCall root{.argv = argv, .cwd = cwd, .env = CurrentEnvironment()};
+  if (!options.fresh && !options.show_skipped) {
+    // Nothing the last up-to-date plan looked at has changed: neither has
+    // its answer, and there is no need to load the trace.
+    if (std::optional<model::UpToDateHit> hit =
+            model::CheckUpToDateStamp((*store)->stamp_path(), (*store)->trace_path(), root)) {
+      Summary({.skipped = hit->commands}, start);
+      return hit->exit_status;
+    }
+  }
+  // From here on the stamp would describe a trace this build replaces.
+  unlink((*store)->stamp_path().c_str());
+
   model::FileHasher hasher;
   hasher.LoadCache((*store)->hashes_path());
   model::LiveTree tree(&hasher, cwd);
@@ -158,9 +172,16 @@ int RunBuild(const BuildOptions& options) {
   int status = 0;
   bool ran = true;
   model::Plan plan;
+  std::optional<model::UpToDateStamp> stamp;
   if (previous.has_value()) {
-    plan = model::MakePlan(*previous, tree, argv, cwd, CurrentEnvironment());
+    const int64_t plan_start = absl::ToUnixNanos(absl::Now());
+    plan = model::MakePlan(*previous, tree, argv, cwd, root.env);
     rebuilder.set_plan(&plan);
+    if (plan.UpToDate()) {
+      stamp = model::UpToDateStamp::FromPlan(
+          tree, (*store)->dir() + "/", root, previous->commands().size(),
+          previous->commands()[previous->root()].end.exit_code(), plan_start);
+    }
     if (!plan.root_changed && !plan.commands[previous->root()].runs) {
       absl::StatusOr<int> skipped = rebuilder.SkipEverything(plan);
       if (skipped.ok()) {
@@ -204,6 +225,10 @@ int RunBuild(const BuildOptions& options) {
   }
   if (absl::Status saved = hasher.SaveCache((*store)->hashes_path()); !saved.ok()) {
     std::cerr << "dodo build: warning: " << saved.message() << "\n";
+  }
+  if (stamp.has_value() && !ran && status == 0) {
+    // Only saves time later: a stamp that cannot be written is no error.
+    (void)stamp->Write((*store)->stamp_path(), (*store)->trace_path());
   }
   Summary(rebuilder.stats(), start);
   if (status != 0 && !options.quiet) {

@@ -51,25 +51,29 @@ std::string LiveTree::Display(const std::string& path) const {
   return path;
 }
 
+namespace {
+
+LiveTree::Identity IdentityOf(int result, const struct stat& st) {
+  if (result != 0) return {.error = errno};
+  return {.dev = st.st_dev,
+          .ino = st.st_ino,
+          .mode = st.st_mode,
+          .size = st.st_size,
+          .mtime_ns = st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec,
+          .ctime_ns = st.st_ctim.tv_sec * 1'000'000'000LL + st.st_ctim.tv_nsec};
+}
+
+}  // namespace
+
 const LiveTree::Entry& LiveTree::Lookup(const std::string& path) {
-  Entry& e = entries_[path];
-  if (e.looked) return e;
-  e.looked = true;
+  auto [it, added] = entries_.try_emplace(path);
+  Entry& e = it->second;
+  if (!added) return e;
   struct stat st;
-  if (lstat(Physical(path).c_str(), &st) != 0) {
-    e.lstat_error = e.stat_error = errno;
-    return e;
-  }
-  e.lmode = e.mode = st.st_mode;
-  e.size = st.st_size;
-  if (S_ISLNK(st.st_mode)) {
-    if (stat(Physical(path).c_str(), &st) != 0) {
-      e.stat_error = errno;
-    } else {
-      e.mode = st.st_mode;
-      e.size = st.st_size;
-    }
-  }
+  const std::string& physical = Physical(path);
+  e.lstat = IdentityOf(lstat(physical.c_str(), &st), st);
+  e.stat = e.lstat.error == 0 && S_ISLNK(e.lstat.mode) ? IdentityOf(stat(physical.c_str(), &st), st)
+                                                       : e.lstat;
   return e;
 }
 
@@ -77,7 +81,7 @@ std::string LiveTree::Check(const TraceModel& model, const proto::Operation& op)
   const std::string path = model.Path(op.ref());
   if (path.empty() || path[0] != '/') return "";
   const Entry& now = Lookup(path);
-  const bool exists = now.lstat_error == 0;
+  const bool exists = now.lstat.error == 0;
   const std::string shown = Display(path);
   // Existence: the lookup found the name, or failed to.
   auto existence = [&]() -> std::string {
@@ -87,7 +91,7 @@ std::string LiveTree::Check(const TraceModel& model, const proto::Operation& op)
   };
   auto content = [&](std::string_view what) -> std::string {
     if (op.error() != 0 || op.version().sha256().empty()) return existence();
-    if (!exists || now.stat_error != 0) return absl::StrCat(shown, " was removed");
+    if (!exists || now.stat.error != 0) return absl::StrCat(shown, " was removed");
     absl::StatusOr<FileVersion> file = hasher_->HashFile(Physical(path));
     if (!file.ok()) return absl::StrCat(shown, ": ", file.status().message());
     const std::string& before = op.version().sha256();
@@ -112,18 +116,19 @@ std::string LiveTree::Check(const TraceModel& model, const proto::Operation& op)
       const proto::Version& v = op.version();
       if (v.mode() == 0) return "";
       const bool link = S_ISLNK(v.mode());
-      const mode_t mode = link ? now.lmode : now.mode;
-      if (!link && now.stat_error != 0) return absl::StrCat(shown, " was removed");
+      const mode_t mode = link ? now.lstat.mode : now.stat.mode;
+      if (!link && now.stat.error != 0) return absl::StrCat(shown, " was removed");
       if ((mode & (S_IFMT | 07777)) != (v.mode() & (S_IFMT | 07777))) {
         return absl::StrCat("mode of ", shown, " changed (", absl::StrCat(absl::Hex(v.mode())),
                             " -> ", absl::StrCat(absl::Hex(mode)), ")");
       }
-      if (S_ISREG(v.mode()) && static_cast<uint64_t>(now.size) != v.size()) {
-        return absl::StrCat("size of ", shown, " changed (", v.size(), " -> ", now.size, ")");
+      if (S_ISREG(v.mode()) && static_cast<uint64_t>(now.stat.size) != v.size()) {
+        return absl::StrCat("size of ", shown, " changed (", v.size(), " -> ", now.stat.size, ")");
       }
       return "";
     }
     case proto::LIST: {
+      entries_[path].listed = true;
       if (std::string e = existence(); !e.empty() || op.error() != 0) return e;
       // Names the build itself creates or removes come and go with it; the
       // others are inputs.
@@ -158,11 +163,11 @@ std::string LiveTree::Check(const TraceModel& model, const proto::Operation& op)
     case proto::READLINK: {
       if (op.error() == EINVAL) {
         if (!exists) return absl::StrCat(shown, " was removed");
-        if (S_ISLNK(now.lmode)) return absl::StrCat(shown, " is now a symlink");
+        if (S_ISLNK(now.lstat.mode)) return absl::StrCat(shown, " is now a symlink");
         return "";
       }
       if (std::string e = existence(); !e.empty() || op.error() != 0) return e;
-      if (!S_ISLNK(now.lmode)) return absl::StrCat(shown, " is no longer a symlink");
+      if (!S_ISLNK(now.lstat.mode)) return absl::StrCat(shown, " is no longer a symlink");
       char target[4096];
       ssize_t n = readlink(Physical(path).c_str(), target, sizeof(target));
       if (n < 0) return absl::StrCat(shown, ": cannot read the link");
@@ -327,20 +332,21 @@ std::vector<FinalState> FinalStates(const TraceModel& model, const std::vector<s
 
 std::optional<std::string> DiffersFromFinal(const FinalState& state, LiveTree& tree) {
   const proto::Version& v = state.version;
-  struct stat st;
-  const bool exists = lstat(tree.Physical(state.path).c_str(), &st) == 0;
+  const LiveTree::Entry& now = tree.Lookup(state.path);
+  const bool exists = now.lstat.error == 0;
+  const mode_t mode = now.lstat.mode;
   const std::string shown = tree.Display(state.path);
   if (v.absent()) return std::nullopt;  // removals are not redone (see FinalStates users)
   if (!exists) return absl::StrCat(shown, " is missing");
   if (!v.sha256().empty()) {
-    if (!S_ISREG(st.st_mode)) return absl::StrCat(shown, " is no longer a regular file");
+    if (!S_ISREG(mode)) return absl::StrCat(shown, " is no longer a regular file");
     absl::StatusOr<FileVersion> file = tree.hasher().HashFile(tree.Physical(state.path));
     if (!file.ok()) return absl::StrCat(shown, ": ", file.status().message());
     const std::string& before = v.sha256();
     if (!SameDigest(before, file->sha256)) {
       return absl::StrCat(shown, " was modified");
     }
-    if ((st.st_mode & 07777) != (v.mode() & 07777)) return absl::StrCat(shown, ": mode changed");
+    if ((mode & 07777) != (v.mode() & 07777)) return absl::StrCat(shown, ": mode changed");
     return std::nullopt;
   }
   if (S_ISLNK(v.mode())) {
@@ -351,8 +357,7 @@ std::optional<std::string> DiffersFromFinal(const FinalState& state, LiveTree& t
     }
     return std::nullopt;
   }
-  if (S_ISDIR(v.mode()) && !S_ISDIR(st.st_mode))
-    return absl::StrCat(shown, " is no longer a directory");
+  if (S_ISDIR(v.mode()) && !S_ISDIR(mode)) return absl::StrCat(shown, " is no longer a directory");
   return std::nullopt;
 }
 

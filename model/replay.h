@@ -11,7 +11,10 @@
 #ifndef DODO_MODEL_REPLAY_H_
 #define DODO_MODEL_REPLAY_H_
 
+#include <sys/types.h>
+
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -39,6 +42,30 @@ class LiveTree {
 
   // `path` as causes show it.
   std::string Display(const std::string& path) const;
+
+  // What lstat said about a path (and stat, through a symlink), cached
+  // until Forget(). The no-op stamp keeps the identities of every path
+  // looked up: while they stay the same, so do the answers.
+  struct Identity {
+    int error = 0;  // errno, or 0
+    dev_t dev = 0;
+    ino_t ino = 0;
+    mode_t mode = 0;
+    off_t size = 0;
+    int64_t mtime_ns = 0;
+    int64_t ctime_ns = 0;
+  };
+  struct Entry {
+    Identity lstat;
+    Identity stat;        // equal to lstat unless the path is a symlink
+    bool listed = false;  // its entries were compared, not just its existence
+  };
+  const Entry& Lookup(const std::string& path);
+  // Calls fn(path, entry) for every path looked up since Forget().
+  template <typename Fn>
+  void ForEachLookup(Fn fn) const {
+    for (const auto& [path, entry] : entries_) fn(path, entry);
+  }
   FileHasher& hasher() { return *hasher_; }
   // Looks at the files where `mapper` says (must outlive the tree): during a
   // build, what the build's processes see.
@@ -48,16 +75,6 @@ class LiveTree {
   }
 
  private:
-  struct Entry {
-    bool looked = false;
-    int lstat_error = 0;
-    int stat_error = 0;
-    mode_t lmode = 0;
-    mode_t mode = 0;  // after following a symlink
-    off_t size = 0;
-  };
-  const Entry& Lookup(const std::string& path);
-
   FileHasher* hasher_;
   const PathMapper* mapper_ = nullptr;
   std::string display_root_;

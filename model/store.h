@@ -42,6 +42,8 @@ class Store {
   const std::string& dir() const { return dir_; }
   std::string trace_path() const { return dir_ + "/trace"; }
   std::string hashes_path() const { return dir_ + "/hashes"; }
+  // The no-op stamp (see model/up_to_date.h).
+  std::string stamp_path() const { return dir_ + "/uptodate"; }
   // The next build writes its trace here; CommitTrace() makes it the last
   // build's trace (fsync, then rename over trace_path()).
   std::string next_trace_path() const { return dir_ + "/trace.new"; }

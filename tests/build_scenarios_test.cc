@@ -7,11 +7,15 @@
 // Commands are named by CommandLabel: "root" is the Dodofile (or make),
 // Compile("a.c") is `gcc -c a.c` with its cc1 and as, Link("prog") is the gcc
 // that links prog with its collect2 and ld.
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/build_test_util.h"
 #include "tests/trace_loader.h"
@@ -348,6 +352,56 @@ TEST(BuildScenariosTest, RecursiveMakeDecidesEachCommandItStarts) {
   EXPECT_NE(out.find("run  make -j2\n     because starts 'make -C src', which must run\n"),
             std::string::npos)
       << out;
+}
+
+// A no-op build that finds the tree up to date leaves .dodo/uptodate; the
+// next no-op is answered from it with stat calls alone (and leaves the trace
+// as it is). A same-size edit that keeps the old mtime still moves the
+// ctime: the stamp no longer holds and the compile reruns.
+TEST(BuildScenariosTest, UpToDateStampAnswersNoOpsUntilAnythingChanges) {
+  Project project = Project::Copy("c_build");
+  ASSERT_EQ(project.Build().run.exit_status, 0);
+  // Changes younger than a timestamp tick cannot be told apart by time: the
+  // stamp is written only once the build's outputs are older than that.
+  absl::SleepFor(absl::Milliseconds(200));
+  BuildRun noop = project.Build();
+  ASSERT_EQ(noop.run.exit_status, 0) << noop.run.err;
+  EXPECT_EQ(RanLabels(noop.trace), kNothing);
+  ASSERT_TRUE(project.Read(".dodo/uptodate").has_value());
+  struct stat trace_before;
+  ASSERT_EQ(stat(project.Path(".dodo/trace").c_str(), &trace_before), 0);
+
+  BuildRun fast = project.Build();
+  EXPECT_EQ(fast.run.exit_status, 0) << fast.run.err;
+  EXPECT_NE(fast.run.out.find("dodo: 0 run, "), std::string::npos) << fast.run.out;
+  struct stat trace_after;
+  ASSERT_EQ(stat(project.Path(".dodo/trace").c_str(), &trace_after), 0);
+  EXPECT_EQ(trace_after.st_ino, trace_before.st_ino);  // not even rewritten
+
+  struct stat source;
+  ASSERT_EQ(stat(project.Path("a.c").c_str(), &source), 0);
+  project.Replace("a.c", "return 41;", "return 14;");
+  const timespec times[2] = {source.st_atim, source.st_mtim};
+  ASSERT_EQ(utimensat(AT_FDCWD, project.Path("a.c").c_str(), times, 0), 0);
+  BuildRun edited = project.Build();
+  EXPECT_EQ(edited.run.exit_status, 0) << edited.run.err;
+  EXPECT_EQ(RanLabels(edited.trace), Labels({{"root"}, Compile("a.c"), Link("prog")}));
+  EXPECT_EQ(project.RunProgram("prog"), "14\n");
+}
+
+// The same for a listing: with the stamp in place, a new file in the listed
+// directory still reruns ls and find.
+TEST(BuildScenariosTest, UpToDateStampSeesANewEntryInAListedDirectory) {
+  Project project = Project::Copy("listing");
+  ASSERT_EQ(project.Build().run.exit_status, 0);
+  absl::SleepFor(absl::Milliseconds(200));
+  ASSERT_EQ(project.Build().run.exit_status, 0);
+  ASSERT_TRUE(project.Read(".dodo/uptodate").has_value());
+  project.Write("src/new.c", "int n;\n");
+  BuildRun edited = project.Build();
+  EXPECT_EQ(edited.run.exit_status, 0) << edited.run.err;
+  EXPECT_EQ(RanLabels(edited.trace), Labels({{"root", "ls", "find", "sort"}}));
+  EXPECT_EQ(project.Read("files.txt"), "src/a.c\nsrc/b.c\nsrc/new.c\n");
 }
 
 // 17. --fresh ignores the previous build: every command of a clean build runs
