@@ -51,10 +51,9 @@ std::string LiveTree::Display(const std::string& path) const {
   return path;
 }
 
-namespace {
-
-LiveTree::Identity IdentityOf(int result, const struct stat& st) {
-  if (result != 0) return {.error = errno};
+LiveTree::Identity LiveTree::IdentityNow(const std::string& path, bool follow) {
+  struct stat st;
+  if ((follow ? stat(path.c_str(), &st) : lstat(path.c_str(), &st)) != 0) return {.error = errno};
   return {.dev = st.st_dev,
           .ino = st.st_ino,
           .mode = st.st_mode,
@@ -63,16 +62,13 @@ LiveTree::Identity IdentityOf(int result, const struct stat& st) {
           .ctime_ns = st.st_ctim.tv_sec * 1'000'000'000LL + st.st_ctim.tv_nsec};
 }
 
-}  // namespace
-
 const LiveTree::Entry& LiveTree::Lookup(const std::string& path) {
   auto [it, added] = entries_.try_emplace(path);
   Entry& e = it->second;
   if (!added) return e;
-  struct stat st;
   const std::string& physical = Physical(path);
-  e.lstat = IdentityOf(lstat(physical.c_str(), &st), st);
-  e.stat = e.lstat.error == 0 && S_ISLNK(e.lstat.mode) ? IdentityOf(stat(physical.c_str(), &st), st)
+  e.lstat = IdentityNow(physical, /*follow=*/false);
+  e.stat = e.lstat.error == 0 && S_ISLNK(e.lstat.mode) ? IdentityNow(physical, /*follow=*/true)
                                                        : e.lstat;
   return e;
 }

@@ -61,6 +61,8 @@ class LiveTree {
     bool listed = false;  // its entries were compared, not just its existence
   };
   const Entry& Lookup(const std::string& path);
+  // What lstat (or, with `follow`, stat) says about `path` now, uncached.
+  static Identity IdentityNow(const std::string& path, bool follow);
   // Calls fn(path, entry) for every path looked up since Forget().
   template <typename Fn>
   void ForEachLookup(Fn fn) const {

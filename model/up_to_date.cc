@@ -29,19 +29,8 @@ void ToProto(const LiveTree::Identity& id, proto::FileIdentity* out) {
 
 // The identity of `path` now (lstat, or stat), in the stamp's terms.
 proto::FileIdentity IdentityNow(const std::string& path, bool follow) {
-  struct stat st;
-  const int result = follow ? stat(path.c_str(), &st) : lstat(path.c_str(), &st);
   proto::FileIdentity id;
-  if (result != 0) {
-    id.set_error(errno);
-    return id;
-  }
-  id.set_dev(st.st_dev);
-  id.set_ino(st.st_ino);
-  id.set_mode(st.st_mode);
-  id.set_size(static_cast<uint64_t>(st.st_size));
-  id.set_mtime_ns(st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec);
-  id.set_ctime_ns(st.st_ctim.tv_sec * 1'000'000'000LL + st.st_ctim.tv_nsec);
+  ToProto(LiveTree::IdentityNow(path, follow), &id);
   return id;
 }
 
