@@ -55,6 +55,10 @@ CLI::App* AddBuildCommand(CLI::App& app, BuildOptions& options) {
                   "outputs stay in the tree); they are still stored and listed");
   build->add_flag("--keep-failed", options.keep_failed,
                   "Keep what failed commands wrote in .dodo/failed/PATH, for debugging");
+  build->add_flag("--ptrace-only", options.ptrace_only,
+                  "Stop at every traced syscall with ptrace, not using the seccomp listener\n"
+                  "for lookups and read-only opens (slower; for programs that install a\n"
+                  "seccomp listener of their own, which the kernel allows only once)");
   build->add_option("command", options.command, "The root command, after -- (default ./Dodofile)")
       ->expected(-1);
   return build;
@@ -195,6 +199,7 @@ int RunBuild(const BuildOptions& options) {
     tracer::Tracer tracer(vfs->get());
     tracer.set_exec_gate(&rebuilder);
     tracer.set_path_redirector(vfs->get());
+    tracer.set_use_listener(!options.ptrace_only);
     absl::StatusOr<int> result = tracer.Run(argv);
     if (!result.ok()) {
       std::cerr << "dodo build: cannot run '" << argv[0] << "': " << result.status().message()

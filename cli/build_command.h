@@ -19,6 +19,7 @@ struct BuildOptions {
   bool quiet = false;
   bool direct = false;       // no redirection into the virtual store
   bool keep_failed = false;  // failed outputs kept in .dodo/failed/
+  bool ptrace_only = false;  // no seccomp listener: every trap is a ptrace stop
 };
 
 CLI::App* AddBuildCommand(CLI::App& app, BuildOptions& options);

@@ -30,6 +30,10 @@ CLI::App* AddTraceCommand(CLI::App& app, TraceOptions& options) {
   trace->add_option("-o,--output", options.output, "Trace file to write")->capture_default_str();
   trace->add_flag("--stats", options.stats,
                   "Print tracer counts (stops, commands, operations) to stderr at the end");
+  trace->add_flag("--ptrace-only", options.ptrace_only,
+                  "Stop at every traced syscall with ptrace, not using the seccomp listener\n"
+                  "for lookups and read-only opens (slower; for programs that install a\n"
+                  "seccomp listener of their own, which the kernel allows only once)");
   trace->add_option("command", options.command, "The command to run, after --")
       ->required()
       ->expected(-1);
@@ -67,6 +71,7 @@ int RunTrace(const TraceOptions& options) {
   model::FileHasher hasher;
   model::Recorder recorder(writer->get(), &resolver, &hasher);
   tracer::Tracer tracer(&recorder);
+  tracer.set_use_listener(!options.ptrace_only);
   absl::StatusOr<int> status = tracer.Run(options.command);
   absl::Status recorded = recorder.Finish();
   absl::Status finished = (*writer)->Finish(status.ok() ? *status : kToolFailure);
@@ -86,9 +91,10 @@ int RunTrace(const TraceOptions& options) {
     std::cerr << "dodo trace: " << r.commands << " commands, " << r.operations << " operations, "
               << r.warnings << " warnings; " << t.processes << " processes, " << t.seccomp_stops
               << " seccomp stops, " << t.exit_stops << " exit stops, " << t.event_stops
-              << " event stops; resolver " << resolver.cache_hits() << " hits / "
-              << resolver.cache_misses() << " misses; " << hasher.files_read()
-              << " files hashed; dodo's own CPU " << SelfCpuSeconds() << " s\n";
+              << " event stops, " << t.notifications << " listener notifications; resolver "
+              << resolver.cache_hits() << " hits / " << resolver.cache_misses() << " misses; "
+              << hasher.files_read() << " files hashed; dodo's own CPU " << SelfCpuSeconds()
+              << " s\n";
   }
   return *status;
 }

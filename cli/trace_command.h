@@ -13,6 +13,7 @@ struct TraceOptions {
   std::string output = "dodo.trace";
   std::vector<std::string> command;
   bool stats = false;
+  bool ptrace_only = false;  // no seccomp listener: every trap is a ptrace stop
 };
 
 // Exit status of dodo itself failing (not the traced command), as

@@ -65,6 +65,11 @@ struct FdInfo {
   bool writable = false;
   bool cloexec = false;
   std::string description;  // /proc's text for kinds without a path
+  // What /proc/PID/fd/N said when the tracer learnt this descriptor (empty:
+  // not read). Descriptors are closed without a stop and read-only opens
+  // make none, so a number can be reused unseen; a different link text now
+  // means the entry is stale.
+  std::string target;
   // A pipe read end with nothing buffered that no process can write to any
   // more: every read returns end-of-file, whatever ran before. Set in
   // ExecEvent::fds only.

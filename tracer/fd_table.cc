@@ -73,12 +73,19 @@ FdInfo ClassifyFdTarget(int fd, const std::string& target) {
   return info;
 }
 
-std::optional<FdInfo> FdInfoFromProc(pid_t pid, int fd) {
-  std::string link = absl::StrCat("/proc/", pid, "/fd/", fd);
+std::string ProcFdTarget(pid_t pid, int fd) {
+  const std::string link = absl::StrCat("/proc/", pid, "/fd/", fd);
   char buffer[4096];
-  ssize_t n = readlink(link.c_str(), buffer, sizeof(buffer) - 1);
-  if (n < 0) return std::nullopt;
-  FdInfo info = ClassifyFdTarget(fd, std::string(buffer, n));
+  const ssize_t n = readlink(link.c_str(), buffer, sizeof(buffer));
+  return n <= 0 ? std::string() : std::string(buffer, static_cast<size_t>(n));
+}
+
+std::optional<FdInfo> FdInfoFromProc(pid_t pid, int fd) {
+  std::string target = ProcFdTarget(pid, fd);
+  if (target.empty()) return std::nullopt;
+  FdInfo info = ClassifyFdTarget(fd, target);
+  info.target = std::move(target);
+  char buffer[4096];
   // Access mode and close-on-exec from fdinfo's "flags:" line (octal).
   std::string fdinfo = absl::StrCat("/proc/", pid, "/fdinfo/", fd);
   int file = open(fdinfo.c_str(), O_RDONLY | O_CLOEXEC);

@@ -29,8 +29,14 @@ class FdTable {
     fds_.erase(fd);
   }
   // True the first time a directory descriptor is listed (getdents is called
-  // until it returns 0; only the first call is a new observation).
-  bool MarkListed(int fd) { return listed_.insert(fd).second; }
+  // until it returns 0; only the first call is a new observation). `target`
+  // is its /proc link text: a reused number names another directory.
+  bool MarkListed(int fd, const std::string& target) {
+    auto [it, inserted] = listed_.try_emplace(fd, target);
+    if (inserted || it->second == target) return inserted;
+    it->second = target;
+    return true;
+  }
   const FdInfo* Find(int fd) const {
     auto it = fds_.find(fd);
     return it == fds_.end() ? nullptr : &it->second;
@@ -64,11 +70,14 @@ class FdTable {
 
  private:
   absl::flat_hash_map<int, FdInfo> fds_;
-  absl::flat_hash_set<int> listed_;
+  absl::flat_hash_map<int, std::string> listed_;
 };
 
 // Describes descriptor `fd` of `pid` from /proc/PID/fd and /proc/PID/fdinfo.
 std::optional<FdInfo> FdInfoFromProc(pid_t pid, int fd);
+
+// The text of the /proc/PID/fd/FD link: empty when the descriptor is closed.
+std::string ProcFdTarget(pid_t pid, int fd);
 
 // Sets `info.drained` for descriptor `info.fd` of process `pid`: a pipe read
 // end on which the kernel reports a hang-up and no data.

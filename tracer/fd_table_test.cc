@@ -3,6 +3,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <optional>
+#include <string>
+
 #include "gtest/gtest.h"
 
 namespace dodo::tracer {
@@ -66,6 +69,26 @@ TEST(ProbeDrainedTest, FilesAreNeverDrained) {
   ProbeDrained(getpid(), info);
   EXPECT_FALSE(info.drained);
   close(fd);
+}
+
+TEST(FdTableTest, AReusedNumberIsListedAgainOnlyForAnotherDirectory) {
+  FdTable table;
+  EXPECT_TRUE(table.MarkListed(3, "/src"));
+  EXPECT_FALSE(table.MarkListed(3, "/src"));     // the next getdents of the same open
+  EXPECT_TRUE(table.MarkListed(3, "/include"));  // closed, then reused unseen
+  EXPECT_FALSE(table.MarkListed(3, "/include"));
+}
+
+TEST(FdTableTest, ProcTargetNamesWhatTheDescriptorIsNow) {
+  const std::string path = testing::TempDir() + "/fd-target.txt";
+  const int fd = open(path.c_str(), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0);
+  std::optional<FdInfo> info = FdInfoFromProc(getpid(), fd);
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->target, ProcFdTarget(getpid(), fd));
+  EXPECT_TRUE(info->target.ends_with("/fd-target.txt")) << info->target;
+  close(fd);
+  EXPECT_EQ(ProcFdTarget(getpid(), fd), "");
 }
 
 }  // namespace

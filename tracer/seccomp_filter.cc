@@ -25,8 +25,37 @@ absl::Status Check(int rc, const char* what, int nr) {
       absl::StrCat("seccomp: ", what, " for syscall ", nr, ": ", strerror(-rc)));
 }
 
-absl::Status AddTracedRow(scmp_filter_ctx ctx, const SyscallRow& row) {
-  const uint32_t trace = SCMP_ACT_TRACE(static_cast<uint16_t>(row.nr));
+// open/openat flags that make an open more than a read of an existing file.
+// O_NOFOLLOW stays with ptrace too: its ELOOP is the kernel's to report.
+constexpr scmp_datum_t kOpenChangesOrLists =
+    O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_DIRECTORY | O_NOFOLLOW;
+
+// A read-only open goes to the listener; any flag of kOpenChangesOrLists
+// (O_TMPFILE includes O_DIRECTORY) sends it to a ptrace stop, whose exit
+// stop learns the new descriptor.
+absl::Status AddSplitOpenRow(scmp_filter_ctx ctx, const SyscallRow& row) {
+  const unsigned flags = static_cast<unsigned>(row.flags);
+  absl::Status status =
+      Check(seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, row.nr, 1,
+                             SCMP_CMP(flags, SCMP_CMP_MASKED_EQ, kOpenChangesOrLists, 0)),
+            "read-only open rule", row.nr);
+  for (scmp_datum_t bit : {O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_DIRECTORY, O_NOFOLLOW}) {
+    if (!status.ok()) return status;
+    status = Check(seccomp_rule_add(ctx, SCMP_ACT_TRACE(static_cast<uint16_t>(row.nr)), row.nr, 1,
+                                    SCMP_CMP(flags, SCMP_CMP_MASKED_EQ, bit, bit)),
+                   "open rule", row.nr);
+  }
+  return status;
+}
+
+absl::Status AddTracedRow(scmp_filter_ctx ctx, const SyscallRow& row, bool with_listener) {
+  if (with_listener && row.listener && row.handler == Handler::kOpen) {
+    return AddSplitOpenRow(ctx, row);
+  }
+  // `trace` names the action of the row's rule, whichever it is.
+  const uint32_t trace = with_listener && row.listener
+                             ? SCMP_ACT_NOTIFY
+                             : SCMP_ACT_TRACE(static_cast<uint16_t>(row.nr));
   switch (row.filter) {
     case Filter::kNone:
       return Check(seccomp_rule_add(ctx, trace, row.nr, 0), "trace rule", row.nr);
@@ -55,12 +84,12 @@ absl::Status AddTracedRow(scmp_filter_ctx ctx, const SyscallRow& row) {
 
 }  // namespace
 
-absl::StatusOr<SeccompFilter> SeccompFilter::Build() {
+absl::StatusOr<SeccompFilter> SeccompFilter::Build(bool with_listener) {
   // Allow by default, so that a syscall whose argument filter does not match
   // runs untouched; numbers nobody knows are trapped explicitly below.
   scmp_filter_ctx raw = seccomp_init(SCMP_ACT_ALLOW);
   if (raw == nullptr) return absl::InternalError("seccomp_init failed");
-  SeccompFilter filter(raw);
+  SeccompFilter filter(raw, with_listener);
   absl::Status status =
       Check(seccomp_attr_set(raw, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_TRACE(kTraceDataBadArch)),
             "bad-arch action", -1);
@@ -84,7 +113,7 @@ absl::StatusOr<SeccompFilter> SeccompFilter::Build() {
       status = Check(seccomp_rule_add(raw, SCMP_ACT_TRACE(static_cast<uint16_t>(nr)), nr, 0),
                      "refuse rule", nr);
     } else {
-      status = AddTracedRow(raw, *row);
+      status = AddTracedRow(raw, *row, with_listener);
     }
     if (!status.ok()) return status;
   }
@@ -95,6 +124,12 @@ absl::Status SeccompFilter::Load() const {
   int rc = seccomp_load(ctx_.get());
   if (rc != 0) return absl::InternalError(absl::StrCat("seccomp_load: ", strerror(-rc)));
   return absl::OkStatus();
+}
+
+int SeccompFilter::ListenerFd() const {
+  if (!with_listener_) return -1;
+  const int fd = seccomp_notify_fd(ctx_.get());
+  return fd >= 0 ? fd : -1;
 }
 
 absl::StatusOr<size_t> SeccompFilter::ProgramSize() const {

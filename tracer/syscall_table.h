@@ -85,6 +85,15 @@ struct SyscallRow {
   // The handler needs the result (a new fd, or the outcome of a change), so
   // the tracee is resumed with PTRACE_SYSCALL for one exit stop.
   bool exit_stop = false;
+  // Calls the tracer can take from the seccomp listener
+  // (SECCOMP_RET_USER_NOTIF) instead of a ptrace stop: the entry-only lookups
+  // (stat, access, readlink families) and, for open/openat, the opens that
+  // neither write nor create nor open a directory. The process blocks in the
+  // kernel while dodo records the event, then the call goes on, or dodo
+  // answers it on the process's behalf when the path is redirected. No exit
+  // stop and no register change are possible there: the open's descriptor
+  // number is learnt from /proc when it is first used.
+  bool listener = false;
   const char* why = "";  // for allowed and refused rows: the reason
 };
 

@@ -155,5 +155,33 @@ TEST(SeccompFilterTest, BuildsACompactProgram) {
   EXPECT_LT(*size, 4096u);  // the kernel's limit per program
 }
 
+// The tracer answers a redirected listener call by running it itself
+// (Tracer::AnswerOnPath), which knows exactly these; a row added to the
+// listener without an answer there would escape redirection.
+TEST(SyscallTableTest, ListenerRowsAreTheLookupsAndOpensTheTracerCanAnswer) {
+  std::set<std::string> listener;
+  for (const SyscallRow& row : SyscallTable()) {
+    if (!row.listener) continue;
+    listener.insert(row.name);
+    EXPECT_EQ(row.action, Action::kTrace) << row.name;
+    EXPECT_TRUE(row.handler == Handler::kPath || row.handler == Handler::kOpen) << row.name;
+    EXPECT_EQ(row.path2, kNoArg) << row.name;
+    EXPECT_EQ(row.exit_stop, row.handler == Handler::kOpen) << row.name;
+  }
+  EXPECT_EQ(listener, (std::set<std::string>{"stat", "lstat", "newfstatat", "statx", "statfs",
+                                             "access", "faccessat", "faccessat2", "readlink",
+                                             "readlinkat", "open", "openat"}));
+}
+
+TEST(SeccompFilterTest, ListenerRulesBuild) {
+  absl::StatusOr<SeccompFilter> plain = SeccompFilter::Build(false);
+  absl::StatusOr<SeccompFilter> with_listener = SeccompFilter::Build(true);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  ASSERT_TRUE(with_listener.ok()) << with_listener.status();
+  EXPECT_FALSE(plain->with_listener());
+  EXPECT_TRUE(with_listener->with_listener());
+  EXPECT_EQ(plain->ListenerFd(), -1);
+}
+
 }  // namespace
 }  // namespace dodo::tracer

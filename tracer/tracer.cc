@@ -2,12 +2,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/close_range.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/user.h>
 #include <sys/wait.h>
@@ -166,7 +169,13 @@ struct Tracer::Tracee {
 };
 
 Tracer::Tracer(EventSink* sink) : sink_(sink) {}
-Tracer::~Tracer() { KillAll(); }
+Tracer::~Tracer() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    KillAll();
+  }
+  listener_.Stop();
+}
 
 void Tracer::Warn(pid_t pid, std::string syscall, std::string message) {
   WarningEvent warning;
@@ -177,11 +186,18 @@ void Tracer::Warn(pid_t pid, std::string syscall, std::string message) {
 }
 
 absl::StatusOr<pid_t> Tracer::Launch(const std::vector<std::string>& argv,
-                                     const SeccompFilter& filter) {
+                                     const SeccompFilter& filter,
+                                     const SeccompFilter* plain_filter) {
   std::vector<char*> args;
   for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
   const pid_t parent = getpid();
+  // The child tells through this pipe which descriptor its seccomp listener
+  // is (-1: none), so that the parent can copy it before the exec closes it.
+  int listener_pipe[2] = {-1, -1};
+  if (filter.with_listener() && pipe2(listener_pipe, O_CLOEXEC) != 0) {
+    return absl::InternalError(absl::StrCat("pipe2: ", strerror(errno)));
+  }
 
   pid_t child = fork();
   if (child < 0) return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
@@ -193,10 +209,19 @@ absl::StatusOr<pid_t> Tracer::Launch(const std::vector<std::string>& argv,
     // Stop until the parent has seized us: nothing runs untraced, and the
     // filter (whose traps need a tracer) is installed only once one exists.
     raise(SIGSTOP);
-    if (!filter.Load().ok()) {
+    int listener = -1;
+    if (filter.Load().ok()) {
+      listener = filter.ListenerFd();
+    } else if (plain_filter == nullptr || !plain_filter->Load().ok()) {
       dprintf(2, "dodo: cannot install the seccomp filter\n");
       _exit(127);
     }
+    // A kernel without listeners (or a listener already further up) gets
+    // the plain filter: every lookup is a ptrace stop then.
+    if (listener_pipe[1] >= 0) {
+      (void)!write(listener_pipe[1], &listener, sizeof(listener));
+    }
+    // The exec stops at the tracer first: the listener is still open then.
     execvp(args[0], args.data());
     dprintf(2, "dodo: %s: %s\n", args[0], strerror(errno));
     _exit(errno == ENOENT ? 127 : 126);
@@ -217,31 +242,71 @@ absl::StatusOr<pid_t> Tracer::Launch(const std::vector<std::string>& argv,
   // The child sits in a group-stop; SIGCONT ends it. The loop sees the
   // SIGCONT delivery and the stop reports like any other tracee's.
   kill(child, SIGCONT);
+  if (listener_pipe[0] >= 0) {
+    close(listener_pipe[1]);
+    listener_pipe_ = listener_pipe[0];  // read at the first seccomp stop
+  }
   return child;
+}
+
+void Tracer::TakeListener() {
+  int listener = -1;
+  ssize_t got;
+  do {
+    got = read(listener_pipe_, &listener, sizeof(listener));
+  } while (got < 0 && errno == EINTR);
+  close(std::exchange(listener_pipe_, -1));
+  if (got != sizeof(listener) || listener < 0) return;  // the plain filter
+  // The root is stopped at its first exec: its listener is still open.
+  absl::StatusOr<int> copy = CopyFdFromProcess(root_pid_, listener);
+  absl::Status started = copy.status();
+  if (copy.ok()) {
+    started = listener_.Start(*copy, [this](const seccomp_notif& request) {
+      std::lock_guard<std::mutex> lock(mu_);
+      return OnNotification(request);
+    });
+  }
+  if (!started.ok()) {
+    // Every lookup would fail with ENOSYS: the command cannot run right.
+    Warn(root_pid_, "seccomp", std::string(started.message()));
+    stopping_ = true;
+    KillAll();
+  }
 }
 
 absl::StatusOr<int> Tracer::Run(const std::vector<std::string>& argv) {
   if (argv.empty()) return absl::InvalidArgumentError("no command to run");
-  absl::StatusOr<SeccompFilter> filter = SeccompFilter::Build();
+  absl::StatusOr<SeccompFilter> filter = SeccompFilter::Build(use_listener_);
   if (!filter.ok()) return filter.status();
+  std::optional<SeccompFilter> plain;
+  if (use_listener_) {
+    absl::StatusOr<SeccompFilter> built = SeccompFilter::Build(false);
+    if (!built.ok()) return built.status();
+    plain = *std::move(built);
+  }
   // Orphans (double-forked daemons) are re-parented to dodo, and stay traced.
   if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
     return absl::InternalError(absl::StrCat("PR_SET_CHILD_SUBREAPER: ", strerror(errno)));
   }
   g_stop_signal = 0;
   InstallSignalHandlers();
-  absl::StatusOr<pid_t> root = Launch(argv, *filter);
+  absl::StatusOr<pid_t> root = Launch(argv, *filter, plain.has_value() ? &*plain : nullptr);
   if (!root.ok()) {
     RestoreSignalHandlers();
     return root.status();
   }
-  root_pid_ = *root;
-  Tracee& t = Adopt(root_pid_, root_pid_, nullptr, false, false);
-  t.awaiting_first_stop = false;  // its stop was consumed by Launch
-  *t.cwd = ReadProcLink(root_pid_, "cwd");
-  SyncFds(*t.fds, root_pid_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    root_pid_ = *root;
+    Tracee& t = Adopt(root_pid_, root_pid_, nullptr, false, false);
+    t.awaiting_first_stop = false;  // its stop was consumed by Launch
+    *t.cwd = ReadProcLink(root_pid_, "cwd");
+    SyncFds(*t.fds, root_pid_);
+  }
 
   Loop();
+  listener_.Stop();
+  if (listener_pipe_ >= 0) close(std::exchange(listener_pipe_, -1));
   RestoreSignalHandlers();
   alarm(0);
   if (g_stop_signal != 0) return 128 + g_stop_signal;
@@ -279,6 +344,7 @@ void Tracer::Resume(pid_t pid, bool want_exit_stop, int signal) {
 void Tracer::Loop() {
   while (true) {
     if (g_stop_signal != 0 && !stopping_) {
+      std::lock_guard<std::mutex> lock(mu_);
       stopping_ = true;
       KillAll();
     }
@@ -288,6 +354,7 @@ void Tracer::Loop() {
       if (errno == EINTR) continue;
       break;  // ECHILD: every traced process is gone
     }
+    std::lock_guard<std::mutex> lock(mu_);
     if (WIFSTOPPED(status)) {
       OnStop(pid, status);
     } else if (WIFEXITED(status) || WIFSIGNALED(status)) {
@@ -504,6 +571,7 @@ void Tracer::OnSeccompStop(Tracee& t) {
     Resume(t.tid, false);
     return;
   }
+  if (listener_pipe_ >= 0 && t.tid == root_pid_) TakeListener();
   const uint64_t nr = info.seccomp.nr;
   const uint32_t data = info.seccomp.ret_data;
   if (data == kTraceDataBadArch) {
@@ -552,9 +620,14 @@ void Tracer::OnSeccompStop(Tracee& t) {
 }
 
 FdInfo Tracer::DescribeFd(Tracee& t, int fd) {
-  if (const FdInfo* known = t.fds->Find(fd)) return *known;
-  std::optional<FdInfo> info = ProcFdInfo(t.tgid, fd);
+  // The table's entry holds only while /proc still shows the same file: the
+  // number may have been closed and reused by an open that made no stop.
+  const std::string target = ProcFdTarget(t.tgid, fd);
+  const FdInfo* known = t.fds->Find(fd);
+  if (known != nullptr && !target.empty() && known->target == target) return *known;
+  std::optional<FdInfo> info = target.empty() ? std::nullopt : ProcFdInfo(t.tgid, fd);
   if (!info.has_value()) {
+    if (known != nullptr) t.fds->Erase(fd);
     FdInfo unknown;
     unknown.fd = fd;
     return unknown;
@@ -580,19 +653,63 @@ bool Tracer::ReadPathArg(Tracee& t, int8_t dirfd_index, int8_t path_index, bool 
   return true;
 }
 
-bool Tracer::HandleSyscall(Tracee& t, const SyscallRow& row, const uint64_t* args) {
-  SyscallEvent& ev = t.event;
+void Tracer::StartEvent(const Tracee& t, const SyscallRow& row, const uint64_t* args,
+                        SyscallEvent& ev) const {
   ev = SyscallEvent();
   ev.pid = t.tid;
   ev.tgid = t.tgid;
   ev.effect = row.effect;
   ev.syscall = row.name;
-  auto arg = [&](int8_t index) -> uint64_t { return index == kNoArg ? 0 : args[index]; };
   if (row.flags != kNoArg) ev.flags = args[row.flags];
   if (row.mode != kNoArg) ev.mode = args[row.mode];
   if (row.length != kNoArg) ev.length = args[row.length];
   if (row.uid != kNoArg) ev.uid = static_cast<uint32_t>(args[row.uid]);
   if (row.gid != kNoArg) ev.gid = static_cast<uint32_t>(args[row.gid]);
+}
+
+bool Tracer::ReadPathArgs(Tracee& t, const SyscallRow& row, const uint64_t* args,
+                          SyscallEvent& ev) {
+  if (row.handler == Handler::kOpen && row.flags == kNoArg) {
+    ev.flags = O_CREAT | O_WRONLY | O_TRUNC;  // creat()
+  }
+  if (row.handler == Handler::kOpenat2) {
+    uint64_t how_flags = 0;  // struct open_how starts with the flags
+    if (!ReadMemory(t.tid, args[2], &how_flags, sizeof(how_flags)).ok()) return false;
+    ev.flags = how_flags;
+  }
+  if (row.handler == Handler::kFdOrPath && args[row.path] == 0) {
+    // utimensat(fd, NULL, ...) is futimens(fd).
+    ev.fd = DescribeFd(t, static_cast<int>(args[row.dirfd]));
+  } else {
+    PathArg path;
+    if (!ReadPathArg(t, row.dirfd, row.path, Follows(row.follow, ev.flags), args, &path)) {
+      return false;
+    }
+    if (path.path.empty() && (ev.flags & AT_EMPTY_PATH) != 0 && row.dirfd != kNoArg) {
+      ev.fd = DescribeFd(t, path.dirfd);  // works on the descriptor itself
+    } else {
+      ev.path = std::move(path);
+    }
+  }
+  if (row.path2 != kNoArg) {
+    PathArg path2;
+    if (!ReadPathArg(t, row.dirfd2, row.path2, false, args, &path2)) return false;
+    ev.path2 = std::move(path2);
+  }
+  if (row.text != kNoArg) {
+    absl::StatusOr<std::string> text = ReadString(t.tid, args[row.text]);
+    if (text.ok()) ev.text = *std::move(text);
+  }
+  if (row.effect == Effect::kUnlink && (ev.flags & AT_REMOVEDIR) != 0) {
+    ev.effect = Effect::kRmdir;
+  }
+  return true;
+}
+
+bool Tracer::HandleSyscall(Tracee& t, const SyscallRow& row, const uint64_t* args) {
+  SyscallEvent& ev = t.event;
+  StartEvent(t, row, args, ev);
+  auto arg = [&](int8_t index) -> uint64_t { return index == kNoArg ? 0 : args[index]; };
 
   switch (row.handler) {
     case Handler::kOpen:
@@ -600,40 +717,7 @@ bool Tracer::HandleSyscall(Tracee& t, const SyscallRow& row, const uint64_t* arg
     case Handler::kPath:
     case Handler::kFdOrPath:
     case Handler::kChdir: {
-      if (row.handler == Handler::kOpen && row.flags == kNoArg) {
-        ev.flags = O_CREAT | O_WRONLY | O_TRUNC;  // creat()
-      }
-      if (row.handler == Handler::kOpenat2) {
-        uint64_t how_flags = 0;  // struct open_how starts with the flags
-        if (!ReadMemory(t.tid, args[2], &how_flags, sizeof(how_flags)).ok()) return false;
-        ev.flags = how_flags;
-      }
-      if (row.handler == Handler::kFdOrPath && args[row.path] == 0) {
-        // utimensat(fd, NULL, ...) is futimens(fd).
-        ev.fd = DescribeFd(t, static_cast<int>(args[row.dirfd]));
-      } else {
-        PathArg path;
-        if (!ReadPathArg(t, row.dirfd, row.path, Follows(row.follow, ev.flags), args, &path)) {
-          return false;
-        }
-        if (path.path.empty() && (ev.flags & AT_EMPTY_PATH) != 0 && row.dirfd != kNoArg) {
-          ev.fd = DescribeFd(t, path.dirfd);  // works on the descriptor itself
-        } else {
-          ev.path = std::move(path);
-        }
-      }
-      if (row.path2 != kNoArg) {
-        PathArg path2;
-        if (!ReadPathArg(t, row.dirfd2, row.path2, false, args, &path2)) return false;
-        ev.path2 = std::move(path2);
-      }
-      if (row.text != kNoArg) {
-        absl::StatusOr<std::string> text = ReadString(t.tid, args[row.text]);
-        if (text.ok()) ev.text = *std::move(text);
-      }
-      if (row.effect == Effect::kUnlink && (ev.flags & AT_REMOVEDIR) != 0) {
-        ev.effect = Effect::kRmdir;
-      }
+      if (!ReadPathArgs(t, row, args, ev)) return false;
       bool want_exit = row.exit_stop;
       t.report_at_exit = row.exit_stop;
       if (redirector_ != nullptr && row.handler != Handler::kChdir) {
@@ -659,9 +743,9 @@ bool Tracer::HandleSyscall(Tracee& t, const SyscallRow& row, const uint64_t* arg
       return false;
     case Handler::kList: {
       const int fd = static_cast<int>(args[row.fd]);
-      // Only the first getdents of an open directory is a new observation.
-      if (!t.fds->MarkListed(fd)) return false;
       ev.fd = DescribeFd(t, fd);
+      // Only the first getdents of an open directory is a new observation.
+      if (!t.fds->MarkListed(fd, ev.fd->target)) return false;
       sink_->OnSyscall(ev);
       return false;
     }
@@ -817,6 +901,7 @@ void Tracer::FinishSyscall(Tracee& t, int64_t result) {
         info.readable = mode == O_RDONLY || mode == O_RDWR;
         info.writable = mode == O_WRONLY || mode == O_RDWR;
         info.cloexec = (ev.flags & O_CLOEXEC) != 0;
+        info.target = ProcFdTarget(t.tgid, info.fd);
         t.fds->Set(std::move(info));
       }
       sink_->OnSyscall(ev);
@@ -1023,6 +1108,138 @@ void Tracer::FixReadlinkResult(Tracee& t, int64_t result) {
     regs.rax = length;
     ptrace(PTRACE_SETREGS, t.tid, nullptr, &regs);
   }
+}
+
+ListenerAnswer Tracer::OnNotification(const seccomp_notif& request) {
+  ++stats_.notifications;
+  const SyscallRow* row = FindSyscall(static_cast<long>(request.data.nr));
+  auto it = tracees_.find(static_cast<pid_t>(request.pid));
+  // A thread the loop has not adopted cannot have been resumed yet, so this
+  // is only a caller killed meanwhile: nothing to record.
+  if (stopping_ || row == nullptr || !row->listener || it == tracees_.end()) return {};
+  Tracee& t = *it->second;
+  uint64_t args[6];
+  for (int i = 0; i < 6; ++i) args[i] = request.data.args[i];
+  SyscallEvent ev;
+  StartEvent(t, *row, args, ev);
+  if (!ReadPathArgs(t, *row, args, ev)) return {};  // the kernel will say EFAULT
+
+  // Where a ptrace stop would rewrite the path, dodo runs the call itself on
+  // the redirected path; the process's registers are never touched.
+  std::optional<std::string> answer_on;
+  bool logical = false;
+  bool wants_result = false;
+  if (redirector_ != nullptr && ev.path.has_value()) {
+    Redirection redirection = redirector_->Redirect(ev);
+    wants_result = redirection.wants_result;
+    if (redirection.path.has_value()) {
+      answer_on = *std::move(redirection.path);
+      ++stats_.paths_rewritten;
+    }
+    const std::string& given = ev.path->path;
+    if (ev.effect == Effect::kReadlink && absl::StartsWith(given, "/proc/")) {
+      // readlink("/proc/self/fd/N") names the process's file: ask about its
+      // own /proc entry, then show the path it opened, as FixReadlinkResult
+      // does at an exit stop.
+      std::string own = given;
+      for (const auto& [alias, real] :
+           {std::pair<std::string, std::string>{"/proc/self/", absl::StrCat("/proc/", t.tgid, "/")},
+            {"/proc/thread-self/", absl::StrCat("/proc/", t.tgid, "/task/", t.tid, "/")}}) {
+        if (absl::StartsWith(given, alias)) own = real + given.substr(alias.size());
+      }
+      if (!answer_on.has_value()) answer_on = own;
+      logical = true;
+    }
+    if (wants_result && !answer_on.has_value() && !ev.path->base.empty()) {
+      answer_on = JoinPath(ev.path->base, ev.path->path);
+    }
+  }
+  sink_->OnSyscall(ev);
+  if (!answer_on.has_value()) return {};
+  ++stats_.answered;
+  ListenerAnswer answer = AnswerOnPath(t, *row, args, *answer_on, logical);
+  if (wants_result) redirector_->AfterSyscall(ev, answer.error != 0 ? -answer.error : answer.value);
+  return answer;
+}
+
+ListenerAnswer Tracer::AnswerOnPath(Tracee& t, const SyscallRow& row, const uint64_t* args,
+                                    const std::string& path, bool logical) {
+  const char* name = path.c_str();
+  union {
+    struct stat st;
+    struct statx stx;
+    struct statfs fs;
+  } out;
+  size_t out_size = 0;  // bytes of `out` the call fills in
+  uint64_t out_address = 0;
+  std::string link;
+  long rc = -1;
+  switch (row.nr) {
+    case SYS_stat:
+    case SYS_lstat:
+      rc = syscall(SYS_newfstatat, AT_FDCWD, name, &out.st,
+                   row.nr == SYS_lstat ? AT_SYMLINK_NOFOLLOW : 0);
+      out_size = sizeof(out.st);
+      out_address = args[1];
+      break;
+    case SYS_newfstatat:
+      rc = syscall(SYS_newfstatat, AT_FDCWD, name, &out.st, args[3]);
+      out_size = sizeof(out.st);
+      out_address = args[2];
+      break;
+    case SYS_statx:
+      rc = syscall(SYS_statx, AT_FDCWD, name, args[2], args[3], &out.stx);
+      out_size = sizeof(out.stx);
+      out_address = args[4];
+      break;
+    case SYS_statfs:
+      rc = syscall(SYS_statfs, name, &out.fs);
+      out_size = sizeof(out.fs);
+      out_address = args[1];
+      break;
+    case SYS_access:
+      rc = syscall(SYS_faccessat, AT_FDCWD, name, args[1]);
+      break;
+    case SYS_faccessat:
+      rc = syscall(SYS_faccessat, AT_FDCWD, name, args[2]);
+      break;
+    case SYS_faccessat2:
+      rc = syscall(SYS_faccessat2, AT_FDCWD, name, args[2], args[3]);
+      break;
+    case SYS_open:
+    case SYS_openat: {
+      const int flags = static_cast<int>(args[row.flags]);
+      const int fd = open(name, flags | O_CLOEXEC);
+      if (fd < 0) return {.go_on = false, .error = errno};
+      return {.go_on = false, .install_fd = fd, .install_cloexec = (flags & O_CLOEXEC) != 0};
+    }
+    case SYS_readlink:
+    case SYS_readlinkat: {
+      const int size = static_cast<int>(args[row.path + 2]);
+      if (size <= 0) return {.go_on = false, .error = EINVAL};
+      link.resize(std::min(size, 2 * PATH_MAX));
+      rc = syscall(SYS_readlinkat, AT_FDCWD, name, link.data(), link.size());
+      if (rc < 0) break;
+      link.resize(static_cast<size_t>(rc));
+      if (logical) {
+        if (std::optional<std::string> shown = redirector_->Logical(link)) {
+          link = shown->substr(0, static_cast<size_t>(size));
+        }
+      }
+      rc = static_cast<long>(link.size());
+      out_address = args[row.path + 1];
+      break;
+    }
+    default:
+      return {};  // not a row dodo knows how to answer: let it run
+  }
+  if (rc < 0) return {.go_on = false, .error = errno};
+  const void* data = out_size != 0 ? static_cast<const void*>(&out) : link.data();
+  const size_t size = out_size != 0 ? out_size : link.size();
+  if (size != 0 && !WriteMemory(t.tid, out_address, data, size).ok()) {
+    return {.go_on = false, .error = EFAULT};
+  }
+  return {.go_on = false, .value = rc};
 }
 
 }  // namespace dodo::tracer

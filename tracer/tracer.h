@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -18,12 +19,15 @@
 #include "tracer/events.h"
 #include "tracer/fd_table.h"
 #include "tracer/seccomp_filter.h"
+#include "tracer/seccomp_listener.h"
 #include "tracer/syscall_table.h"
 
 namespace dodo::tracer {
 
 struct TracerStats {
   uint64_t seccomp_stops = 0;
+  uint64_t notifications = 0;  // lookups taken from the seccomp listener
+  uint64_t answered = 0;       // ... of which dodo ran itself (redirected paths)
   uint64_t exit_stops = 0;
   uint64_t event_stops = 0;     // fork, exec, group-stop, ...
   uint64_t signal_stops = 0;    // signals passed through
@@ -55,11 +59,16 @@ class Tracer {
   void set_exec_gate(ExecGate* gate) { gate_ = gate; }
   // Consulted at every path syscall's entry (must outlive the tracer).
   void set_path_redirector(PathRedirector* redirector) { redirector_ = redirector; }
+  // Whether the stat, access and readlink families go through the seccomp
+  // listener (the default) or through ptrace stops like every other call.
+  // Both report the same events; the listener is faster.
+  void set_use_listener(bool use) { use_listener_ = use; }
 
  private:
   struct Tracee;
 
-  absl::StatusOr<pid_t> Launch(const std::vector<std::string>& argv, const SeccompFilter& filter);
+  absl::StatusOr<pid_t> Launch(const std::vector<std::string>& argv, const SeccompFilter& filter,
+                               const SeccompFilter* plain_filter);
   void Loop();
   void OnStop(pid_t pid, int status);
   void OnGone(pid_t pid, int status);
@@ -69,10 +78,24 @@ class Tracer {
   void OnExecEvent(pid_t pid);
   Tracee& Adopt(pid_t tid, pid_t tgid, const Tracee* parent, bool share_fds, bool share_fs);
   void KillAll();
+  // Reads which descriptor the root's seccomp listener is and serves it.
+  void TakeListener();
   void Resume(pid_t pid, bool want_exit_stop, int signal = 0);
 
   // Syscall handlers; each returns true when it needs the exit stop.
   bool HandleSyscall(Tracee& t, const SyscallRow& row, const uint64_t* args);
+  // The event's fields that come from registers, then its path arguments
+  // (false: a bad pointer, the kernel will fail the call).
+  void StartEvent(const Tracee& t, const SyscallRow& row, const uint64_t* args,
+                  SyscallEvent& ev) const;
+  bool ReadPathArgs(Tracee& t, const SyscallRow& row, const uint64_t* args, SyscallEvent& ev);
+  // A lookup from the seccomp listener (runs on the listener's thread, with
+  // mu_ held).
+  ListenerAnswer OnNotification(const seccomp_notif& request);
+  // Runs a listener row's call on `path` for the process and writes its
+  // output into the process's memory; `logical` maps a readlink result.
+  ListenerAnswer AnswerOnPath(Tracee& t, const SyscallRow& row, const uint64_t* args,
+                              const std::string& path, bool logical);
   void FinishSyscall(Tracee& t, int64_t result);
   void Refuse(Tracee& t, const char* syscall, const std::string& why);
   // Turns the syscall `t` is stopped at into exit_group(status).
@@ -102,6 +125,13 @@ class Tracer {
   EventSink* sink_;
   ExecGate* gate_ = nullptr;
   PathRedirector* redirector_ = nullptr;
+  bool use_listener_ = true;
+  // Held by the ptrace loop while it handles a stop and by the listener
+  // thread while it handles a notification: both read and change tracees_
+  // and call the sink and the redirector.
+  std::mutex mu_;
+  SeccompListener listener_;
+  int listener_pipe_ = -1;  // Launch's pipe from the root, until TakeListener
   TracerStats stats_;
   pid_t root_pid_ = -1;
   int root_status_ = 0;

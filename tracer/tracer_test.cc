@@ -1,8 +1,16 @@
 #include "tracer/tracer.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 
 namespace dodo::tracer {
@@ -108,6 +116,163 @@ TEST(TracerTest, ExecReportsDrainedPipes) {
   }
   EXPECT_EQ(stdin_drained, (std::vector<bool>{true, false}));
 }
+
+// The stat, access and readlink families and read-only opens come from the
+// seccomp listener, not from ptrace stops; the events are the same.
+class TracerModeTest : public testing::TestWithParam<bool> {
+ protected:
+  bool listener() const { return GetParam(); }
+};
+
+TEST_P(TracerModeTest, LookupsAndReadOnlyOpensAreReportedEitherWay) {
+  CountingSink sink;
+  Tracer tracer(&sink);
+  tracer.set_use_listener(listener());
+  // 200 stat() calls through `test -e`, and 100 read-only opens by `<`.
+  absl::StatusOr<int> status =
+      tracer.Run({"/bin/sh", "-c",
+                  "i=0; while [ $i -lt 200 ]; do test -e /nonexistent/$i; i=$((i+1)); done; "
+                  "i=0; while [ $i -lt 100 ]; do read line < /etc/hostname; i=$((i+1)); done"});
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(*status, 0);
+  int lookups = 0;
+  int opens = 0;
+  for (const SyscallEvent& event : sink.syscalls) {
+    if (!event.path.has_value()) continue;
+    if (absl::StartsWith(event.path->path, "/nonexistent/")) {
+      ++lookups;
+      EXPECT_EQ(event.effect, Effect::kStat);
+      EXPECT_FALSE(event.result.has_value());  // reported at entry
+    }
+    if (event.path->path == "/etc/hostname" && event.effect == Effect::kOpen) {
+      ++opens;
+      EXPECT_EQ(event.flags & O_ACCMODE, static_cast<uint64_t>(O_RDONLY));
+      // Only a ptrace exit stop learns the result.
+      EXPECT_EQ(event.result.has_value(), !listener());
+    }
+  }
+  EXPECT_EQ(lookups, 200);
+  EXPECT_EQ(opens, 100);
+  EXPECT_EQ(tracer.stats().notifications > 0, listener());
+}
+
+TEST(TracerTest, TheListenerSavesAPtraceStopPerLookupAndReadOnlyOpen) {
+  // 100 of each: stat (test -e), access (test -r), read-only open (`.` of
+  // an empty file), with and without the listener.
+  const std::vector<std::string> argv = {
+      "/bin/sh", "-c",
+      "i=0; while [ $i -lt 100 ]; do test -e /nonexistent; test -r /; . /dev/null; "
+      "i=$((i+1)); done"};
+  TracerStats stats[2];
+  for (bool listener : {false, true}) {
+    CountingSink sink;
+    Tracer tracer(&sink);
+    tracer.set_use_listener(listener);
+    absl::StatusOr<int> status = tracer.Run(argv);
+    ASSERT_TRUE(status.ok()) << status.status();
+    EXPECT_EQ(*status, 0);
+    stats[listener] = tracer.stats();
+  }
+  EXPECT_EQ(stats[false].notifications, 0u);
+  EXPECT_GE(stats[true].notifications, 300u);
+  EXPECT_GE(stats[false].seccomp_stops, stats[true].seccomp_stops + 300);
+  // The opens' exit stops are gone too.
+  EXPECT_GE(stats[false].exit_stops, stats[true].exit_stops + 100);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Serves /virtual/NAME from a real directory, the way dodo build serves
+// staged outputs.
+class VirtualDirectory : public PathRedirector {
+ public:
+  explicit VirtualDirectory(std::string real) : real_(std::move(real)) {}
+  bool RewritesPaths() const override { return true; }
+  Redirection Redirect(const SyscallEvent& event) override {
+    if (!event.path.has_value() || !absl::StartsWith(event.path->path, "/virtual/")) return {};
+    return {.path = real_ + event.path->path.substr(8)};
+  }
+  void AfterSyscall(const SyscallEvent&, int64_t) override {}
+  std::optional<std::string> Logical(const std::string&) const override { return std::nullopt; }
+
+ private:
+  std::string real_;
+};
+
+TEST_P(TracerModeTest, RedirectedLookupsAndReadsSeeTheRealFile) {
+  char dir_template[] = "/tmp/dodo-virtual-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  std::ofstream(dir + "/file") << "hello\n";
+  ASSERT_EQ(symlink("file", (dir + "/link").c_str()), 0);
+  CountingSink sink;
+  VirtualDirectory redirector(dir);
+  Tracer tracer(&sink);
+  tracer.set_use_listener(listener());
+  tracer.set_path_redirector(&redirector);
+  // cat: openat; test -e: stat; readlink: readlinkat; stat -c: statx;
+  // test -r: faccessat. None of /virtual exists: only redirection finds it.
+  absl::StatusOr<int> status = tracer.Run(
+      {"/bin/sh", "-c",
+       "cd " + dir +
+           " && cat /virtual/file > cat.out && test -e /virtual/file && "
+           "readlink /virtual/link > readlink.out && stat -c %s /virtual/file > stat.out && "
+           "test -r /virtual/file && ! test -e /virtual/missing"});
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(*status, 0);
+  EXPECT_EQ(ReadFile(dir + "/cat.out"), "hello\n");
+  EXPECT_EQ(ReadFile(dir + "/readlink.out"), "file\n");
+  EXPECT_EQ(ReadFile(dir + "/stat.out"), "6\n");
+  // The events keep the paths the program passed.
+  bool saw_virtual_open = false;
+  for (const SyscallEvent& event : sink.syscalls) {
+    saw_virtual_open |= event.effect == Effect::kOpen && event.path.has_value() &&
+                        event.path->path == "/virtual/file";
+  }
+  EXPECT_TRUE(saw_virtual_open);
+  if (listener()) EXPECT_GE(tracer.stats().answered, 5u);
+}
+
+// A descriptor closed and its number reused by a read-only open (which makes
+// no stop under the listener) must not be mistaken for the old file.
+TEST_P(TracerModeTest, AReusedDescriptorNamesItsNewFile) {
+  char dir_template[] = "/tmp/dodo-reuse-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  std::ofstream(dir + "/file") << "x";
+  CountingSink sink;
+  Tracer tracer(&sink);
+  tracer.set_use_listener(listener());
+  absl::StatusOr<int> status =
+      tracer.Run({"/usr/bin/python3", "-S", "-c",
+                  "import os, sys\n"
+                  "d = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)\n"
+                  "os.close(d)\n"
+                  "f = os.open(sys.argv[1] + '/file', os.O_RDONLY)\n"
+                  "assert f == d, (f, d)\n"
+                  "os.fchmod(f, 0o600)\n",
+                  dir});
+  ASSERT_TRUE(status.ok()) << status.status();
+  ASSERT_EQ(*status, 0);
+  int chmods = 0;
+  for (const SyscallEvent& event : sink.syscalls) {
+    if (event.effect != Effect::kChmod || !event.fd.has_value()) continue;
+    ++chmods;
+    EXPECT_EQ(event.fd->path, dir + "/file");
+    EXPECT_EQ(event.fd->kind, FdKind::kFile);
+  }
+  EXPECT_EQ(chmods, 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stops, TracerModeTest, testing::Bool(),
+                         [](const testing::TestParamInfo<bool>& info) {
+                           return info.param ? "Listener" : "PtraceOnly";
+                         });
 
 }  // namespace
 }  // namespace dodo::tracer

@@ -1,0 +1,67 @@
+// The seccomp listener: the other way a trapped syscall reaches dodo. A
+// filter rule with SECCOMP_RET_USER_NOTIF blocks the calling thread in the
+// kernel and queues a notification on the listener descriptor; a thread of
+// dodo's receives it, decides, and answers: let the call go on, or give it a
+// result. No ptrace stop is involved, so a lookup costs two context switches
+// and no wait_task_inactive, and with SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP both
+// switches stay on the caller's CPU.
+#ifndef DODO_TRACER_SECCOMP_LISTENER_H_
+#define DODO_TRACER_SECCOMP_LISTENER_H_
+
+#include <linux/seccomp.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <thread>
+
+#include "absl/status/statusor.h"
+
+namespace dodo::tracer {
+
+// What the handler fills in for one notification. By default the call goes
+// on untouched (SECCOMP_USER_NOTIF_FLAG_CONTINUE).
+struct ListenerAnswer {
+  bool go_on = true;
+  int64_t value = 0;  // the call's result when !go_on and error == 0
+  int error = 0;      // an errno to fail the call with when !go_on
+  // An open answered by dodo: this descriptor of dodo's is installed in the
+  // process as the call's result (SECCOMP_IOCTL_NOTIF_ADDFD), then closed.
+  int install_fd = -1;
+  bool install_cloexec = false;
+};
+
+class SeccompListener {
+ public:
+  using Handler = std::function<ListenerAnswer(const seccomp_notif&)>;
+
+  SeccompListener() = default;
+  ~SeccompListener() { Stop(); }
+  SeccompListener(const SeccompListener&) = delete;
+  SeccompListener& operator=(const SeccompListener&) = delete;
+
+  // Takes ownership of `listener_fd` and answers its notifications with
+  // `handler`, on a thread of its own that blocks every signal (they stay
+  // with the thread that called Start).
+  absl::Status Start(int listener_fd, Handler handler);
+  // Ends the thread and closes the descriptor. Calls still blocked then get
+  // ENOSYS from the kernel; call it once the traced processes are gone.
+  void Stop();
+  bool running() const { return thread_.joinable(); }
+
+ private:
+  void Serve();
+
+  int listener_fd_ = -1;
+  int wake_fd_ = -1;  // eventfd: written by Stop()
+  Handler handler_;
+  std::thread thread_;
+};
+
+// A copy, in the calling process, of descriptor `fd` of process `pid`
+// (pidfd_getfd: the caller must be allowed to ptrace `pid`).
+absl::StatusOr<int> CopyFdFromProcess(pid_t pid, int fd);
+
+}  // namespace dodo::tracer
+
+#endif  // DODO_TRACER_SECCOMP_LISTENER_H_
