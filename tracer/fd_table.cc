@@ -113,15 +113,22 @@ void ProbeDrained(pid_t pid, FdInfo& info) {
   // A duplicate of the process's own descriptor, not a fresh open of
   // /proc/PID/fd/N: a pipe reports the hang-up only to files opened before
   // the last writer left.
-  const int process = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-  if (process < 0) return;
-  const int copy = static_cast<int>(syscall(SYS_pidfd_getfd, process, info.fd, 0));
-  close(process);
-  if (copy < 0) return;
-  pollfd probe = {.fd = copy, .events = POLLIN, .revents = 0};
+  absl::StatusOr<int> copy = CopyFdFromProcess(pid, info.fd);
+  if (!copy.ok()) return;
+  pollfd probe = {.fd = *copy, .events = POLLIN, .revents = 0};
   info.drained =
       poll(&probe, 1, 0) == 1 && (probe.revents & POLLHUP) != 0 && (probe.revents & POLLIN) == 0;
-  close(copy);
+  close(*copy);
+}
+
+absl::StatusOr<int> CopyFdFromProcess(pid_t pid, int fd) {
+  const int process = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (process < 0) return absl::ErrnoToStatus(errno, absl::StrCat("pidfd_open ", pid));
+  const int copy = static_cast<int>(syscall(SYS_pidfd_getfd, process, fd, 0));
+  const int error = errno;
+  close(process);
+  if (copy < 0) return absl::ErrnoToStatus(error, absl::StrCat("pidfd_getfd ", pid, " ", fd));
+  return copy;
 }
 
 void FdTable::SyncWithProc(pid_t pid) {

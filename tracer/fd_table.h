@@ -13,6 +13,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
 #include "tracer/events.h"
 
 namespace dodo::tracer {
@@ -82,6 +83,10 @@ std::string ProcFdTarget(pid_t pid, int fd);
 // Sets `info.drained` for descriptor `info.fd` of process `pid`: a pipe read
 // end on which the kernel reports a hang-up and no data.
 void ProbeDrained(pid_t pid, FdInfo& info);
+
+// A copy, in the calling process, of descriptor `fd` of process `pid`
+// (pidfd_getfd, close-on-exec: the caller must be allowed to ptrace `pid`).
+absl::StatusOr<int> CopyFdFromProcess(pid_t pid, int fd);
 
 // Classifies the text of a /proc/PID/fd link ("pipe:[123]", "/a/b", ...).
 FdInfo ClassifyFdTarget(int fd, const std::string& target);

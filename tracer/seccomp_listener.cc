@@ -5,7 +5,6 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -116,16 +115,6 @@ void SeccompListener::Serve() {
     // restarts it, and it comes back as a new notification.
     (void)ioctl(listener_fd_, SECCOMP_IOCTL_NOTIF_SEND, &response);
   }
-}
-
-absl::StatusOr<int> CopyFdFromProcess(pid_t pid, int fd) {
-  const int process = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-  if (process < 0) return ErrnoStatus(errno, "pidfd_open");
-  const int copy = static_cast<int>(syscall(SYS_pidfd_getfd, process, fd, 0));
-  const int error = errno;
-  close(process);
-  if (copy < 0) return ErrnoStatus(error, "pidfd_getfd");
-  return copy;
 }
 
 }  // namespace dodo::tracer

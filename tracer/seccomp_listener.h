@@ -58,10 +58,6 @@ class SeccompListener {
   std::thread thread_;
 };
 
-// A copy, in the calling process, of descriptor `fd` of process `pid`
-// (pidfd_getfd: the caller must be allowed to ptrace `pid`).
-absl::StatusOr<int> CopyFdFromProcess(pid_t pid, int fd);
-
 }  // namespace dodo::tracer
 
 #endif  // DODO_TRACER_SECCOMP_LISTENER_H_
