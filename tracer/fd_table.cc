@@ -131,7 +131,30 @@ absl::StatusOr<int> CopyFdFromProcess(pid_t pid, int fd) {
   return copy;
 }
 
-void FdTable::SyncWithProc(pid_t pid) {
+namespace {
+
+// After an exec no descriptor is close-on-exec, and the access mode shows in
+// the permission bits of the /proc/PID/fd/N link itself (r for read, w for
+// write): one readlinkat and one fstatat, relative to the open directory,
+// instead of resolving two /proc paths and reading fdinfo.
+std::optional<FdInfo> FdInfoAfterExec(int dir_fd, int fd, const char* name) {
+  char buffer[4096];
+  const ssize_t n = readlinkat(dir_fd, name, buffer, sizeof(buffer));
+  if (n <= 0) return std::nullopt;
+  std::string target(buffer, static_cast<size_t>(n));
+  FdInfo info = ClassifyFdTarget(fd, target);
+  info.target = std::move(target);
+  struct stat link;
+  if (fstatat(dir_fd, name, &link, AT_SYMLINK_NOFOLLOW) != 0) return std::nullopt;
+  info.readable = (link.st_mode & S_IRUSR) != 0;
+  info.writable = (link.st_mode & S_IWUSR) != 0;
+  info.cloexec = false;
+  return info;
+}
+
+}  // namespace
+
+void FdTable::SyncWithProc(pid_t pid, bool after_exec) {
   std::string dir_path = absl::StrCat("/proc/", pid, "/fd");
   DIR* dir = opendir(dir_path.c_str());
   if (dir == nullptr) return;
@@ -139,7 +162,8 @@ void FdTable::SyncWithProc(pid_t pid) {
   while (dirent* entry = readdir(dir)) {
     int fd = 0;
     if (!absl::SimpleAtoi(entry->d_name, &fd)) continue;
-    std::optional<FdInfo> info = FdInfoFromProc(pid, fd);
+    std::optional<FdInfo> info =
+        after_exec ? FdInfoAfterExec(dirfd(dir), fd, entry->d_name) : FdInfoFromProc(pid, fd);
     if (!info.has_value()) continue;
     fresh[fd] = *std::move(info);
   }

@@ -59,9 +59,10 @@ class FdTable {
   void CloseRange(unsigned first, unsigned last, bool cloexec_only);
   // What exec does: drop close-on-exec descriptors.
   void DropCloexec();
-  // Replace the table with what /proc/PID/fd shows now, keeping what the
-  // table knew (access mode) about descriptors that still name the same file.
-  void SyncWithProc(pid_t pid);
+  // Replaces the table with what /proc/PID/fd shows now. `after_exec` says
+  // the process has just exec'd, so no descriptor is close-on-exec, which
+  // saves reading fdinfo.
+  void SyncWithProc(pid_t pid, bool after_exec);
   std::vector<FdInfo> Sorted() const;
   // Calls `fn` on every descriptor's info, which it may change.
   template <typename Fn>

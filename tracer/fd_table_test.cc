@@ -3,8 +3,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -89,6 +91,51 @@ TEST(FdTableTest, ProcTargetNamesWhatTheDescriptorIsNow) {
   EXPECT_TRUE(info->target.ends_with("/fd-target.txt")) << info->target;
   close(fd);
   EXPECT_EQ(ProcFdTarget(getpid(), fd), "");
+}
+
+TEST(FdTableTest, SyncAfterExecReadsTheAccessModeFromTheLink) {
+  // The exec-time sync reads the access mode from the permission bits of
+  // /proc/PID/fd/N rather than from fdinfo: both must agree.
+  const std::string path = testing::TempDir() + "/fd-modes.txt";
+  const int write_only = open(path.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+  const int read_only = open(path.c_str(), O_RDONLY);
+  const int both = open(path.c_str(), O_RDWR);
+  int ends[2];
+  ASSERT_EQ(pipe(ends), 0);
+  ASSERT_GE(write_only, 0);
+  ASSERT_GE(read_only, 0);
+  ASSERT_GE(both, 0);
+  struct Want {
+    int fd;
+    bool readable;
+    bool writable;
+  };
+  const Want wants[] = {{write_only, false, true},
+                        {read_only, true, false},
+                        {both, true, true},
+                        {ends[0], true, false},
+                        {ends[1], false, true}};
+  for (bool after_exec : {true, false}) {
+    FdTable table;
+    table.SyncWithProc(getpid(), after_exec);
+    std::vector<FdInfo> fds = table.Sorted();
+    for (const Want& want : wants) {
+      auto found = std::find_if(fds.begin(), fds.end(),
+                                [&](const FdInfo& info) { return info.fd == want.fd; });
+      ASSERT_NE(found, fds.end()) << "fd " << want.fd;
+      EXPECT_EQ(found->readable, want.readable) << "fd " << want.fd << " after_exec " << after_exec;
+      EXPECT_EQ(found->writable, want.writable) << "fd " << want.fd << " after_exec " << after_exec;
+      EXPECT_FALSE(found->cloexec);
+      EXPECT_EQ(found->target, ProcFdTarget(getpid(), want.fd));
+    }
+    auto file =
+        std::find_if(fds.begin(), fds.end(), [&](const FdInfo& info) { return info.fd == both; });
+    EXPECT_TRUE(file->path.ends_with("/fd-modes.txt")) << file->path;
+    auto pipe_end = std::find_if(fds.begin(), fds.end(),
+                                 [&](const FdInfo& info) { return info.fd == ends[0]; });
+    EXPECT_EQ(pipe_end->kind, FdKind::kPipe);
+  }
+  for (int fd : {write_only, read_only, both, ends[0], ends[1]}) close(fd);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -77,28 +78,118 @@ absl::StatusOr<std::string> ReadString(pid_t pid, uint64_t address, size_t max_s
   return absl::OutOfRangeError(absl::StrCat("string longer than ", max_size, " bytes"));
 }
 
-absl::StatusOr<std::vector<std::string>> ReadStringArray(pid_t pid, uint64_t address,
-                                                         size_t max_entries) {
-  std::vector<std::string> result;
-  if (address == 0) return result;  // execve accepts NULL argv/envp on Linux
-  uint64_t pointers[64];
-  while (result.size() < max_entries) {
-    size_t want = sizeof(pointers);
+namespace {
+
+// Reads the pointers of a NULL-terminated array, up to a page per call.
+absl::StatusOr<std::vector<uint64_t>> ReadPointerArray(pid_t pid, uint64_t address,
+                                                       size_t max_entries) {
+  std::vector<uint64_t> pointers;
+  uint64_t chunk[kPageSize / sizeof(uint64_t)];
+  while (pointers.size() < max_entries) {
     // Stay within the page so a short array at a page end does not fail.
-    size_t to_page_end = kPageSize - (address % kPageSize);
-    if (want > to_page_end) want = to_page_end;
-    ssize_t n = ReadSome(pid, address, pointers, want);
+    const size_t want = kPageSize - (address % kPageSize);
+    ssize_t n = ReadSome(pid, address, chunk, want);
     if (n < static_cast<ssize_t>(sizeof(uint64_t))) return Errno("read array", pid, address);
-    size_t count = n / sizeof(uint64_t);
+    const size_t count = n / sizeof(uint64_t);
     for (size_t i = 0; i < count; ++i) {
-      if (pointers[i] == 0) return result;
-      absl::StatusOr<std::string> s = ReadString(pid, pointers[i]);
-      if (!s.ok()) return s.status();
-      result.push_back(*std::move(s));
+      if (chunk[i] == 0) return pointers;
+      pointers.push_back(chunk[i]);
     }
     address += count * sizeof(uint64_t);
   }
   return absl::OutOfRangeError("string array too long");
+}
+
+// At most this many pages are read in one call; an array whose strings are
+// spread wider is read in several batches.
+constexpr size_t kMaxBatchPages = 64;
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> ReadStringArray(pid_t pid, uint64_t address,
+                                                         size_t max_entries) {
+  std::vector<std::string> result;
+  if (address == 0) return result;  // execve accepts NULL argv/envp on Linux
+  absl::StatusOr<std::vector<uint64_t>> pointers = ReadPointerArray(pid, address, max_entries);
+  if (!pointers.ok()) return pointers.status();
+  result.reserve(pointers->size());
+  constexpr size_t kMaxString = 1 << 16;
+  // The strings of an argv or an environment sit side by side in a page or
+  // two. Reading every page that holds the start of one in a single call
+  // costs one process_vm_readv per array instead of one per string; exec
+  // stops read both arrays, thousands of times per build.
+  size_t next = 0;
+  std::vector<uint64_t> pages;
+  std::string buffer;
+  std::vector<iovec> remote;
+  while (next < pointers->size()) {
+    pages.clear();
+    size_t end = next;
+    for (; end < pointers->size(); ++end) {
+      const uint64_t page = (*pointers)[end] & ~(kPageSize - 1);
+      auto at = std::lower_bound(pages.begin(), pages.end(), page);
+      if (at != pages.end() && *at == page) continue;
+      if (pages.size() == kMaxBatchPages) break;
+      pages.insert(at, page);
+    }
+    // Neighbouring pages become one remote range: a string may run on into
+    // the next page, and the buffer then holds it contiguously.
+    remote.clear();
+    for (uint64_t page : pages) {
+      if (!remote.empty() &&
+          reinterpret_cast<uint64_t>(remote.back().iov_base) + remote.back().iov_len == page) {
+        remote.back().iov_len += kPageSize;
+      } else {
+        remote.push_back({reinterpret_cast<void*>(page), kPageSize});
+      }
+    }
+    buffer.resize(pages.size() * kPageSize);
+    iovec local{buffer.data(), buffer.size()};
+    const bool batch_read = process_vm_readv(pid, &local, 1, remote.data(), remote.size(), 0) ==
+                            static_cast<ssize_t>(buffer.size());
+    for (size_t i = next; i < end; ++i) {
+      const uint64_t pointer = (*pointers)[i];
+      if (!batch_read) {
+        // Some page went away under us (or never was): string by string,
+        // which names the one that fails.
+        absl::StatusOr<std::string> s = ReadString(pid, pointer, kMaxString);
+        if (!s.ok()) return s.status();
+        result.push_back(*std::move(s));
+        continue;
+      }
+      // The string's bytes in the buffer run to the end of its range.
+      const uint64_t page = pointer & ~(kPageSize - 1);
+      const size_t page_index = std::lower_bound(pages.begin(), pages.end(), page) - pages.begin();
+      size_t range_end = page_index + 1;
+      while (range_end < pages.size() && pages[range_end] == pages[range_end - 1] + kPageSize) {
+        ++range_end;
+      }
+      const size_t from = page_index * kPageSize + (pointer - page);
+      const size_t available = range_end * kPageSize - from;
+      const char* start = buffer.data() + from;
+      const void* nul = memchr(start, '\0', available);
+      if (nul != nullptr) {
+        const size_t length = static_cast<const char*>(nul) - start;
+        if (length > kMaxString) {
+          return absl::OutOfRangeError(absl::StrCat("string longer than ", kMaxString, " bytes"));
+        }
+        result.emplace_back(start, length);
+        continue;
+      }
+      // It runs on past the pages read: fetch the rest on its own.
+      std::string s(start, available);
+      if (available >= kMaxString) {
+        return absl::OutOfRangeError(absl::StrCat("string longer than ", kMaxString, " bytes"));
+      }
+      absl::StatusOr<std::string> rest =
+          ReadString(pid, pointer + available, kMaxString - available);
+      if (!rest.ok()) return rest.status();
+      s += *rest;
+      result.push_back(std::move(s));
+    }
+    next = end;
+  }
+  return result;
 }
 
 }  // namespace dodo::tracer

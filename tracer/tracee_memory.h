@@ -24,7 +24,8 @@ absl::Status WriteMemory(pid_t pid, uint64_t address, const void* data, size_t s
 // may end just before an unmapped page). Fails beyond `max_size` bytes.
 absl::StatusOr<std::string> ReadString(pid_t pid, uint64_t address, size_t max_size = 1 << 16);
 
-// Reads a NULL-terminated array of string pointers (argv, envp).
+// Reads a NULL-terminated array of string pointers (argv, envp). The pages
+// holding the strings are read in batches, not one call per string.
 absl::StatusOr<std::vector<std::string>> ReadStringArray(pid_t pid, uint64_t address,
                                                          size_t max_entries = 1 << 16);
 

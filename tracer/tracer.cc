@@ -301,7 +301,7 @@ absl::StatusOr<int> Tracer::Run(const std::vector<std::string>& argv) {
     Tracee& t = Adopt(root_pid_, root_pid_, nullptr, false, false);
     t.awaiting_first_stop = false;  // its stop was consumed by Launch
     *t.cwd = ReadProcLink(root_pid_, "cwd");
-    SyncFds(*t.fds, root_pid_);
+    SyncFds(*t.fds, root_pid_, /*after_exec=*/false);
   }
 
   Loop();
@@ -520,7 +520,7 @@ void Tracer::OnExecEvent(pid_t pid) {
   Tracee& t = *it->second;
   // After exec the process has descriptors and a cwd of its own.
   auto fds = std::make_shared<FdTable>();
-  SyncFds(*fds, pid);
+  SyncFds(*fds, pid, /*after_exec=*/true);
   fds->ForEach([pid](FdInfo& info) { ProbeDrained(pid, info); });
   t.fds = std::move(fds);
   t.scratch = 0;  // the new program has a new address space
@@ -984,8 +984,8 @@ std::optional<FdInfo> Tracer::ProcFdInfo(pid_t tgid, int fd) const {
   return info;
 }
 
-void Tracer::SyncFds(FdTable& fds, pid_t pid) const {
-  fds.SyncWithProc(pid);
+void Tracer::SyncFds(FdTable& fds, pid_t pid, bool after_exec) const {
+  fds.SyncWithProc(pid, after_exec);
   if (redirector_ == nullptr) return;
   fds.ForEach([this](FdInfo& info) {
     if (info.path.empty()) return;

@@ -104,7 +104,7 @@ class Tracer {
                    const uint64_t* args, PathArg* out);
   FdInfo DescribeFd(Tracee& t, int fd);
   std::optional<FdInfo> ProcFdInfo(pid_t tgid, int fd) const;
-  void SyncFds(FdTable& fds, pid_t pid) const;
+  void SyncFds(FdTable& fds, pid_t pid, bool after_exec) const;
 
   // Path rewriting. Scratch memory is an anonymous mapping the tracer makes
   // the process create (by turning the stopped syscall into mmap and then

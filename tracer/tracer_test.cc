@@ -235,7 +235,9 @@ TEST_P(TracerModeTest, RedirectedLookupsAndReadsSeeTheRealFile) {
                         event.path->path == "/virtual/file";
   }
   EXPECT_TRUE(saw_virtual_open);
-  if (listener()) EXPECT_GE(tracer.stats().answered, 5u);
+  if (listener()) {
+    EXPECT_GE(tracer.stats().answered, 5u);
+  }
 }
 
 // A descriptor closed and its number reused by a read-only open (which makes
