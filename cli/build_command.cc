@@ -1,11 +1,16 @@
 #include "cli/build_command.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -25,6 +30,9 @@
 extern char** environ;
 
 namespace dodo::cli {
+namespace {
+constexpr std::string_view kStampFlag = "--stamp-last-build";
+}  // namespace
 
 CLI::App* AddBuildCommand(CLI::App& app, BuildOptions& options) {
   CLI::App* build = app.add_subcommand(
@@ -59,6 +67,12 @@ CLI::App* AddBuildCommand(CLI::App& app, BuildOptions& options) {
                   "Stop at every traced syscall with ptrace, not using the seccomp listener\n"
                   "for lookups and read-only opens (slower; for programs that install a\n"
                   "seccomp listener of their own, which the kernel allows only once)");
+  build->add_flag("--no-background-plan", options.no_background_plan,
+                  "After a build that ran commands, do not start the detached dodo that\n"
+                  "plans the next build at once and writes .dodo/uptodate (which lets the\n"
+                  "next no-op build answer from stat calls alone)");
+  // Internal: what that detached dodo runs. Hidden from --help.
+  build->add_flag(std::string(kStampFlag), options.stamp_last_build)->group("");
   build->add_option("command", options.command, "The root command, after -- (default ./Dodofile)")
       ->expected(-1);
   return build;
@@ -93,9 +107,56 @@ void Summary(const model::RebuildStats& stats, absl::Time start) {
   std::fflush(stdout);
 }
 
+// The first no-op after a build that ran commands would load and replay the
+// whole trace: 0.15 s for lua's, fifteen times make's no-op. A dodo of its
+// own does that now, detached (its own session, /dev/null for output, no
+// other descriptor, lower priority), and leaves the stamp that answers the
+// next no-op with stat calls alone. Nobody waits for it; if it cannot run,
+// the next no-op plans as before.
+void PlanInBackground(const std::vector<std::string>& argv) {
+  std::vector<std::string> args = {"dodo", "build", std::string(kStampFlag), "--"};
+  args.insert(args.end(), argv.begin(), argv.end());
+  std::vector<char*> c_args;
+  for (std::string& arg : args) c_args.push_back(arg.data());
+  c_args.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawnattr_init(&attr);
+  for (int fd = 0; fd <= 2; ++fd) {
+    posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0);
+  }
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK);
+  pid_t pid = 0;
+  (void)posix_spawn(&pid, "/proc/self/exe", &actions, &attr, c_args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+}
+
+// The detached planner's side (see PlanInBackground).
+int StampLastBuild(const std::vector<std::string>& root_argv) {
+  setpriority(PRIO_PROCESS, 0, 10);  // yields to whatever the user runs next
+  // The build's last outputs are a moment old: the stamp takes no path
+  // changed within a timestamp tick of its lookups, so let that pass.
+  absl::SleepFor(absl::Milliseconds(150));
+  const std::string cwd = CurrentDirectory();
+  const model::RootCall root{.argv = root_argv, .cwd = cwd, .env = CurrentEnvironment()};
+  absl::StatusOr<bool> written = model::StampLastBuild(cwd + "/.dodo", root);
+  return written.ok() && *written ? 0 : 1;
+}
+
 }  // namespace
 
 int RunBuild(const BuildOptions& options) {
+  if (options.stamp_last_build) {
+    std::vector<std::string> argv = options.command;
+    if (argv.empty()) argv = DodofileCommand(CurrentDirectory());
+    return StampLastBuild(argv);
+  }
   const absl::Time start = absl::Now();
   const std::string cwd = CurrentDirectory();
   std::vector<std::string> argv = options.command;
@@ -234,6 +295,9 @@ int RunBuild(const BuildOptions& options) {
   if (stamp.has_value() && !ran && status == 0) {
     // Only saves time later: a stamp that cannot be written is no error.
     (void)stamp->Write((*store)->stamp_path(), (*store)->trace_path());
+  }
+  if (ran && status == 0 && !options.no_background_plan) {
+    PlanInBackground(argv);
   }
   Summary(rebuilder.stats(), start);
   if (status != 0 && !options.quiet) {

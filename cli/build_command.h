@@ -17,9 +17,11 @@ struct BuildOptions {
   bool show_skipped = false;
   bool explain = false;
   bool quiet = false;
-  bool direct = false;       // no redirection into the virtual store
-  bool keep_failed = false;  // failed outputs kept in .dodo/failed/
-  bool ptrace_only = false;  // no seccomp listener: every trap is a ptrace stop
+  bool direct = false;              // no redirection into the virtual store
+  bool keep_failed = false;         // failed outputs kept in .dodo/failed/
+  bool ptrace_only = false;         // no seccomp listener: every trap is a ptrace stop
+  bool no_background_plan = false;  // no detached planner after the build
+  bool stamp_last_build = false;    // be that planner (internal)
 };
 
 CLI::App* AddBuildCommand(CLI::App& app, BuildOptions& options);

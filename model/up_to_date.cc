@@ -1,13 +1,19 @@
 #include "model/up_to_date.h"
 
+#include <fcntl.h>
 #include <stdio.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "model/file_errors.h"
+#include "model/file_hasher.h"
+#include "model/trace_model.h"
 
 namespace dodo::model {
 namespace {
@@ -83,10 +89,19 @@ std::optional<UpToDateStamp> UpToDateStamp::FromPlan(const LiveTree& tree,
   return result;
 }
 
-absl::Status UpToDateStamp::Write(const std::string& stamp_path, const std::string& trace_path) {
+absl::StatusOr<bool> UpToDateStamp::Write(const std::string& stamp_path,
+                                          const std::string& trace_path,
+                                          const proto::FileIdentity* planned_from) {
+  const std::string lock_path = stamp_path + ".lock";
+  ScopedFd lock(open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!lock.valid()) return CannotError(errno, "open", lock_path);
+  while (flock(lock.get(), LOCK_EX) != 0) {
+    if (errno != EINTR) return CannotError(errno, "lock", lock_path);
+  }
   proto::UpToDate& stamp = stamp_;
   *stamp.mutable_trace() = IdentityNow(trace_path, /*follow=*/false);
   if (stamp.trace().error() != 0) return CannotError(stamp.trace().error(), "stat", trace_path);
+  if (planned_from != nullptr && !Same(*planned_from, stamp.trace())) return false;
   const std::string temp = stamp_path + ".new";
   {
     std::ofstream out(temp, std::ios::binary | std::ios::trunc);
@@ -100,7 +115,28 @@ absl::Status UpToDateStamp::Write(const std::string& stamp_path, const std::stri
     unlink(temp.c_str());
     return CannotError(error, "rename the up-to-date stamp onto", stamp_path);
   }
-  return absl::OkStatus();
+  return true;
+}
+
+absl::StatusOr<bool> StampLastBuild(const std::string& store_dir, const RootCall& root) {
+  const std::string trace_path = store_dir + "/trace";
+  const proto::FileIdentity before = IdentityNow(trace_path, /*follow=*/false);
+  if (before.error() != 0) return CannotError(before.error(), "stat", trace_path);
+  absl::StatusOr<TraceModel> model = TraceModel::Load(trace_path);
+  if (!model.ok()) return model.status();
+  if (!Same(before, IdentityNow(trace_path, /*follow=*/false))) return false;
+  if (model->commands().empty()) return false;
+  FileHasher hasher;
+  hasher.LoadCache(store_dir + "/hashes");
+  LiveTree tree(&hasher, root.cwd);
+  const int64_t plan_start = absl::ToUnixNanos(absl::Now());
+  const Plan plan = MakePlan(*model, tree, root.argv, root.cwd, root.env);
+  if (!plan.UpToDate()) return false;
+  std::optional<UpToDateStamp> stamp =
+      UpToDateStamp::FromPlan(tree, store_dir + "/", root, model->commands().size(),
+                              model->commands()[model->root()].end.exit_code(), plan_start);
+  if (!stamp.has_value()) return false;
+  return stamp->Write(store_dir + "/uptodate", trace_path, &before);
 }
 
 std::optional<UpToDateHit> CheckUpToDateStamp(const std::string& stamp_path,

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "model/replay.h"
 #include "proto/stamp.pb.h"
 
@@ -46,13 +47,26 @@ class UpToDateStamp {
                                                int exit_status, int64_t looked_since_ns);
 
   // Writes the stamp to `stamp_path` (beside, then renamed over) for the
-  // trace now at `trace_path`.
-  absl::Status Write(const std::string& stamp_path, const std::string& trace_path);
+  // trace now at `trace_path`. With `planned_from`, only if the trace still
+  // has that identity (else returns false): a planner that holds no build
+  // lock must not name a trace it did not plan from. Writers serialize on
+  // `stamp_path`.lock, so that check and the rename happen as one.
+  absl::StatusOr<bool> Write(const std::string& stamp_path, const std::string& trace_path,
+                             const proto::FileIdentity* planned_from = nullptr);
 
  private:
   UpToDateStamp() = default;
   proto::UpToDate stamp_;
 };
+
+// The first no-op after a build would load and replay the whole trace. A
+// build that ran commands leaves that work to a process of its own (`dodo
+// build` starts it, detached): this plans from the trace in `store_dir`
+// against the tree as it is now and, when nothing would run, writes the
+// stamp. It takes no build lock: the stamp names the trace by the identity
+// it had before and after loading, so a build that replaces the trace
+// meanwhile makes the stamp stale, never wrong. Returns whether it wrote one.
+absl::StatusOr<bool> StampLastBuild(const std::string& store_dir, const RootCall& root);
 
 // The last build's outcome if the stamp at `stamp_path` still holds for
 // `trace_path` and `root`; nothing if it is missing, unreadable or stale.

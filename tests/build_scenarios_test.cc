@@ -354,13 +354,14 @@ TEST(BuildScenariosTest, RecursiveMakeDecidesEachCommandItStarts) {
       << out;
 }
 
-// A no-op build that finds the tree up to date leaves .dodo/uptodate; the
+// A no-op build that plans and finds the tree up to date leaves .dodo/uptodate; the
 // next no-op is answered from it with stat calls alone (and leaves the trace
 // as it is). A same-size edit that keeps the old mtime still moves the
 // ctime: the stamp no longer holds and the compile reruns.
 TEST(BuildScenariosTest, UpToDateStampAnswersNoOpsUntilAnythingChanges) {
   Project project = Project::Copy("c_build");
-  ASSERT_EQ(project.Build().run.exit_status, 0);
+  // No planner in the background: the no-op below is the one that plans.
+  ASSERT_EQ(project.Build({"--no-background-plan"}).run.exit_status, 0);
   // Changes younger than a timestamp tick cannot be told apart by time: the
   // stamp is written only once the build's outputs are older than that.
   absl::SleepFor(absl::Milliseconds(200));
@@ -389,11 +390,49 @@ TEST(BuildScenariosTest, UpToDateStampAnswersNoOpsUntilAnythingChanges) {
   EXPECT_EQ(project.RunProgram("prog"), "14\n");
 }
 
+// A build that ran commands starts a detached dodo that plans the next build
+// at once and leaves the stamp: the very first no-op after a build is then
+// answered from it too, without loading the trace.
+TEST(BuildScenariosTest, ABuildThatRanLeavesTheStampForTheFirstNoOp) {
+  Project project = Project::Copy("c_build");
+  ASSERT_EQ(project.Build().run.exit_status, 0);
+  bool stamped = false;
+  for (int i = 0; i < 200 && !stamped; ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+    stamped = project.Read(".dodo/uptodate").has_value();
+  }
+  ASSERT_TRUE(stamped) << "no .dodo/uptodate 10 s after the build";
+  struct stat trace_before;
+  ASSERT_EQ(stat(project.Path(".dodo/trace").c_str(), &trace_before), 0);
+  BuildRun noop = project.Build();
+  EXPECT_EQ(noop.run.exit_status, 0) << noop.run.err;
+  EXPECT_NE(noop.run.out.find("dodo: 0 run, "), std::string::npos) << noop.run.out;
+  struct stat trace_after;
+  ASSERT_EQ(stat(project.Path(".dodo/trace").c_str(), &trace_after), 0);
+  EXPECT_EQ(trace_after.st_ino, trace_before.st_ino);  // answered from the stamp
+}
+
+// An edit made right after the build, while that planner may be looking,
+// leaves no stamp that hides it; --no-background-plan starts no planner.
+TEST(BuildScenariosTest, TheBackgroundPlanNeverHidesAnEditMadeRightAfterTheBuild) {
+  Project project = Project::Copy("c_build");
+  ASSERT_EQ(project.Build().run.exit_status, 0);
+  project.Replace("a.c", "return 41;", "return 14;");
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_FALSE(project.Read(".dodo/uptodate").has_value());
+  BuildRun edited = project.Build({"--no-background-plan"});
+  EXPECT_EQ(edited.run.exit_status, 0) << edited.run.err;
+  EXPECT_EQ(RanLabels(edited.trace), Labels({{"root"}, Compile("a.c"), Link("prog")}));
+  EXPECT_EQ(project.RunProgram("prog"), "14\n");
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_FALSE(project.Read(".dodo/uptodate").has_value());
+}
+
 // The same for a listing: with the stamp in place, a new file in the listed
 // directory still reruns ls and find.
 TEST(BuildScenariosTest, UpToDateStampSeesANewEntryInAListedDirectory) {
   Project project = Project::Copy("listing");
-  ASSERT_EQ(project.Build().run.exit_status, 0);
+  ASSERT_EQ(project.Build({"--no-background-plan"}).run.exit_status, 0);
   absl::SleepFor(absl::Milliseconds(200));
   ASSERT_EQ(project.Build().run.exit_status, 0);
   ASSERT_TRUE(project.Read(".dodo/uptodate").has_value());
