@@ -230,6 +230,7 @@ int RunBuild(const BuildOptions& options) {
     return kToolFailure;
   }
   (*vfs)->set_command_of([&recorder](pid_t pid) { return recorder.CommandOf(pid); });
+  rebuilder.set_remove_path([&vfs](const std::string& path) { return (*vfs)->Remove(path); });
   recorder.set_path_mapper(vfs->get());
   tree.set_path_mapper(vfs->get());
   resolver.set_path_mapper(vfs->get());

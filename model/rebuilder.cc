@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -187,9 +188,28 @@ std::string Rebuilder::WhyRun(const std::vector<size_t>& group, const tracer::Ex
   return "";
 }
 
-absl::Status Rebuilder::RestoreOutputs(const std::vector<size_t>& group) {
+absl::Status Rebuilder::RestoreOutputs(const std::vector<size_t>& group, bool redo_removals) {
   tree_->Forget();
   for (const FinalState& state : FinalStates(*previous_, group)) {
+    if (state.version.absent()) {
+      // The group removed this path, or renamed it away (depcomp's `mv
+      // .deps/x.Tpo .deps/x.Po`, libtool's `.loT`). A command that reran in
+      // this build may have made it again, and the skip check found it as
+      // the group found it then: skipping must leave it removed too, as
+      // running would. Not for a whole-build skip, where nothing ran and a
+      // file there now was put there by someone else.
+      if (!redo_removals) continue;
+      const LiveTree::Entry& now = tree_->Lookup(state.path);
+      if (now.lstat.error != 0 || S_ISDIR(now.lstat.mode)) continue;
+      absl::Status removed = absl::OkStatus();
+      if (remove_path_) {
+        removed = remove_path_(state.path);
+      } else if (unlink(state.path.c_str()) != 0 && errno != ENOENT) {
+        removed = absl::ErrnoToStatus(errno, absl::StrCat(state.path, ": cannot remove"));
+      }
+      if (!removed.ok()) return removed;
+      continue;
+    }
     if (!DiffersFromFinal(state, *tree_).has_value()) continue;
     const proto::Version& v = state.version;
     absl::Status status;
@@ -313,7 +333,7 @@ std::optional<int> Rebuilder::BeforeExec(const tracer::ExecRequest& request) {
     std::string cause = WhyRun(group, request, matched);
     bool skip = cause.empty();
     if (skip) {
-      absl::Status restored = RestoreOutputs(group);
+      absl::Status restored = RestoreOutputs(group, /*redo_removals=*/true);
       if (!restored.ok()) {
         if (first_error_.ok()) first_error_ = restored;
         skip = false;
@@ -347,7 +367,8 @@ std::optional<int> Rebuilder::BeforeExec(const tracer::ExecRequest& request) {
     std::sort(own.begin(), own.end());
     // Restored when the group was decided, but its parent may have touched
     // them since (a shell's `> out` truncates before the exec).
-    if (absl::Status restored = RestoreOutputs(own); !restored.ok() && first_error_.ok()) {
+    if (absl::Status restored = RestoreOutputs(own, /*redo_removals=*/true);
+        !restored.ok() && first_error_.ok()) {
       first_error_ = restored;
     }
     CopyRecords(own, parent_id);
@@ -383,7 +404,7 @@ absl::StatusOr<int> Rebuilder::SkipEverything(const Plan& plan) {
   }
   std::vector<size_t> all(previous_->commands().size());
   for (size_t c = 0; c < all.size(); ++c) all[c] = c;
-  if (absl::Status s = RestoreOutputs(all); !s.ok()) return s;
+  if (absl::Status s = RestoreOutputs(all, /*redo_removals=*/false); !s.ok()) return s;
   CopyRecords(all, 0);
   return previous_->commands()[previous_->root()].end.exit_code();
 }

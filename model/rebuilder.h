@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -73,6 +74,12 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   // The first restore that failed (the build then ran the command instead).
   const absl::Status& first_error() const { return first_error_; }
 
+  // How a path is removed on a skipped command's behalf: through the
+  // virtual store, which drops its staged file too (default: unlink).
+  void set_remove_path(std::function<absl::Status(const std::string&)> remove) {
+    remove_path_ = std::move(remove);
+  }
+
  private:
   // `command` and its pipe partners, transitively: the recorded commands
   // that run or are skipped together. With `with_subtrees`, also every
@@ -82,7 +89,10 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   // Empty if `group` can be skipped now; else why not.
   std::string WhyRun(const std::vector<size_t>& group, const tracer::ExecRequest& request,
                      size_t matched);
-  absl::Status RestoreOutputs(const std::vector<size_t>& group);
+  // Writes back the outputs of `group` that differ from what it left. With
+  // `redo_removals`, also removes again what it removed or renamed away and
+  // the tree has now (see the definition).
+  absl::Status RestoreOutputs(const std::vector<size_t>& group, bool redo_removals);
   // Writes the records of `commands` into the new trace, `parent` being the
   // new id of the command that started the first of them.
   void CopyRecords(const std::vector<size_t>& commands, uint64_t parent);
@@ -90,6 +100,7 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   // Why an exec that BeforeExec lets through must run (for --explain).
   std::string RunCause(const tracer::ExecRequest& request, uint64_t parent_id, size_t matched);
 
+  std::function<absl::Status(const std::string&)> remove_path_;
   Recorder* recorder_;
   const TraceModel* previous_;
   const Plan* plan_ = nullptr;

@@ -585,6 +585,20 @@ void VirtualStore::NoteError(absl::Status status) {
   if (first_error_.ok()) first_error_ = std::move(status);
 }
 
+absl::Status VirtualStore::Remove(const std::string& path) {
+  canonical_dirs_.clear();
+  auto it = staged_.find(path);
+  if (it != staged_.end()) {
+    if (!options_.direct) unlink(it->second.physical.c_str());
+    staged_.erase(it);
+  }
+  ForgetManifestEntry(path);
+  if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return absl::ErrnoToStatus(errno, absl::StrCat(path, ": cannot remove"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status VirtualStore::Finish(bool build_ok) {
   std::vector<std::string> left;
   for (const auto& [path, staged] : staged_) left.push_back(path);

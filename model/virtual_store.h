@@ -96,6 +96,9 @@ class VirtualStore : public tracer::PathRedirector, public tracer::EventSink, pu
   // are committed if `build_ok`, discarded otherwise; the manifest is
   // written (beside, then renamed over the old one).
   absl::Status Finish(bool build_ok);
+  // Removes `path` as a traced unlink would: the name in the tree, its
+  // staged file, its manifest entry. For outputs a skipped command removed.
+  absl::Status Remove(const std::string& path);
 
   const VirtualStoreStats& stats() const { return stats_; }
   // The first commit that failed (disk full, tree not writable), if any.

@@ -390,6 +390,30 @@ TEST(BuildScenariosTest, UpToDateStampAnswersNoOpsUntilAnythingChanges) {
   EXPECT_EQ(project.RunProgram("prog"), "14\n");
 }
 
+// A command skipped because what it reads came out the same leaves the tree
+// as running it would: a file it renamed away stays away. depcomp's pattern:
+// gcc writes .deps/a.Tpo, mv renames it to .deps/a.Po. After a comment-only
+// edit gcc reruns and writes an identical .Tpo, mv is skipped, and the .Tpo
+// must not be left behind (a clean build has none).
+TEST(BuildScenariosTest, ASkippedRenameStillRemovesWhatItRenamedAway) {
+  Project project = Project::Copy("c_build");
+  const std::vector<std::string> args = {
+      "--no-background-plan", "--", "/bin/sh", "-c",
+      "mkdir -p .deps && gcc -c -MT a.o -MD -MP -MF .deps/a.Tpo a.c -o a.o && "
+      "mv -f .deps/a.Tpo .deps/a.Po"};
+  ASSERT_EQ(project.Build(args).run.exit_status, 0);
+  ASSERT_TRUE(project.Read(".deps/a.Po").has_value());
+  EXPECT_FALSE(project.Read(".deps/a.Tpo").has_value());
+  project.Replace("a.c", "return 41; }", "return 41; }  // a comment");
+  BuildRun edited = project.Build(args);
+  EXPECT_EQ(edited.run.exit_status, 0) << edited.run.err;
+  EXPECT_NE(edited.run.out.find("run  gcc -c"), std::string::npos) << edited.run.out;
+  EXPECT_EQ(edited.run.out.find("run  mv"), std::string::npos) << edited.run.out;
+  EXPECT_FALSE(project.Read(".deps/a.Tpo").has_value()) << "left behind by the skipped mv";
+  EXPECT_TRUE(project.Read(".deps/a.Po").has_value());
+  EXPECT_EQ(project.WhyQuiet(), 0);
+}
+
 // A build that ran commands starts a detached dodo that plans the next build
 // at once and leaves the stamp: the very first no-op after a build is then
 // answered from it too, without loading the trace.
