@@ -426,17 +426,9 @@ void VirtualStore::AfterSyscall(const tracer::SyscallEvent& event, int64_t resul
       }
       return;
     }
-    case Effect::kUnlink: {
-      if (result != 0) return;
-      canonical_dirs_.clear();  // the name may have been a symlink to a directory
-      auto it = staged_.find(pending.path);
-      if (it != staged_.end()) {
-        if (!options_.direct) unlink(it->second.physical.c_str());
-        staged_.erase(it);
-      }
-      ForgetManifestEntry(pending.path);
+    case Effect::kUnlink:
+      if (result == 0) ForgetPath(pending.path);
       return;
-    }
     case Effect::kSymlink: {
       // Written through a link that leads out of the project: not an output.
       if (result != 0 || !InProject(pending.path)) return;
@@ -585,14 +577,18 @@ void VirtualStore::NoteError(absl::Status status) {
   if (first_error_.ok()) first_error_ = std::move(status);
 }
 
-absl::Status VirtualStore::Remove(const std::string& path) {
-  canonical_dirs_.clear();
+void VirtualStore::ForgetPath(const std::string& path) {
+  canonical_dirs_.clear();  // the name may have been a symlink to a directory
   auto it = staged_.find(path);
   if (it != staged_.end()) {
     if (!options_.direct) unlink(it->second.physical.c_str());
     staged_.erase(it);
   }
   ForgetManifestEntry(path);
+}
+
+absl::Status VirtualStore::Remove(const std::string& path) {
+  ForgetPath(path);
   if (unlink(path.c_str()) != 0 && errno != ENOENT) {
     return absl::ErrnoToStatus(errno, absl::StrCat(path, ": cannot remove"));
   }

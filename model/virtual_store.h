@@ -135,6 +135,8 @@ class VirtualStore : public tracer::PathRedirector, public tracer::EventSink, pu
                tracer::EventSink* next);
 
   bool InProject(const std::string& path) const;
+  // After `path` is unlinked: drops its staged file and manifest entry.
+  void ForgetPath(const std::string& path);
   std::string Relative(const std::string& path) const;
   // `path` (absolute, normal) with the symlinks of its directories resolved,
   // and the final component's too when `follow`.
