@@ -455,8 +455,26 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
       for (size_t r : pipe.readers) unfed_readers.insert(r);
     }
     if (pipe.readers.empty()) {
-      for (size_t w : pipe.writers)
-        add_cause(w, "writes a pipe read by a process that is not a command");
+      // No command held the read end at its exec, so the pipe was made
+      // after the exec of the command whose own processes read it: the
+      // nearest ancestor not holding the pipe itself (a shell reading a
+      // command substitution, `x=$(echo $@ | sed s/-r//)`). Skipping the
+      // writer would leave that reader with no data, so the writer reruns
+      // whenever the reader runs, and is no cause of its own.
+      for (size_t w : pipe.writers) {
+        size_t reader = model.commands()[w].parent;
+        while (reader != kNoCommand &&
+               std::find(pipe.writers.begin(), pipe.writers.end(), reader) != pipe.writers.end()) {
+          reader = model.commands()[reader].parent;
+        }
+        if (reader == kNoCommand) {
+          add_cause(w, "writes a pipe read by a process that is not a command");
+          continue;
+        }
+        readers[w].emplace_back(reader, "");
+        pipe_partners[w].push_back(reader);
+        pipe_partners[reader].push_back(w);
+      }
     }
     for (size_t w : pipe.writers) {
       for (size_t r : pipe.readers) {

@@ -553,8 +553,50 @@ TEST_F(ReplayTest, ReaderOfAPipeNoCommandWritesDependsOnItsAncestors) {
               ElementsAre(::testing::AllOf(HasSubstr("reads a pipe"), HasSubstr("'make'"))));
 }
 
-TEST_F(ReplayTest, WriterOfAPipeNoCommandReadsCannotBeReplayed) {
+// A pipe no command reads at its exec is read by the processes of an
+// ancestor (a shell reading `$(echo x | sed ...)`): the writer is up to date
+// with it, must run whenever that ancestor runs, and makes it dirty.
+TEST_F(ReplayTest, WriterOfAPipeNoCommandReadsRunsWithTheAncestorThatReadsIt) {
+  WriteFile(T("script"), "v1");
+  WriteFile(T("pattern"), "v1");
   const uint64_t root = StartRoot();
+  const uint64_t sh = trace_.Start(root, Command({"sh", "-c", "script"}));
+  trace_.Read(sh, T("script"));
+  const uint64_t sed = trace_.Start(sh, Command({"sed"}));
+  trace_.Pipe(sed, proto::PIPE_WRITE, 9);
+  trace_.Read(sed, T("pattern"));
+  trace_.End(sed);
+  trace_.End(sh);
+  trace_.End(root);
+  TraceModel model = Load();
+  FileHasher hasher;
+  LiveTree live(&hasher, tree_);
+  EXPECT_TRUE(MakePlan(model, live, {"make"}, tree_, kEnv).UpToDate());
+
+  WriteFile(T("script"), "v2");
+  live.Forget();
+  Plan plan = MakePlan(model, live, {"make"}, tree_, kEnv);
+  EXPECT_TRUE(plan.commands[1].dirty);
+  EXPECT_FALSE(plan.commands[2].dirty);
+  EXPECT_TRUE(plan.commands[2].runs);
+  EXPECT_THAT(plan.commands[2].causes,
+              ElementsAre("shares a pipe with 'sh -c script', which must run"));
+
+  WriteFile(T("script"), "v1");
+  WriteFile(T("pattern"), "v2");
+  live.Forget();
+  plan = MakePlan(model, live, {"make"}, tree_, kEnv);
+  EXPECT_TRUE(plan.commands[2].dirty);
+  EXPECT_TRUE(plan.commands[1].dirty);
+  EXPECT_THAT(plan.commands[1].causes, ElementsAre("reads a pipe from 'sed', which must rerun"));
+  EXPECT_FALSE(plan.commands[0].dirty);
+}
+
+// With no ancestor left to read it (every one holds the write end), the
+// pipe leads out of the build and cannot be replayed.
+TEST_F(ReplayTest, WriterOfAPipeOnlyWritersHoldCannotBeReplayed) {
+  const uint64_t root = StartRoot();
+  trace_.Pipe(root, proto::PIPE_WRITE, 9);
   const uint64_t gen = trace_.Start(root, Command({"gen"}));
   trace_.Pipe(gen, proto::PIPE_WRITE, 9);
   trace_.End(gen);

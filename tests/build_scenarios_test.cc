@@ -246,6 +246,39 @@ TEST(BuildScenariosTest, PipeSkippedTogetherWhenTheRootReruns) {
   });
 }
 
+// The shell reads what sed and tr write into command substitutions: with
+// nothing changed, neither reruns (no reader to replay for is no cause).
+TEST(BuildScenariosTest, CommandSubstitutionUnchanged) {
+  RunScenario({
+      .project = "command_substitution",
+      .expected_rerun = kNothing,
+      .outputs = {"out.txt", "notes.out"},
+      .why_after_edit = 0,
+  });
+}
+
+// When the shell reruns it needs their output again: they run with it.
+TEST(BuildScenariosTest, CommandSubstitutionsRunWithTheShellThatReadsThem) {
+  ScenarioResult result = RunScenario({
+      .project = "command_substitution",
+      .edit = [](const Project& p) { p.Write("notes.txt", "other notes\n"); },
+      .expected_rerun = Labels({{"root", "sed", "cat", "tr", "cat"}}),
+      .outputs = {"out.txt", "notes.out"},
+  });
+  EXPECT_EQ(result.incremental.Read("out.txt"), "all HELLO\n");
+}
+
+// A changed input of tr's writer changes what the shell reads.
+TEST(BuildScenariosTest, CommandSubstitutionInputEdited) {
+  ScenarioResult result = RunScenario({
+      .project = "command_substitution",
+      .edit = [](const Project& p) { p.Write("greeting.txt", "bye\n"); },
+      .expected_rerun = Labels({{"root", "sed", "cat", "tr"}}),
+      .outputs = {"out.txt", "notes.out"},
+  });
+  EXPECT_EQ(result.incremental.Read("out.txt"), "all BYE\n");
+}
+
 // cat's stdin is a pipe the root closed empty before cat started: cat could
 // read only end-of-file from it, so the root's rerun does not drag cat along.
 TEST(BuildScenariosTest, DrainedPipeIsNoInput) {
