@@ -329,6 +329,17 @@ TEST(BuildScenariosTest, FileAddedToAListedDirectory) {
   EXPECT_EQ(result.incremental.Read("files.txt"), "src/a.c\nsrc/b.c\nsrc/new.c\n");
 }
 
+// A directory listed as `out/` before the build writes into it: the names
+// the build writes are left out of the listing, so nothing is left to do.
+TEST(BuildScenariosTest, ListingWithATrailingSlashLeavesOutWhatTheBuildWrites) {
+  RunScenario({
+      .project = "listing_slash",
+      .expected_rerun = kNothing,
+      .outputs = {"listed.txt", "out/made.txt"},
+      .why_after_edit = 0,
+  });
+}
+
 // 16. Under make (the root here) the same rules hold: util.c's compile and the
 // link rerun, main.c's compile does not.
 TEST(BuildScenariosTest, MakeRebuildsTheEditedFile) {

@@ -23,6 +23,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "tracer/tracee_memory.h"
 
 namespace dodo::tracer {
@@ -106,6 +107,23 @@ std::string JoinPath(const std::string& base, const std::string& path) {
   if (path.empty() || path == ".") return base;
   if (base.empty() || base.back() == '/') return base + path;
   return absl::StrCat(base, "/", path);
+}
+
+// The path an opened descriptor is known by: the joined path without empty
+// or "." components. The open succeeded, so `dir/` and `dir/.` name `dir`,
+// and descriptors must match the paths of the lookups that reach the same
+// file (`ls src/` lists "src"). ".." stays: a symlink before it decides
+// where it leads.
+std::string DescriptorPath(const std::string& base, const std::string& path) {
+  const std::string joined = JoinPath(base, path);
+  std::string out;
+  out.reserve(joined.size());
+  for (absl::string_view part : absl::StrSplit(joined, '/', absl::SkipEmpty())) {
+    if (part == ".") continue;
+    absl::StrAppend(&out, "/", part);
+  }
+  if (out.empty() || joined.empty() || joined[0] != '/') return joined;
+  return out;
 }
 
 std::string ReadProcLink(pid_t pid, const char* what) {
@@ -895,7 +913,7 @@ void Tracer::FinishSyscall(Tracee& t, int64_t result) {
       if (result >= 0 && ev.path.has_value()) {
         FdInfo info;
         info.fd = static_cast<int>(result);
-        info.path = JoinPath(ev.path->base, ev.path->path);
+        info.path = DescriptorPath(ev.path->base, ev.path->path);
         info.kind = (ev.flags & O_DIRECTORY) != 0 ? FdKind::kDirectory : FdKind::kFile;
         const int mode = static_cast<int>(ev.flags & O_ACCMODE);
         info.readable = mode == O_RDONLY || mode == O_RDWR;

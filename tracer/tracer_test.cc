@@ -271,6 +271,39 @@ TEST_P(TracerModeTest, AReusedDescriptorNamesItsNewFile) {
   EXPECT_EQ(chmods, 1);
 }
 
+// `ls src/` opens "src/": the descriptor is known as "src", like every
+// lookup that reaches the same directory, or a listing would not match the
+// paths the build writes in it.
+TEST_P(TracerModeTest, ADescriptorIsKnownByItsPathWithoutEmptyOrDotComponents) {
+  char dir_template[] = "/tmp/dodo-fdpath-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  ASSERT_EQ(mkdir((dir + "/sub").c_str(), 0755), 0);
+  CountingSink sink;
+  Tracer tracer(&sink);
+  tracer.set_use_listener(listener());
+  absl::StatusOr<int> status =
+      tracer.Run({"/usr/bin/python3", "-S", "-c",
+                  "import os, sys\n"
+                  "for name in ('/./sub//', '/sub/.', '/sub'):\n"
+                  "  d = os.open(sys.argv[1] + name, os.O_RDONLY | os.O_DIRECTORY)\n"
+                  "  os.listdir(d)\n"
+                  "  os.close(d)\n",
+                  dir});
+  ASSERT_TRUE(status.ok()) << status.status();
+  ASSERT_EQ(*status, 0);
+  std::vector<std::string> listed;
+  for (const SyscallEvent& event : sink.syscalls) {
+    // (Python lists its own library directories too.)
+    if (event.effect == Effect::kList && event.fd.has_value() && event.fd->path.starts_with(dir)) {
+      listed.push_back(event.fd->path);
+    }
+  }
+  EXPECT_EQ(listed, std::vector<std::string>(3, dir + "/sub"));
+  rmdir((dir + "/sub").c_str());
+  rmdir(dir.c_str());
+}
+
 INSTANTIATE_TEST_SUITE_P(Stops, TracerModeTest, testing::Bool(),
                          [](const testing::TestParamInfo<bool>& info) {
                            return info.param ? "Listener" : "PtraceOnly";
