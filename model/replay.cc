@@ -30,6 +30,19 @@ bool SameDigest(const std::string& recorded, const Digest& now) {
 
 bool ExpectAbsent(int error) { return error == ENOENT || error == ENOTDIR; }
 
+// /proc/self, /proc/thread-self and /proc/PID describe the process that
+// looks (glibc reads /proc/self/maps for pthread_getattr_np): a new run is a
+// new process, so they always differ, and what they hold follows from what
+// the process executed and read, which is compared.
+bool DescribesAProcess(std::string_view path) {
+  if (!path.starts_with("/proc/")) return false;
+  path.remove_prefix(6);
+  const std::string_view first = path.substr(0, path.find('/'));
+  if (first == "self" || first == "thread-self") return true;
+  return !first.empty() &&
+         std::all_of(first.begin(), first.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+}
+
 std::string Quote(const std::vector<std::string>& argv) {
   return "'" + ShortCommand(argv, 48) + "'";
 }
@@ -75,7 +88,7 @@ const LiveTree::Entry& LiveTree::Lookup(const std::string& path) {
 
 std::string LiveTree::Check(const TraceModel& model, const proto::Operation& op) {
   const std::string path = model.Path(op.ref());
-  if (path.empty() || path[0] != '/') return "";
+  if (path.empty() || path[0] != '/' || DescribesAProcess(path)) return "";
   const Entry& now = Lookup(path);
   const bool exists = now.lstat.error == 0;
   const std::string shown = Display(path);
@@ -217,15 +230,19 @@ std::string FailureCause(const TracedCommand& c) {
   return absl::StrCat("failed last time (exit ", c.end.exit_code(), ")");
 }
 
-// A failure is replayed like any other result when the command's parent
-// went on and succeeded (`mkdir d || test -d d`): same inputs, same failure,
-// same handling. A failure that failed the build (the root, or a command
-// whose parent failed too) is retried.
+// A failure is replayed like any other result when an ancestor went on and
+// succeeded (`mkdir d || test -d d`; configure's test compiles, where cc1
+// fails, then gcc, and the shell carries on): same inputs, same failure, same
+// handling. A failure that failed the build (every ancestor up to the root
+// failed too) is retried.
 bool FailureMatters(const TraceModel& model, size_t c) {
   const TracedCommand& command = model.commands()[c];
   if (command.Succeeded()) return false;
   if (!command.ended || command.end.how() != proto::CommandEnd::EXITED) return true;
-  return command.parent == kNoCommand || !model.commands()[command.parent].Succeeded();
+  for (size_t a = command.parent; a != kNoCommand; a = model.commands()[a].parent) {
+    if (model.commands()[a].Succeeded()) return false;
+  }
+  return true;
 }
 
 // Ops of `commands` (plus the execs that started them), in trace order.
@@ -429,12 +446,19 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
     if (auto owner = exec_owner.find(index); owner != exec_owner.end()) c = owner->second;
     OpPaths paths = model.PathsOf(op);
     if (paths.observation) {
-      auto w = paths.listing ? writer.end() : writer.find(paths.observed);
-      if (w != writer.end()) {
-        if (w->second != c) readers[w->second].emplace_back(c, paths.observed);
-      } else if (paths.listing || model.FirstWrite(paths.observed) == kNever) {
-        // Listings leave out the names the build writes; a path the build
-        // writes only later is not compared (see CheckCommands).
+      auto w = writer.find(paths.observed);
+      const bool made_by_build = w != writer.end();
+      if (made_by_build && w->second != c) readers[w->second].emplace_back(c, paths.observed);
+      // Listings leave out the names the build writes, so they are compared
+      // even in a directory the build made, unless the build removed it
+      // again after the listing (configure's `rm -rf conftest.dir`). Other
+      // observations are compared only if the build never writes the path:
+      // one it writes only later is not there in a clean build (see
+      // CheckCommands).
+      const bool compare = paths.listing
+                               ? !made_by_build || tree.Lookup(paths.observed).stat.error == 0
+                               : !made_by_build && model.FirstWrite(paths.observed) == kNever;
+      if (compare) {
         if (std::string cause = tree.Check(model, op); !cause.empty()) {
           if (ExpectAbsent(op.error())) cause += Shadows(model, c, index, paths.observed, tree);
           add_cause(c, std::move(cause));

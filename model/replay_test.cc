@@ -211,6 +211,73 @@ TEST_F(ReplayTest, NamesTheBuildWritesAreLeftOutOfListings) {
   EXPECT_THAT(Causes(model, {0}), ElementsAre("new entry extra in directory dir"));
 }
 
+// configure's `mkdir conftest.dir; ...; ls conftest.dir; rm -rf
+// conftest.dir`: the listed directory is gone because the build removed it.
+TEST_F(ReplayTest, ListingOfADirectoryTheBuildMadeAndRemovedIsNoCause) {
+  const uint64_t root = StartRoot();
+  const uint64_t mk = trace_.Start(root, Command({"mkdir", "scratch"}));
+  ASSERT_EQ(mkdir(T("scratch").c_str(), 0755), 0);
+  trace_.Link(mk, T("scratch"), proto::NEWDIR);
+  trace_.End(mk);
+  const uint64_t ls = trace_.Start(root, Command({"ls", "scratch"}));
+  trace_.List(ls, T("scratch"));
+  trace_.End(ls);
+  const uint64_t rm = trace_.Start(root, Command({"rm", "-r", "scratch"}));
+  trace_.Unlink(rm, T("scratch"));
+  ASSERT_EQ(rmdir(T("scratch").c_str()), 0);
+  trace_.End(rm);
+  trace_.End(root);
+  TraceModel model = Load();
+  FileHasher hasher;
+  LiveTree live(&hasher, tree_);
+
+  EXPECT_TRUE(MakePlan(model, live, {"make"}, tree_, kEnv).UpToDate());
+}
+
+// Kept, it is listed like any other: a name the build does not write is an
+// input of ls, which also depends on mkdir.
+TEST_F(ReplayTest, ListingOfADirectoryTheBuildMadeComparesItsOtherNames) {
+  const uint64_t root = StartRoot();
+  const uint64_t mk = trace_.Start(root, Command({"mkdir", "out"}));
+  ASSERT_EQ(mkdir(T("out").c_str(), 0755), 0);
+  trace_.Link(mk, T("out"), proto::NEWDIR);
+  trace_.End(mk);
+  const uint64_t ls = trace_.Start(root, Command({"ls", "out"}));
+  trace_.List(ls, T("out"));
+  trace_.End(ls);
+  trace_.End(root);
+  TraceModel model = Load();
+  FileHasher hasher;
+  LiveTree live(&hasher, tree_);
+  EXPECT_TRUE(MakePlan(model, live, {"make"}, tree_, kEnv).UpToDate());
+
+  WriteFile(T("out/extra"), "by hand");
+  live.Forget();
+  Plan plan = MakePlan(model, live, {"make"}, tree_, kEnv);
+  EXPECT_FALSE(plan.commands[1].dirty);
+  EXPECT_THAT(plan.commands[2].causes, ElementsAre("new entry extra in directory out"));
+}
+
+// glibc's pthread_getattr_np reads /proc/self/maps: the symlink and the
+// directory name the process that looked, which a rerun never is again.
+TEST_F(ReplayTest, WhatAProcessReadAboutItselfIsNoCause) {
+  const uint64_t root = StartRoot();
+  const uint64_t grep = trace_.Start(root, Command({"grep", "x"}));
+  trace_.Readlink(grep, "/proc/self");
+  proto::Operation maps = trace_.Observe(grep, proto::READ, "/proc/self/maps");
+  maps.mutable_ref()->set_components(1, trace_.Intern("999999999"));
+  trace_.Add(maps);
+  trace_.Stat(grep, "/proc/thread-self");
+  trace_.End(grep);
+  trace_.End(root);
+  TraceModel model = Load();
+  ASSERT_EQ(model.Path(model.ops()[model.ops().size() - 3].ref()), "/proc/self");
+  FileHasher hasher;
+  LiveTree live(&hasher, tree_);
+
+  EXPECT_TRUE(MakePlan(model, live, {"make"}, tree_, kEnv).UpToDate());
+}
+
 TEST_F(ReplayTest, NewSymlinkTargetIsACause) {
   ASSERT_EQ(symlink("a", T("link").c_str()), 0);
   const uint64_t root = StartRoot();
@@ -292,6 +359,37 @@ TEST_F(ReplayTest, CommandThatFailedLastTimeIsACause) {
   TraceModel model = Load();
 
   EXPECT_THAT(Causes(model, {0}), ElementsAre("failed last time (exit 1)"));
+}
+
+// configure's test compile: cc1 fails, gcc fails with it, and the shell
+// goes on. The failures were handled: they are replayed, not retried.
+TEST_F(ReplayTest, FailureAnAncestorHandledIsNoCause) {
+  const uint64_t root = StartRoot();
+  const uint64_t sh = trace_.Start(root, Command({"sh", "./configure"}));
+  const uint64_t gcc = trace_.Start(sh, Command({"gcc", "-c", "conftest.c"}));
+  const uint64_t cc1 = trace_.Start(gcc, Command({"cc1", "conftest.c"}));
+  trace_.End(cc1, 1);
+  trace_.End(gcc, 1);
+  trace_.End(sh);
+  trace_.End(root);
+  TraceModel model = Load();
+
+  EXPECT_THAT(Causes(model, {0, 1, 2, 3}), IsEmpty());
+}
+
+// The same with every ancestor failing: the build failed, cc1 is retried.
+TEST_F(ReplayTest, FailureNoAncestorHandledIsACause) {
+  const uint64_t root = StartRoot();
+  const uint64_t sh = trace_.Start(root, Command({"sh", "./configure"}));
+  const uint64_t gcc = trace_.Start(sh, Command({"gcc", "-c", "conftest.c"}));
+  const uint64_t cc1 = trace_.Start(gcc, Command({"cc1", "conftest.c"}));
+  trace_.End(cc1, 1);
+  trace_.End(gcc, 1);
+  trace_.End(sh, 1);
+  trace_.End(root, 2);
+  TraceModel model = Load();
+
+  EXPECT_THAT(Causes(model, {3}), ElementsAre("failed last time (exit 1)"));
 }
 
 TEST_F(ReplayTest, CommandThatDidNotFinishIsACause) {
