@@ -142,6 +142,12 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
     if (bits == 2) model.pipes_[key.second].writers.push_back(key.first);
   }
   for (size_t index = 0; index < model.ops_.size(); ++index) {
+    // Most operations only observe: skip them without building their path.
+    const proto::OpKind kind = model.ops_[index].kind();
+    if (kind == proto::GET || kind == proto::READ || kind == proto::STAT ||
+        kind == proto::READLINK || kind == proto::LIST || kind == proto::EXEC) {
+      continue;
+    }
     for (std::string& p : model.PathsOf(model.ops_[index]).written) {
       model.first_write_.try_emplace(std::move(p), index);
     }
