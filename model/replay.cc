@@ -9,6 +9,7 @@
 #include <deque>
 #include <utility>
 
+#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -471,7 +472,9 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
   // Pipes: a reader depends on the writers; a pipe with an end outside the
   // recorded commands (a shell builtin, the root's own end) cannot be replayed.
   std::vector<std::vector<size_t>> pipe_partners(n);
-  absl::flat_hash_set<size_t> unfed_readers;
+  // Ordered: the order dirt spreads in decides which cause a command is
+  // given first, and `dodo why` says the same thing each time.
+  absl::btree_set<size_t> unfed_readers;
   for (const auto& [id, pipe] : model.pipes()) {
     // A pipe no command writes is fed by an ancestor's own process (a shell
     // builtin, make's jobserver): the reader depends on that ancestor.

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/file_hasher.h"
@@ -649,6 +650,35 @@ TEST_F(ReplayTest, ReaderOfAPipeNoCommandWritesDependsOnItsAncestors) {
   EXPECT_TRUE(plan.commands[1].dirty);
   EXPECT_THAT(plan.commands[1].causes,
               ElementsAre(::testing::AllOf(HasSubstr("reads a pipe"), HasSubstr("'make'"))));
+}
+
+// Which cause a command is given first must not change from run to run:
+// dirt spreads from the readers of ancestor-fed pipes in command order.
+TEST_F(ReplayTest, DirtFromPipeReadersSpreadsInCommandOrder) {
+  WriteFile(T("src"), "v1");
+  const uint64_t root = StartRoot();
+  trace_.Read(root, T("src"));
+  constexpr int kReaders = 12;
+  for (int i = 1; i <= kReaders; ++i) {
+    const uint64_t reader = trace_.Start(root, Command({absl::StrCat("reader", i)}));
+    trace_.Pipe(reader, proto::PIPE_READ, 100 + i);
+    trace_.Write(reader, T(absl::StrCat("out", i)));
+    trace_.End(reader);
+  }
+  const uint64_t user = trace_.Start(root, Command({"user"}));
+  for (int i = kReaders; i >= 1; --i) trace_.Read(user, T(absl::StrCat("out", i)));
+  trace_.End(user);
+  trace_.End(root);
+  TraceModel model = Load();
+  FileHasher hasher;
+  LiveTree live(&hasher, tree_);
+
+  WriteFile(T("src"), "v2");
+  Plan plan = MakePlan(model, live, {"make"}, tree_, kEnv);
+  const size_t user_index = kReaders + 1;
+  ASSERT_TRUE(plan.commands[user_index].dirty);
+  EXPECT_THAT(plan.commands[user_index].causes,
+              ElementsAre("reads out1, which 'reader1' will rewrite"));
 }
 
 // A pipe no command reads at its exec is read by the processes of an

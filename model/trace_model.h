@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "proto/trace.pb.h"
@@ -93,7 +94,8 @@ class TraceModel {
     std::vector<size_t> readers;
     std::vector<size_t> writers;
   };
-  const absl::flat_hash_map<uint64_t, Pipe>& pipes() const { return pipes_; }
+  // In id order, so that what is said about pipes comes out the same each run.
+  const absl::btree_map<uint64_t, Pipe>& pipes() const { return pipes_; }
 
   bool complete() const { return complete_; }
   const std::string& warning() const { return warning_; }
@@ -105,7 +107,7 @@ class TraceModel {
   std::vector<TracedCommand> commands_;
   std::vector<proto::Operation> ops_;
   absl::flat_hash_map<uint64_t, size_t> index_of_;
-  absl::flat_hash_map<uint64_t, Pipe> pipes_;
+  absl::btree_map<uint64_t, Pipe> pipes_;
   absl::flat_hash_map<std::string, size_t> first_write_;
   bool complete_ = false;
   std::string warning_;
