@@ -88,26 +88,31 @@ const LiveTree::Entry& LiveTree::Lookup(const std::string& path) {
 }
 
 std::string LiveTree::Check(const TraceModel& model, const proto::Operation& op) {
-  const std::string path = model.Path(op.ref());
+  return Check(model, op, model.Path(op.ref()));
+}
+
+std::string LiveTree::Check(const TraceModel& model, const proto::Operation& op,
+                            const std::string& path) {
   if (path.empty() || path[0] != '/' || DescribesAProcess(path)) return "";
   const Entry& now = Lookup(path);
   const bool exists = now.lstat.error == 0;
-  const std::string shown = Display(path);
+  // Only a cause shows the path: most checks find nothing.
+  auto shown = [&] { return Display(path); };
   // Existence: the lookup found the name, or failed to.
   auto existence = [&]() -> std::string {
-    if (op.error() == 0 && !exists) return absl::StrCat(shown, " was removed");
-    if (ExpectAbsent(op.error()) && exists) return absl::StrCat("new file ", shown);
+    if (op.error() == 0 && !exists) return absl::StrCat(shown(), " was removed");
+    if (ExpectAbsent(op.error()) && exists) return absl::StrCat("new file ", shown());
     return "";
   };
   auto content = [&](std::string_view what) -> std::string {
     if (op.error() != 0 || op.version().sha256().empty()) return existence();
-    if (!exists || now.stat.error != 0) return absl::StrCat(shown, " was removed");
+    if (!exists || now.stat.error != 0) return absl::StrCat(shown(), " was removed");
     absl::StatusOr<FileVersion> file = hasher_->HashFile(Physical(path));
-    if (!file.ok()) return absl::StrCat(shown, ": ", file.status().message());
+    if (!file.ok()) return absl::StrCat(shown(), ": ", file.status().message());
     const std::string& before = op.version().sha256();
     if (SameDigest(before, file->sha256)) return "";
-    return absl::StrCat(std::string(what), shown, " changed (sha256 ", ShortDigest(before), " -> ",
-                        ShortDigest(file->sha256), ")");
+    return absl::StrCat(std::string(what), shown(), " changed (sha256 ", ShortDigest(before),
+                        " -> ", ShortDigest(file->sha256), ")");
   };
   switch (op.kind()) {
     case proto::GET:
@@ -127,13 +132,14 @@ std::string LiveTree::Check(const TraceModel& model, const proto::Operation& op)
       if (v.mode() == 0) return "";
       const bool link = S_ISLNK(v.mode());
       const mode_t mode = link ? now.lstat.mode : now.stat.mode;
-      if (!link && now.stat.error != 0) return absl::StrCat(shown, " was removed");
+      if (!link && now.stat.error != 0) return absl::StrCat(shown(), " was removed");
       if ((mode & (S_IFMT | 07777)) != (v.mode() & (S_IFMT | 07777))) {
-        return absl::StrCat("mode of ", shown, " changed (", absl::StrCat(absl::Hex(v.mode())),
+        return absl::StrCat("mode of ", shown(), " changed (", absl::StrCat(absl::Hex(v.mode())),
                             " -> ", absl::StrCat(absl::Hex(mode)), ")");
       }
       if (S_ISREG(v.mode()) && static_cast<uint64_t>(now.stat.size) != v.size()) {
-        return absl::StrCat("size of ", shown, " changed (", v.size(), " -> ", now.stat.size, ")");
+        return absl::StrCat("size of ", shown(), " changed (", v.size(), " -> ", now.stat.size,
+                            ")");
       }
       return "";
     }
@@ -143,7 +149,7 @@ std::string LiveTree::Check(const TraceModel& model, const proto::Operation& op)
       // Names the build itself creates or removes come and go with it; the
       // others are inputs.
       absl::StatusOr<std::vector<std::string>> names = ListNames(path);
-      if (!names.ok()) return absl::StrCat(shown, ": ", names.status().message());
+      if (!names.ok()) return absl::StrCat(shown(), ": ", names.status().message());
       std::vector<std::string> now_inputs;
       for (std::string& name : *names) {
         if (!model.BuildWrites(path, name)) now_inputs.push_back(std::move(name));
@@ -160,29 +166,29 @@ std::string LiveTree::Check(const TraceModel& model, const proto::Operation& op)
       if (now_inputs == then_inputs) return "";
       for (const std::string& name : now_inputs) {
         if (!std::binary_search(then_inputs.begin(), then_inputs.end(), name)) {
-          return absl::StrCat("new entry ", name, " in directory ", shown);
+          return absl::StrCat("new entry ", name, " in directory ", shown());
         }
       }
       for (const std::string& name : then_inputs) {
         if (!std::binary_search(now_inputs.begin(), now_inputs.end(), name)) {
-          return absl::StrCat("entry ", name, " left directory ", shown);
+          return absl::StrCat("entry ", name, " left directory ", shown());
         }
       }
-      return absl::StrCat("entries of directory ", shown, " changed");
+      return absl::StrCat("entries of directory ", shown(), " changed");
     }
     case proto::READLINK: {
       if (op.error() == EINVAL) {
-        if (!exists) return absl::StrCat(shown, " was removed");
-        if (S_ISLNK(now.lstat.mode)) return absl::StrCat(shown, " is now a symlink");
+        if (!exists) return absl::StrCat(shown(), " was removed");
+        if (S_ISLNK(now.lstat.mode)) return absl::StrCat(shown(), " is now a symlink");
         return "";
       }
       if (std::string e = existence(); !e.empty() || op.error() != 0) return e;
-      if (!S_ISLNK(now.lstat.mode)) return absl::StrCat(shown, " is no longer a symlink");
+      if (!S_ISLNK(now.lstat.mode)) return absl::StrCat(shown(), " is no longer a symlink");
       char target[4096];
       ssize_t n = readlink(Physical(path).c_str(), target, sizeof(target));
-      if (n < 0) return absl::StrCat(shown, ": cannot read the link");
+      if (n < 0) return absl::StrCat(shown(), ": cannot read the link");
       if (std::string_view(target, n) == op.text()) return "";
-      return absl::StrCat("symlink ", shown, " now points to ", std::string(target, n), " (was ",
+      return absl::StrCat("symlink ", shown(), " now points to ", std::string(target, n), " (was ",
                           op.text(), ")");
     }
     default:
@@ -349,29 +355,30 @@ std::optional<std::string> DiffersFromFinal(const FinalState& state, LiveTree& t
   const LiveTree::Entry& now = tree.Lookup(state.path);
   const bool exists = now.lstat.error == 0;
   const mode_t mode = now.lstat.mode;
-  const std::string shown = tree.Display(state.path);
+  auto shown = [&] { return tree.Display(state.path); };
   if (v.absent()) return std::nullopt;  // removals are not redone (see FinalStates users)
-  if (!exists) return absl::StrCat(shown, " is missing");
+  if (!exists) return absl::StrCat(shown(), " is missing");
   if (!v.sha256().empty()) {
-    if (!S_ISREG(mode)) return absl::StrCat(shown, " is no longer a regular file");
+    if (!S_ISREG(mode)) return absl::StrCat(shown(), " is no longer a regular file");
     absl::StatusOr<FileVersion> file = tree.hasher().HashFile(tree.Physical(state.path));
-    if (!file.ok()) return absl::StrCat(shown, ": ", file.status().message());
+    if (!file.ok()) return absl::StrCat(shown(), ": ", file.status().message());
     const std::string& before = v.sha256();
     if (!SameDigest(before, file->sha256)) {
-      return absl::StrCat(shown, " was modified");
+      return absl::StrCat(shown(), " was modified");
     }
-    if ((mode & 07777) != (v.mode() & 07777)) return absl::StrCat(shown, ": mode changed");
+    if ((mode & 07777) != (v.mode() & 07777)) return absl::StrCat(shown(), ": mode changed");
     return std::nullopt;
   }
   if (S_ISLNK(v.mode())) {
     char target[4096];
     ssize_t n = readlink(tree.Physical(state.path).c_str(), target, sizeof(target));
     if (n < 0 || std::string_view(target, n) != v.symlink_target()) {
-      return absl::StrCat(shown, " no longer points to ", v.symlink_target());
+      return absl::StrCat(shown(), " no longer points to ", v.symlink_target());
     }
     return std::nullopt;
   }
-  if (S_ISDIR(v.mode()) && !S_ISDIR(mode)) return absl::StrCat(shown, " is no longer a directory");
+  if (S_ISDIR(v.mode()) && !S_ISDIR(mode))
+    return absl::StrCat(shown(), " is no longer a directory");
   return std::nullopt;
 }
 
@@ -460,7 +467,7 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
                                ? !made_by_build || tree.Lookup(paths.observed).stat.error == 0
                                : !made_by_build && model.FirstWrite(paths.observed) == kNever;
       if (compare) {
-        if (std::string cause = tree.Check(model, op); !cause.empty()) {
+        if (std::string cause = tree.Check(model, op, paths.observed); !cause.empty()) {
           if (ExpectAbsent(op.error())) cause += Shadows(model, c, index, paths.observed, tree);
           add_cause(c, std::move(cause));
         }

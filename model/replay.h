@@ -36,6 +36,8 @@ class LiveTree {
   // Empty if `op` would observe today what it observed when recorded (or is
   // not an observation); else a short sentence saying what changed.
   std::string Check(const TraceModel& model, const proto::Operation& op);
+  // The same, for a caller that already has the absolute path `op` names.
+  std::string Check(const TraceModel& model, const proto::Operation& op, const std::string& path);
 
   // The tree may have changed (a build ran commands): drop cached answers.
   void Forget();

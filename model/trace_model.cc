@@ -49,15 +49,21 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
   TraceReader& r = **reader;
   TraceModel model;
   model.path_ = path;
-  // Operations are most of a trace's records, 38 bytes each on average in
-  // lua's. Room for one per 24 bytes spares moving every loaded operation at
-  // each growth of the vector (a tenth of a plan's time); the pages of room
-  // left unused are never touched, so they cost no memory.
   struct stat file;
-  if (stat(path.c_str(), &file) == 0 && file.st_size > 0) {
-    model.ops_.reserve(static_cast<size_t>(file.st_size) / kMinOperationBytes);
-  }
-  proto::Record record;
+  const size_t file_size = stat(path.c_str(), &file) == 0 && file.st_size > 0 ? file.st_size : 0;
+  // Operations are most of a trace's records, 38 bytes each on average in
+  // lua's. Room for one per 24 bytes spares growing the vector again and
+  // again; the pages of room left unused are never touched, so they cost no
+  // memory.
+  model.ops_.ops_.reserve(file_size / kMinOperationBytes);
+  google::protobuf::ArenaOptions options;
+  // Blocks of an eighth of the trace's size: few of them, and the last one
+  // wastes little.
+  options.start_block_size = std::max<size_t>(file_size / 8, 4096);
+  options.max_block_size = std::max<size_t>(file_size / 8, 1 << 20);
+  model.arena_ = std::make_unique<google::protobuf::Arena>(options);
+  proto::Record& record =
+      *google::protobuf::Arena::CreateMessage<proto::Record>(model.arena_.get());
   // The exec operation that follows a CommandStart belongs to that start.
   size_t just_started = kNoCommand;
   // (command, pipe id) -> 1: holds the read end, 2: the write end, 3: both.
@@ -92,7 +98,10 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
       }
       case proto::Record::kOperation: {
         const size_t index = model.ops_.size();
-        proto::Operation& op = model.ops_.emplace_back(std::move(*record.mutable_operation()));
+        // Both live on the arena: the record lets go of the operation
+        // without a copy.
+        proto::Operation& op =
+            *model.ops_.ops_.emplace_back(record.unsafe_arena_release_operation());
         auto it = model.index_of_.find(op.command());
         if (it == model.index_of_.end()) break;
         model.commands_[it->second].ops.push_back(index);
