@@ -87,6 +87,13 @@ const LiveTree::Entry& LiveTree::Lookup(const std::string& path) {
   return e;
 }
 
+absl::StatusOr<FileVersion> LiveTree::Hash(const std::string& path) {
+  Lookup(path);
+  Entry& e = entries_.find(path)->second;
+  if (!e.version.has_value()) e.version = hasher_->HashFile(Physical(path));
+  return *e.version;
+}
+
 std::string LiveTree::Check(const TraceModel& model, const proto::Operation& op) {
   return Check(model, op, model.Path(op.ref()));
 }
@@ -107,7 +114,7 @@ std::string LiveTree::Check(const TraceModel& model, const proto::Operation& op,
   auto content = [&](std::string_view what) -> std::string {
     if (op.error() != 0 || op.version().sha256().empty()) return existence();
     if (!exists || now.stat.error != 0) return absl::StrCat(shown(), " was removed");
-    absl::StatusOr<FileVersion> file = hasher_->HashFile(Physical(path));
+    absl::StatusOr<FileVersion> file = Hash(path);
     if (!file.ok()) return absl::StrCat(shown(), ": ", file.status().message());
     const std::string& before = op.version().sha256();
     if (SameDigest(before, file->sha256)) return "";
@@ -360,7 +367,7 @@ std::optional<std::string> DiffersFromFinal(const FinalState& state, LiveTree& t
   if (!exists) return absl::StrCat(shown(), " is missing");
   if (!v.sha256().empty()) {
     if (!S_ISREG(mode)) return absl::StrCat(shown(), " is no longer a regular file");
-    absl::StatusOr<FileVersion> file = tree.hasher().HashFile(tree.Physical(state.path));
+    absl::StatusOr<FileVersion> file = tree.Hash(state.path);
     if (!file.ok()) return absl::StrCat(shown(), ": ", file.status().message());
     const std::string& before = v.sha256();
     if (!SameDigest(before, file->sha256)) {

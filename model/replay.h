@@ -61,8 +61,13 @@ class LiveTree {
     Identity lstat;
     Identity stat;        // equal to lstat unless the path is a symlink
     bool listed = false;  // its entries were compared, not just its existence
+    // Its contents, once some observation needed them: many commands read
+    // the same headers, and each hash costs a stat even when cached.
+    std::optional<absl::StatusOr<FileVersion>> version;
   };
   const Entry& Lookup(const std::string& path);
+  // The digest of the file at `path` now, computed once until Forget().
+  absl::StatusOr<FileVersion> Hash(const std::string& path);
   // What lstat (or, with `follow`, stat) says about `path` now, uncached.
   static Identity IdentityNow(const std::string& path, bool follow);
   // Calls fn(path, entry) for every path looked up since Forget().
