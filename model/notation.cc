@@ -414,25 +414,33 @@ std::string FormatCommandEnd(const proto::CommandEnd& end) {
   }
 }
 
-std::string RefToPath(const proto::Ref& ref, StringLookup strings) {
+void RefToPath(const proto::Ref& ref, StringLookup strings, std::string* out) {
+  out->clear();
   std::string_view base = Lookup(strings, ref.base_path());
-  if (ref.is_fd()) return std::string(base);
-  std::string out;
+  if (ref.is_fd()) {
+    out->assign(base);
+    return;
+  }
   if (!base.empty()) {
-    out = std::string(base);
+    out->assign(base);
   } else if (ref.base() == proto::BASE_ROOT) {
-    out = "/";
+    out->assign("/");
   } else if (ref.base() == proto::BASE_CWD) {
     // Relative to a working directory the trace did not name.
-    out = ".";
+    out->assign(".");
   } else {
-    return "";
+    return;
   }
   for (uint32_t component : ref.components()) {
-    if (out.back() != '/') out += '/';
-    out += Lookup(strings, component);
+    if (out->back() != '/') out->push_back('/');
+    out->append(Lookup(strings, component));
   }
-  if (out.size() > 2 && out.starts_with("./")) out.erase(0, 2);
+  if (out->size() > 2 && out->starts_with("./")) out->erase(0, 2);
+}
+
+std::string RefToPath(const proto::Ref& ref, StringLookup strings) {
+  std::string out;
+  RefToPath(ref, strings, &out);
   return out;
 }
 

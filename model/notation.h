@@ -150,6 +150,8 @@ std::string SignalName(int signal);
 // or "." when the working directory is unknown) joined with every component.
 // Empty when it cannot be said (a descriptor base whose path is unknown).
 std::string RefToPath(const proto::Ref& ref, StringLookup strings);
+// The same into `out`, whose buffer is reused: for loops over many refs.
+void RefToPath(const proto::Ref& ref, StringLookup strings, std::string* out);
 
 }  // namespace dodo::model
 

@@ -454,12 +454,13 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
   absl::flat_hash_map<std::string, size_t> writer;
   // readers[w]: (command, path) pairs that observed what w left there.
   std::vector<std::vector<std::pair<size_t, std::string>>> readers(n);
+  OpPaths paths;
   for (size_t index = 0; index < model.ops().size(); ++index) {
     const proto::Operation& op = model.ops()[index];
     size_t c = model.IndexOf(op.command());
     if (c == kNoCommand) continue;
     if (auto owner = exec_owner.find(index); owner != exec_owner.end()) c = owner->second;
-    OpPaths paths = model.PathsOf(op);
+    model.PathsOf(op, &paths);
     if (paths.observation) {
       auto w = writer.find(paths.observed);
       const bool made_by_build = w != writer.end();

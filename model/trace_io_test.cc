@@ -1,6 +1,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -8,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/arena.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/util/delimited_message_util.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -124,6 +126,39 @@ std::vector<proto::Record> ReadAll(TraceReader& reader) {
   proto::Record record;
   while (reader.Next(&record)) records.push_back(record);
   return records;
+}
+
+// The same through ReadAll(): records, parsed on several threads when there
+// are many.
+std::vector<proto::Record> ReadAtOnce(TraceReader& reader) {
+  google::protobuf::Arena arena;
+  std::vector<proto::Record*> read;
+  reader.ReadAll(&arena, &read);
+  std::vector<proto::Record> records;
+  for (const proto::Record* record : read) records.push_back(*record);
+  return records;
+}
+
+// Reading `path` record by record and all at once gives the same records,
+// strings, trailer and warning.
+void ExpectBothWaysAgree(const std::string& path) {
+  auto one_by_one = TraceReader::Open(path);
+  auto at_once = TraceReader::Open(path);
+  ASSERT_TRUE(one_by_one.ok()) << one_by_one.status();
+  ASSERT_TRUE(at_once.ok()) << at_once.status();
+  const std::vector<proto::Record> expected = ReadAll(**one_by_one);
+  const std::vector<proto::Record> read = ReadAtOnce(**at_once);
+  ASSERT_EQ(read.size(), expected.size());
+  for (size_t i = 0; i < read.size(); ++i) {
+    ASSERT_TRUE(MessageDifferencer::Equals(read[i], expected[i])) << "record " << i;
+  }
+  EXPECT_EQ((*at_once)->warning(), (*one_by_one)->warning());
+  EXPECT_EQ((*at_once)->complete(), (*one_by_one)->complete());
+  EXPECT_EQ((*at_once)->records_read(), (*one_by_one)->records_read());
+  ASSERT_EQ((*at_once)->string_count(), (*one_by_one)->string_count());
+  for (uint32_t id = 1; id <= (*at_once)->string_count(); ++id) {
+    ASSERT_EQ((*at_once)->String(id), (*one_by_one)->String(id)) << "string " << id;
+  }
 }
 
 // The raw records of a file and the offset where each one ends.
@@ -319,6 +354,7 @@ TEST(TraceIoTest, TruncatedAtEveryOffsetYieldsTheWholeRecordsBeforeTheCut) {
         expected.push_back(r.record);
       }
     }
+    ExpectBothWaysAgree(path);
     std::vector<proto::Record> read = ReadAll(**reader);
     ASSERT_EQ(read.size(), expected.size());
     for (size_t i = 0; i < read.size(); ++i) {
@@ -411,6 +447,58 @@ TEST(TraceIoTest, DataAfterTheTrailerIsReported) {
   EXPECT_TRUE(ReadAll(**reader).empty());
   EXPECT_TRUE((*reader)->complete());
   EXPECT_THAT((*reader)->warning(), HasSubstr("data after the trailer"));
+  ExpectBothWaysAgree(path);
+}
+
+// Enough records for ReadAll() to parse them on every CPU there is: whole,
+// cut short in its last quarter, and with a damaged record there.
+TEST(TraceIoTest, ReadAllOfABigTraceAgreesWithNext) {
+  const std::string full_path = TempPath("full");
+  constexpr int kOperations = 120000;
+  {
+    auto writer = TraceWriter::Create(full_path, TestHeader());
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    for (int i = 0; i < kOperations; ++i) {
+      proto::Record record;
+      proto::Operation* op = record.mutable_operation();
+      op->set_command(1 + i % 7);
+      op->set_kind(proto::READ);
+      op->mutable_ref()->set_base(proto::BASE_ROOT);
+      op->mutable_ref()->add_components((*writer)->Intern(absl::StrCat("file", i % 5000)));
+      ASSERT_TRUE((*writer)->Write(record).ok());
+    }
+    ASSERT_TRUE((*writer)->Finish(0).ok());
+  }
+  ExpectBothWaysAgree(full_path);
+  {
+    auto reader = TraceReader::Open(full_path);
+    ASSERT_TRUE(reader.ok()) << reader.status();
+    EXPECT_EQ(ReadAtOnce(**reader).size(), static_cast<size_t>(kOperations));
+    EXPECT_TRUE((*reader)->complete());
+    EXPECT_EQ((*reader)->warning(), "");
+  }
+
+  const std::string bytes = ReadFile(full_path);
+  const std::vector<RawRecord> raw = ParseRaw(bytes);
+  const std::string path = TempPath("changed");
+  const size_t late = raw.size() * 7 / 8;
+  WriteFile(path, std::string_view(bytes).substr(0, raw[late].end + 3));
+  ExpectBothWaysAgree(path);
+
+  std::string damaged = bytes;
+  // Record late+1: a one-byte size, then a tag of field 0, which no parser
+  // accepts.
+  ASSERT_LT(static_cast<uint8_t>(damaged[raw[late].end]), 0x80);
+  damaged[raw[late].end + 1] = 0x07;
+  WriteFile(path, damaged);
+  ExpectBothWaysAgree(path);
+  auto reader = TraceReader::Open(path);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  const size_t operations_before =
+      std::count_if(raw.begin(), raw.begin() + late + 1,
+                    [](const RawRecord& r) { return r.record.has_operation(); });
+  EXPECT_EQ(ReadAtOnce(**reader).size(), operations_before);
+  EXPECT_THAT((*reader)->warning(), HasSubstr(absl::StrCat("cut short after ", late + 1)));
 }
 
 }  // namespace

@@ -63,14 +63,15 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
   options.start_block_size = std::max<size_t>(file_size / 8, 4096);
   options.max_block_size = std::max<size_t>(file_size / 8, 1 << 20);
   model.arena_ = std::make_unique<google::protobuf::Arena>(options);
-  proto::Record& record =
-      *google::protobuf::Arena::CreateMessage<proto::Record>(model.arena_.get());
+  std::vector<proto::Record*> records;
+  r.ReadAll(model.arena_.get(), &records);
   // The exec operation that follows a CommandStart belongs to that start.
   size_t just_started = kNoCommand;
   // (command, pipe id) -> 1: holds the read end, 2: the write end, 3: both.
   absl::flat_hash_map<std::pair<size_t, uint64_t>, int> pipe_ends;
   absl::flat_hash_set<uint64_t> jobserver_pipes;
-  while (r.Next(&record)) {
+  for (proto::Record* read : records) {
+    proto::Record& record = *read;
     switch (record.kind_case()) {
       case proto::Record::kCommandStart: {
         const size_t index = model.commands_.size();
@@ -151,6 +152,7 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
     if (bits == 1) model.pipes_[key.second].readers.push_back(key.first);
     if (bits == 2) model.pipes_[key.second].writers.push_back(key.first);
   }
+  OpPaths paths;
   for (size_t index = 0; index < model.ops_.size(); ++index) {
     // Most operations only observe: skip them without building their path.
     const proto::OpKind kind = model.ops_[index].kind();
@@ -158,9 +160,8 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
         kind == proto::READLINK || kind == proto::LIST || kind == proto::EXEC) {
       continue;
     }
-    for (std::string& p : model.PathsOf(model.ops_[index]).written) {
-      model.first_write_.try_emplace(std::move(p), index);
-    }
+    model.PathsOf(model.ops_[index], &paths);
+    for (std::string& p : paths.written) model.first_write_.try_emplace(std::move(p), index);
   }
   model.complete_ = r.complete();
   model.warning_ = r.warning();
@@ -169,9 +170,23 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
 
 OpPaths TraceModel::PathsOf(const proto::Operation& op) const {
   OpPaths out;
-  auto absolute = [](const std::string& p) { return !p.empty() && p[0] == '/'; };
-  const std::string path = op.has_ref() ? Path(op.ref()) : "";
-  if (!absolute(path)) return out;
+  PathsOf(op, &out);
+  return out;
+}
+
+void TraceModel::PathsOf(const proto::Operation& op, OpPaths* out) const {
+  out->observation = false;
+  out->listing = false;
+  out->written.clear();
+  out->dirs_changed.clear();
+  // The path is built where an observation keeps it: most operations are.
+  std::string& path = out->observed;
+  path.clear();
+  if (op.has_ref()) Path(op.ref(), &path);
+  if (path.empty() || path[0] != '/') {
+    path.clear();
+    return;
+  }
   switch (op.kind()) {
     case proto::GET:
     case proto::READ:
@@ -180,22 +195,17 @@ OpPaths TraceModel::PathsOf(const proto::Operation& op) const {
     case proto::READLINK:
     case proto::XATTR_READ:
     case proto::CHDIR:
-      out.observation = true;
-      out.observed = path;
+      out->observation = true;
       break;
     case proto::LIST:
-      out.observation = true;
-      out.observed = path;
-      out.listing = true;
+      out->observation = true;
+      out->listing = true;
       break;
     case proto::WRITE:
-      if (!op.version().sha256().empty()) {
-        out.observation = true;
-        out.observed = path;
-      }
+      out->observation = !op.version().sha256().empty();
       if (op.error() == 0) {
-        out.written.push_back(path);
-        if (op.create() != proto::LINK_NONE) out.dirs_changed.push_back(Parent(path));
+        out->written.push_back(path);
+        if (op.create() != proto::LINK_NONE) out->dirs_changed.push_back(Parent(path));
       }
       break;
     case proto::TRUNC:
@@ -203,24 +213,24 @@ OpPaths TraceModel::PathsOf(const proto::Operation& op) const {
     case proto::CHOWN:
     case proto::UTIMES:
     case proto::XATTR_WRITE:
-      if (op.error() == 0) out.written.push_back(path);
+      if (op.error() == 0) out->written.push_back(path);
       break;
     case proto::LINK:
     case proto::UNLINK:
     case proto::RMDIR:
       if (op.error() == 0) {
-        out.written.push_back(path);
-        out.dirs_changed.push_back(Parent(path));
+        out->written.push_back(path);
+        out->dirs_changed.push_back(Parent(path));
       }
       break;
     case proto::RENAME: {
       const std::string dest = op.has_ref2() ? Path(op.ref2()) : "";
       if (op.error() == 0) {
-        out.written.push_back(path);
-        out.dirs_changed.push_back(Parent(path));
-        if (absolute(dest)) {
-          out.written.push_back(dest);
-          out.dirs_changed.push_back(Parent(dest));
+        out->written.push_back(path);
+        out->dirs_changed.push_back(Parent(path));
+        if (!dest.empty() && dest[0] == '/') {
+          out->written.push_back(dest);
+          out->dirs_changed.push_back(Parent(dest));
         }
       }
       break;
@@ -228,7 +238,7 @@ OpPaths TraceModel::PathsOf(const proto::Operation& op) const {
     default:
       break;
   }
-  return out;
+  if (!out->observation) path.clear();
 }
 
 bool TraceModel::BuildWrites(const std::string& dir, const std::string& name) const {
@@ -242,6 +252,11 @@ size_t TraceModel::IndexOf(uint64_t id) const {
 
 std::string TraceModel::Path(const proto::Ref& ref) const {
   return RefToPath(ref, [this](uint32_t id) { return String(id); });
+}
+
+void TraceModel::Path(const proto::Ref& ref, std::string* out) const {
+  RefToPath(
+      ref, [this](uint32_t id) { return String(id); }, out);
 }
 
 std::vector<std::string> TraceModel::Argv(size_t command) const {

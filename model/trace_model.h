@@ -83,6 +83,7 @@ class TraceModel {
   const std::vector<std::string>& strings() const { return strings_; }
   // Absolute path an operation's ref names ("" for pipes and unknown fds).
   std::string Path(const proto::Ref& ref) const;
+  void Path(const proto::Ref& ref, std::string* out) const;  // reuses out's buffer
   std::vector<std::string> Argv(size_t command) const;
   std::vector<std::string> Env(size_t command) const;
   std::string Cwd(size_t command) const {
@@ -90,6 +91,9 @@ class TraceModel {
   }
 
   OpPaths PathsOf(const proto::Operation& op) const;
+  // The same into `out`, reusing its buffers: loops over every operation
+  // then allocate only for the paths they keep.
+  void PathsOf(const proto::Operation& op, OpPaths* out) const;
   // Index of the first operation of the build that changed `path`, or kNever.
   size_t FirstWrite(const std::string& path) const {
     auto it = first_write_.find(path);

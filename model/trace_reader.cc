@@ -1,14 +1,19 @@
 #include "model/trace_reader.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
+#include <thread>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/util/delimited_message_util.h"
 #include "model/trace_writer.h"
 
@@ -87,54 +92,168 @@ TraceReader::ReadResult TraceReader::ReadRecord(proto::Record* record) {
   return stream_->GetErrno() == 0 ? ReadResult::kEnd : ReadResult::kDamaged;
 }
 
+void TraceReader::EndDamaged() {
+  done_ = true;
+  if (int error = stream_->GetErrno(); error != 0) {
+    warning_ =
+        absl::StrCat(path_, ": read error after ", records_read_, " records: ", strerror(error));
+  } else {
+    warning_ = absl::StrCat(path_, ": trace cut short after ", records_read_,
+                            " records; the records before it are intact");
+  }
+}
+
+void TraceReader::EndClean() {
+  done_ = true;
+  if (!complete()) {
+    warning_ = absl::StrCat(path_, ": trace is incomplete: no trailer (dodo was killed?)");
+  }
+}
+
+TraceReader::Absorbed TraceReader::Absorb(proto::Record* record) {
+  switch (record->kind_case()) {
+    case proto::Record::kString:
+      strings_.push_back(std::move(*record->mutable_string()->mutable_value()));
+      return Absorbed::kSkipped;
+    case proto::Record::kTrailer:
+      trailer_ = std::move(*record->mutable_trailer());
+      done_ = true;
+      return Absorbed::kTrailer;
+    case proto::Record::kHeader:
+      done_ = true;
+      warning_ =
+          absl::StrCat(path_, ": a second header at record ", records_read_, "; reading stopped");
+      return Absorbed::kStopped;
+    case proto::Record::KIND_NOT_SET:
+      // A record kind added by a newer dodo of the same format version.
+      return Absorbed::kSkipped;
+    default:
+      return Absorbed::kData;
+  }
+}
+
 bool TraceReader::Next(proto::Record* record) {
   while (!done_) {
     switch (ReadRecord(record)) {
       case ReadResult::kRecord:
         break;
       case ReadResult::kEnd:
-        done_ = true;
-        if (!complete()) {
-          warning_ = absl::StrCat(path_, ": trace is incomplete: no trailer (dodo was killed?)");
-        }
+        EndClean();
         return false;
       case ReadResult::kDamaged:
-        done_ = true;
-        if (int error = stream_->GetErrno(); error != 0) {
-          warning_ = absl::StrCat(path_, ": read error after ", records_read_,
-                                  " records: ", strerror(error));
-        } else {
-          warning_ = absl::StrCat(path_, ": trace cut short after ", records_read_,
-                                  " records; the records before it are intact");
-        }
+        EndDamaged();
         return false;
     }
-    switch (record->kind_case()) {
-      case proto::Record::kString:
-        strings_.push_back(std::move(*record->mutable_string()->mutable_value()));
-        break;
-      case proto::Record::kTrailer: {
-        trailer_ = std::move(*record->mutable_trailer());
-        done_ = true;
+    switch (Absorb(record)) {
+      case Absorbed::kData:
+        return true;
+      case Absorbed::kTrailer: {
         proto::Record extra;
         if (ReadRecord(&extra) != ReadResult::kEnd) {
           warning_ = absl::StrCat(path_, ": data after the trailer ignored");
         }
         return false;
       }
-      case proto::Record::kHeader:
-        done_ = true;
-        warning_ =
-            absl::StrCat(path_, ": a second header at record ", records_read_, "; reading stopped");
+      case Absorbed::kStopped:
         return false;
-      case proto::Record::KIND_NOT_SET:
-        // A record kind added by a newer dodo of the same format version.
+      case Absorbed::kSkipped:
         break;
-      default:
-        return true;
     }
   }
   return false;
+}
+
+void TraceReader::ReadAll(google::protobuf::Arena* arena, std::vector<proto::Record*>* records) {
+  if (done_) return;
+  // The rest of the file, and where each record's bytes are in it.
+  std::string rest;
+  if (struct stat file; fstat(fd_, &file) == 0 && file.st_size > 0) rest.reserve(file.st_size);
+  const void* data = nullptr;
+  int size = 0;
+  while (stream_->Next(&data, &size)) rest.append(static_cast<const char*>(data), size);
+  std::vector<std::pair<size_t, uint32_t>> spans;  // (offset, size)
+  spans.reserve(rest.size() / 24);                 // operations take 38 bytes on average
+  size_t at = 0;
+  while (at < rest.size()) {
+    // The size prefix: a varint of at most 5 bytes.
+    uint32_t length = 0;
+    size_t start = at;
+    bool whole = false;
+    for (int shift = 0; shift < 35 && start < rest.size(); shift += 7) {
+      const uint8_t byte = static_cast<uint8_t>(rest[start++]);
+      length |= static_cast<uint32_t>(byte & 0x7f) << shift;
+      if ((byte & 0x80) == 0) {
+        whole = true;
+        break;
+      }
+    }
+    if (!whole) break;
+    if (length > rest.size() - start) break;
+    spans.emplace_back(start, length);
+    at = start + length;
+  }
+  const bool damaged_tail = at < rest.size() || stream_->GetErrno() != 0;
+
+  // Parsing is most of the work, and records are independent of each
+  // other: contiguous runs of them go to as many threads as there are CPUs
+  // (up to 4). On two, xz's 30 MB trace parses in 0.11-0.15 s instead of
+  // 0.23 s.
+  std::vector<proto::Record*> parsed(spans.size(), nullptr);
+  auto parse_range = [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      proto::Record* record = google::protobuf::Arena::CreateMessage<proto::Record>(arena);
+      if (!record->ParseFromArray(rest.data() + spans[i].first,
+                                  static_cast<int>(spans[i].second))) {
+        return;  // damaged: the records after it are never looked at
+      }
+      parsed[i] = record;
+    }
+  };
+  constexpr size_t kMinRecordsPerThread = 20000;
+  const size_t threads = std::clamp<size_t>(
+      std::min<size_t>(std::thread::hardware_concurrency(), spans.size() / kMinRecordsPerThread), 1,
+      4);
+  std::vector<std::thread> helpers;
+  const size_t per_thread = (spans.size() + threads - 1) / threads;
+  std::vector<std::pair<size_t, size_t>> own = {{0, std::min(per_thread, spans.size())}};
+  for (size_t t = 1; t < threads; ++t) {
+    const size_t begin = std::min(t * per_thread, spans.size());
+    const size_t end = std::min((t + 1) * per_thread, spans.size());
+    try {
+      helpers.emplace_back(parse_range, begin, end);
+    } catch (const std::system_error&) {
+      own.emplace_back(begin, end);  // no thread to be had: parse it here
+    }
+  }
+  for (const auto& [begin, end] : own) parse_range(begin, end);
+  for (std::thread& helper : helpers) helper.join();
+
+  for (size_t i = 0; i < parsed.size(); ++i) {
+    if (parsed[i] == nullptr) {
+      EndDamaged();
+      return;
+    }
+    ++records_read_;
+    switch (Absorb(parsed[i])) {
+      case Absorbed::kData:
+        records->push_back(parsed[i]);
+        break;
+      case Absorbed::kTrailer:
+        if (i + 1 < parsed.size() || damaged_tail) {
+          warning_ = absl::StrCat(path_, ": data after the trailer ignored");
+        }
+        return;
+      case Absorbed::kStopped:
+        return;
+      case Absorbed::kSkipped:
+        break;
+    }
+  }
+  if (damaged_tail) {
+    EndDamaged();
+  } else {
+    EndClean();
+  }
 }
 
 }  // namespace dodo::model

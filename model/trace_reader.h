@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "google/protobuf/arena.h"
 #include "google/protobuf/io/zero_copy_stream_impl.h"
 #include "proto/trace.pb.h"
 
@@ -44,6 +45,13 @@ class TraceReader {
   // because every record before it is whole and usable.
   bool Next(proto::Record* record);
 
+  // Reads every remaining record at once, instead of Next() in a loop, for a
+  // caller that keeps them all anyway: the file is read whole and its
+  // records parsed on several threads, into `arena`. Appends to `records`
+  // exactly those Next() would have returned, in order; strings, trailer
+  // and warning() end up as after the last Next(). Only before any Next().
+  void ReadAll(google::protobuf::Arena* arena, std::vector<proto::Record*>* records);
+
   // The interned string `id`; "" for 0 or ids not defined (yet).
   std::string_view String(uint32_t id) const {
     return id == 0 || id > strings_.size() ? std::string_view() : strings_[id - 1];
@@ -71,6 +79,17 @@ class TraceReader {
 
   enum class ReadResult { kRecord, kEnd, kDamaged };
   ReadResult ReadRecord(proto::Record* record);
+  // What a record that was read means for the stream.
+  enum class Absorbed {
+    kData,     // for the caller
+    kSkipped,  // taken in (a string) or not known to this version
+    kTrailer,  // the end, unless data follows
+    kStopped,  // a second header: reading stops, warning() says why
+  };
+  Absorbed Absorb(proto::Record* record);
+  // The stream ends at a damaged record (or a read error), or at its end.
+  void EndDamaged();
+  void EndClean();
 
   std::string path_;
   int fd_;  // owned; closed by the destructor
