@@ -14,10 +14,23 @@ namespace dodo::model {
 namespace {
 
 // String ids of the last trace mean nothing in the new one: re-intern.
+// `known` remembers each answer (0: not asked yet) across all the copies into
+// one writer, so a string is hashed once per build, not once per use.
 class Reinterner {
  public:
-  Reinterner(const TraceModel& from, TraceWriter* to) : from_(from), to_(to) {}
-  uint32_t operator()(uint32_t id) { return id == 0 ? 0 : to_->Intern(from_.String(id)); }
+  Reinterner(const TraceModel& from, TraceWriter* to, std::vector<uint32_t>* known)
+      : from_(from), to_(to), known_(*known) {
+    known_.resize(from_.strings().size(), 0);
+  }
+  uint32_t operator()(uint32_t id) {
+    if (id == 0) return 0;
+    if (id < known_.size()) {
+      uint32_t& answer = known_[id];
+      if (answer == 0) answer = to_->Intern(from_.String(id));
+      return answer;
+    }
+    return to_->Intern(from_.String(id));
+  }
   void Ref(proto::Ref* ref) {
     ref->set_base_path((*this)(ref->base_path()));
     for (int i = 0; i < ref->components_size(); ++i) {
@@ -33,6 +46,7 @@ class Reinterner {
  private:
   const TraceModel& from_;
   TraceWriter* to_;
+  std::vector<uint32_t>& known_;
 };
 
 }  // namespace
@@ -189,8 +203,12 @@ std::string Rebuilder::WhyRun(const std::vector<size_t>& group, const tracer::Ex
 }
 
 absl::Status Rebuilder::RestoreOutputs(const std::vector<size_t>& group, bool redo_removals) {
+  return RestoreStates(FinalStates(*previous_, group), redo_removals);
+}
+
+absl::Status Rebuilder::RestoreStates(const std::vector<FinalState>& states, bool redo_removals) {
   tree_->Forget();
-  for (const FinalState& state : FinalStates(*previous_, group)) {
+  for (const FinalState& state : states) {
     if (state.version.absent()) {
       // The group removed this path, or renamed it away (depcomp's `mv
       // .deps/x.Tpo .deps/x.Po`, libtool's `.loT`). A command that reran in
@@ -239,21 +257,24 @@ absl::Status Rebuilder::RestoreOutputs(const std::vector<size_t>& group, bool re
 
 void Rebuilder::CopyRecords(const std::vector<size_t>& commands, uint64_t parent) {
   TraceWriter* writer = recorder_->writer();
-  Reinterner intern(*previous_, writer);
+  Reinterner intern(*previous_, writer, &reinterned_);
   absl::flat_hash_map<uint64_t, uint64_t> new_id;  // recorded id -> id in the new trace
-  absl::flat_hash_set<size_t> exec_ops;
+  auto mapped = [&](uint64_t recorded) {
+    // Only the exec that started a copied subtree is another command's: the
+    // parent's, which runs in this build as `parent`.
+    auto it = new_id.find(recorded);
+    return it != new_id.end() ? it->second : parent;
+  };
   proto::Record record;
-  for (size_t c : commands) {
+  auto write_start = [&](size_t c) {
     const TracedCommand& command = previous_->commands()[c];
     const uint64_t id = recorder_->ReserveCommandId();
     new_id[command.start.id()] = id;
-    auto mapped_parent = new_id.find(command.start.parent_id());
-    const uint64_t parent_id = mapped_parent != new_id.end() ? mapped_parent->second : parent;
     record.Clear();
     proto::CommandStart* start = record.mutable_command_start();
     *start = command.start;
     start->set_id(id);
-    start->set_parent_id(parent_id);
+    start->set_parent_id(mapped(command.start.parent_id()));
     start->set_restored(true);
     start->set_executable(intern(start->executable()));
     for (int i = 0; i < start->argv_size(); ++i) start->set_argv(i, intern(start->argv(i)));
@@ -261,43 +282,59 @@ void Rebuilder::CopyRecords(const std::vector<size_t>& commands, uint64_t parent
     start->set_cwd(intern(start->cwd()));
     for (proto::InheritedFd& fd : *start->mutable_fds()) fd.set_path(intern(fd.path()));
     (void)writer->Write(record);
-    if (command.exec_op.has_value()) {
-      // Right after the start, as the recorder writes it: the parent's exec.
-      record.Clear();
-      proto::Operation* op = record.mutable_operation();
-      *op = previous_->ops()[*command.exec_op];
-      op->set_command(parent_id);
-      intern.Op(op);
-      (void)writer->Write(record);
-      exec_ops.insert(*command.exec_op);
-    }
     if (options_.show_skipped) Progress("skip", previous_->Argv(c));
-  }
-  std::vector<size_t> ops;
-  for (size_t c : commands) {
-    const std::vector<size_t>& own = previous_->commands()[c].ops;
-    ops.insert(ops.end(), own.begin(), own.end());
-  }
-  std::sort(ops.begin(), ops.end());
-  for (size_t index : ops) {
-    if (exec_ops.contains(index)) continue;
-    record.Clear();
-    proto::Operation* op = record.mutable_operation();
-    *op = previous_->ops()[index];
-    op->set_command(new_id[op->command()]);
-    intern.Op(op);
-    (void)writer->Write(record);
-  }
-  for (auto it = commands.rbegin(); it != commands.rend(); ++it) {
-    const TracedCommand& command = previous_->commands()[*it];
-    if (!command.ended) continue;
+  };
+  auto write_end = [&](size_t c) {
+    const TracedCommand& command = previous_->commands()[c];
     record.Clear();
     proto::CommandEnd* end = record.mutable_command_end();
     *end = command.end;
     end->set_id(new_id[command.start.id()]);
     for (proto::Output& output : *end->mutable_outputs()) output.set_path(intern(output.path()));
     (void)writer->Write(record);
+  };
+
+  // The records go out in the order the last build wrote them. Replay reads
+  // meaning into that order: a program the build made and then ran is
+  // looked up after it was written, so running it depends on its link.
+  // (Starts first, then every operation, made a copied `./prog > out`
+  // independent of prog, and out stale after the next edit.)
+  struct Mark {
+    size_t at;    // operations before it
+    size_t rank;  // among the starts and ends
+    size_t command;
+    bool start;
+  };
+  std::vector<Mark> marks;
+  marks.reserve(2 * commands.size());
+  for (size_t c : commands) {
+    const TracedCommand& command = previous_->commands()[c];
+    marks.push_back({command.start_at, command.start_rank, c, true});
+    if (command.ended) marks.push_back({command.end_at, command.end_rank, c, false});
   }
+  std::sort(marks.begin(), marks.end(),
+            [](const Mark& a, const Mark& b) { return a.rank < b.rank; });
+  auto next_mark = marks.begin();
+  auto write_marks_before = [&](size_t op_index) {
+    for (; next_mark != marks.end() && next_mark->at <= op_index; ++next_mark) {
+      if (next_mark->start) {
+        write_start(next_mark->command);
+      } else {
+        write_end(next_mark->command);
+      }
+    }
+  };
+  for (size_t index : OpsOf(*previous_, commands)) {
+    write_marks_before(index);
+    // Not cleared: assigning over the last operation reuses its
+    // submessages instead of freeing and allocating them per record.
+    proto::Operation* op = record.mutable_operation();
+    *op = previous_->ops()[index];
+    op->set_command(mapped(op->command()));
+    intern.Op(op);
+    (void)writer->Write(record);
+  }
+  write_marks_before(static_cast<size_t>(-1));
   stats_.skipped += commands.size();
 }
 
@@ -402,9 +439,11 @@ absl::StatusOr<int> Rebuilder::SkipEverything(const Plan& plan) {
           absl::StrCat(tree_->Display(state.path), ": its last version is not in the store"));
     }
   }
+  // The plan compared every final state with the tree just now: what it
+  // found different is all there is to restore.
+  if (absl::Status s = RestoreStates(plan.restores, /*redo_removals=*/false); !s.ok()) return s;
   std::vector<size_t> all(previous_->commands().size());
   for (size_t c = 0; c < all.size(); ++c) all[c] = c;
-  if (absl::Status s = RestoreOutputs(all, /*redo_removals=*/false); !s.ok()) return s;
   CopyRecords(all, 0);
   return previous_->commands()[previous_->root()].end.exit_code();
 }

@@ -93,6 +93,8 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   // `redo_removals`, also removes again what it removed or renamed away and
   // the tree has now (see the definition).
   absl::Status RestoreOutputs(const std::vector<size_t>& group, bool redo_removals);
+  // The same for final states already known.
+  absl::Status RestoreStates(const std::vector<FinalState>& states, bool redo_removals);
   // Writes the records of `commands` into the new trace, `parent` being the
   // new id of the command that started the first of them.
   void CopyRecords(const std::vector<size_t>& commands, uint64_t parent);
@@ -115,6 +117,8 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   // Thread about to exec -> recorded command it was matched with.
   absl::flat_hash_map<pid_t, size_t> pending_;
   std::vector<bool> consumed_;
+  // String id in the last trace -> id in the new one (0: not interned yet).
+  std::vector<uint32_t> reinterned_;
   // Recorded command -> the recorded commands it shares a pipe with.
   absl::flat_hash_map<size_t, std::vector<size_t>> partners_;
   // Recorded command -> skipped (true) or run (false), decided for a group.

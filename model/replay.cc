@@ -259,19 +259,6 @@ bool FailureMatters(const TraceModel& model, size_t c) {
   return true;
 }
 
-// Ops of `commands` (plus the execs that started them), in trace order.
-std::vector<size_t> OpsOf(const TraceModel& model, const std::vector<size_t>& commands) {
-  std::vector<size_t> ops;
-  for (size_t c : commands) {
-    const TracedCommand& command = model.commands()[c];
-    ops.insert(ops.end(), command.ops.begin(), command.ops.end());
-    if (command.exec_op.has_value()) ops.push_back(*command.exec_op);
-  }
-  std::sort(ops.begin(), ops.end());
-  ops.erase(std::unique(ops.begin(), ops.end()), ops.end());
-  return ops;
-}
-
 // A name that did not exist and now does often sits earlier in a search
 // path than the file the command went on to use (an include directory, PATH):
 // " shadows <that file>", or "" if the command found no namesake.
@@ -300,6 +287,30 @@ absl::flat_hash_map<size_t, size_t> ExecOwners(const TraceModel& model) {
 }
 
 }  // namespace
+
+std::vector<size_t> OpsOf(const TraceModel& model, const std::vector<size_t>& commands) {
+  std::vector<size_t> ops;
+  for (size_t c : commands) {
+    const TracedCommand& command = model.commands()[c];
+    ops.insert(ops.end(), command.ops.begin(), command.ops.end());
+    if (command.exec_op.has_value()) ops.push_back(*command.exec_op);
+  }
+  // A large share of the trace (a whole build skipped) is put in order by
+  // marking: sorting a million indices took a tenth of a planned no-op.
+  const size_t total = model.ops().size();
+  if (ops.size() > total / 16) {
+    std::vector<bool> member(total, false);
+    for (size_t index : ops) member[index] = true;
+    ops.clear();
+    for (size_t index = 0; index < total; ++index) {
+      if (member[index]) ops.push_back(index);
+    }
+    return ops;
+  }
+  std::sort(ops.begin(), ops.end());
+  ops.erase(std::unique(ops.begin(), ops.end()), ops.end());
+  return ops;
+}
 
 std::vector<std::string> CheckCommands(const TraceModel& model, std::vector<size_t> commands,
                                        LiveTree& tree, size_t max_causes) {
@@ -332,29 +343,47 @@ std::vector<std::string> CheckCommands(const TraceModel& model, std::vector<size
   return causes;
 }
 
-std::vector<FinalState> FinalStates(const TraceModel& model, const std::vector<size_t>& commands) {
-  // The last command to change each path, by trace order of its change.
-  absl::flat_hash_map<std::string, size_t> last_writer;
-  std::vector<std::string> order;
-  for (size_t index : OpsOf(model, commands)) {
-    const proto::Operation& op = model.ops()[index];
-    const size_t writer = model.IndexOf(op.command());
-    for (std::string& p : model.PathsOf(op).written) {
-      auto [it, inserted] = last_writer.insert_or_assign(p, writer);
-      if (inserted) order.push_back(it->first);
-    }
+namespace {
+
+// The last command to change each path, and the paths in trace order of
+// their first change: what FinalStates needs from a pass over the ops.
+class LastWriters {
+ public:
+  void Note(const std::string& path, size_t command) {
+    auto [it, inserted] = last_writer_.insert_or_assign(path, command);
+    if (inserted) order_.push_back(it->first);
   }
-  std::vector<FinalState> out;
-  for (const std::string& path : order) {
-    const TracedCommand& writer = model.commands()[last_writer[path]];
-    for (const proto::Output& output : writer.end.outputs()) {
-      if (model.String(output.path()) == path) {
-        out.push_back(FinalState{path, output.version()});
-        break;
+
+  std::vector<FinalState> States(const TraceModel& model) const {
+    std::vector<FinalState> out;
+    for (const std::string& path : order_) {
+      const TracedCommand& writer = model.commands()[last_writer_.at(path)];
+      for (const proto::Output& output : writer.end.outputs()) {
+        if (model.String(output.path()) == path) {
+          out.push_back(FinalState{path, output.version()});
+          break;
+        }
       }
     }
+    return out;
   }
-  return out;
+
+ private:
+  absl::flat_hash_map<std::string, size_t> last_writer_;
+  std::vector<std::string> order_;
+};
+
+}  // namespace
+
+std::vector<FinalState> FinalStates(const TraceModel& model, const std::vector<size_t>& commands) {
+  LastWriters last;
+  OpPaths paths;
+  for (size_t index : OpsOf(model, commands)) {
+    const proto::Operation& op = model.ops()[index];
+    model.PathsOf(op, &paths);
+    for (const std::string& p : paths.written) last.Note(p, model.IndexOf(op.command()));
+  }
+  return last.States(model);
 }
 
 std::optional<std::string> DiffersFromFinal(const FinalState& state, LiveTree& tree) {
@@ -452,13 +481,15 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
   // compared with the tree.
   const absl::flat_hash_map<size_t, size_t> exec_owner = ExecOwners(model);
   absl::flat_hash_map<std::string, size_t> writer;
+  LastWriters last_writers;  // as FinalStates(model, every command) finds them
   // readers[w]: (command, path) pairs that observed what w left there.
   std::vector<std::vector<std::pair<size_t, std::string>>> readers(n);
   OpPaths paths;
   for (size_t index = 0; index < model.ops().size(); ++index) {
     const proto::Operation& op = model.ops()[index];
-    size_t c = model.IndexOf(op.command());
-    if (c == kNoCommand) continue;
+    const size_t recorded_by = model.IndexOf(op.command());
+    if (recorded_by == kNoCommand) continue;
+    size_t c = recorded_by;
     if (auto owner = exec_owner.find(index); owner != exec_owner.end()) c = owner->second;
     model.PathsOf(op, &paths);
     if (paths.observation) {
@@ -481,7 +512,10 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
         }
       }
     }
-    for (std::string& p : paths.written) writer.insert_or_assign(std::move(p), c);
+    for (std::string& p : paths.written) {
+      last_writers.Note(p, recorded_by);
+      writer.insert_or_assign(std::move(p), c);
+    }
   }
 
   // Pipes: a reader depends on the writers; a pipe with an end outside the
@@ -581,9 +615,7 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
   }
 
   if (!plan.commands[root].runs) {
-    std::vector<size_t> all(n);
-    for (size_t c = 0; c < n; ++c) all[c] = c;
-    for (FinalState& state : FinalStates(model, all)) {
+    for (FinalState& state : last_writers.States(model)) {
       if (std::optional<std::string> why = DiffersFromFinal(state, tree)) {
         plan.restores.push_back(std::move(state));
         plan.restore_reasons.push_back(*std::move(why));

@@ -103,6 +103,10 @@ std::vector<std::string> ChangedVariables(const std::vector<std::string>& before
 std::vector<std::string> CheckCommands(const TraceModel& model, std::vector<size_t> commands,
                                        LiveTree& tree, size_t max_causes = 1);
 
+// The operations of `commands` and the execs that started them, as indices
+// into model.ops(), in trace order and each once.
+std::vector<size_t> OpsOf(const TraceModel& model, const std::vector<size_t>& commands);
+
 // The final state the recorded build left at each path `commands` changed,
 // in trace order of the last change (their CommandEnd outputs).
 struct FinalState {

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,46 @@ class ReplayTest : public ::testing::Test {
   const std::string tree_;
   TraceBuilder trace_;
 };
+
+// OpsOf
+
+// A small group's operations are sorted, a large share of the trace's found
+// by marking: both give each operation of the commands, and the execs that
+// started them, once and in trace order.
+TEST_F(ReplayTest, OpsOfGivesEachOperationOnceInTraceOrder) {
+  WriteFile(T("in"), "x");
+  const uint64_t root = StartRoot();
+  const uint64_t a = trace_.Start(root, Command({"a"}));
+  const uint64_t b = trace_.Start(root, Command({"b"}));
+  for (int i = 0; i < 20; ++i) {
+    trace_.Read(a, T("in"));
+    trace_.Stat(b, T("in"));
+    for (int j = 0; j < 20; ++j) trace_.Get(root, T("in"));
+  }
+  trace_.End(b);
+  trace_.End(a);
+  trace_.End(root);
+  TraceModel model = Load();
+  ASSERT_EQ(model.commands().size(), 3u);
+
+  auto expected = [&](const std::set<size_t>& commands) {
+    std::vector<size_t> out;
+    for (size_t index = 0; index < model.ops().size(); ++index) {
+      bool wanted = commands.contains(model.IndexOf(model.ops()[index].command()));
+      for (size_t c : commands) wanted = wanted || model.commands()[c].exec_op == index;
+      if (wanted) out.push_back(index);
+    }
+    return out;
+  };
+  // Command a: 20 reads and its exec, a small share of 440 operations.
+  const std::vector<size_t> of_a = OpsOf(model, {1});
+  EXPECT_EQ(of_a.size(), 21u);
+  EXPECT_EQ(of_a, expected({1}));
+  EXPECT_EQ(OpsOf(model, {2, 1}), expected({1, 2}));
+  const std::vector<size_t> all = OpsOf(model, {2, 0, 1});
+  EXPECT_EQ(all.size(), model.ops().size());
+  EXPECT_EQ(all, expected({0, 1, 2}));
+}
 
 // CheckCommands
 

@@ -67,6 +67,7 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
   r.ReadAll(model.arena_.get(), &records);
   // The exec operation that follows a CommandStart belongs to that start.
   size_t just_started = kNoCommand;
+  size_t starts_and_ends = 0;
   // (command, pipe id) -> 1: holds the read end, 2: the write end, 3: both.
   absl::flat_hash_map<std::pair<size_t, uint64_t>, int> pipe_ends;
   absl::flat_hash_set<uint64_t> jobserver_pipes;
@@ -77,6 +78,8 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
         const size_t index = model.commands_.size();
         TracedCommand& command = model.commands_.emplace_back();
         command.start = std::move(*record.mutable_command_start());
+        command.start_at = model.ops_.size();
+        command.start_rank = starts_and_ends++;
         model.index_of_[command.start.id()] = index;
         if (command.start.parent_id() != 0) {
           auto parent = model.index_of_.find(command.start.parent_id());
@@ -94,6 +97,8 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
           TracedCommand& command = model.commands_[it->second];
           command.end = std::move(*record.mutable_command_end());
           command.ended = true;
+          command.end_at = model.ops_.size();
+          command.end_rank = starts_and_ends++;
         }
         just_started = kNoCommand;
         break;

@@ -33,6 +33,13 @@ struct TracedCommand {
   // The parent's successful EXEC operation that started this command (it is
   // the parent's operation: the parent looked the program up and ran it).
   std::optional<size_t> exec_op;
+  // Where its CommandStart and CommandEnd records stood in the trace: the
+  // number of operations before each, and their rank among the starts and
+  // ends (for a copy that keeps the order; see Rebuilder::CopyRecords).
+  size_t start_at = 0;
+  size_t end_at = 0;
+  size_t start_rank = 0;
+  size_t end_rank = 0;
 
   // Ended by exiting with status 0, or by exec'ing the next program.
   bool Succeeded() const {

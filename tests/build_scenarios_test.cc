@@ -10,11 +10,13 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/build_test_util.h"
@@ -432,6 +434,63 @@ TEST(BuildScenariosTest, UpToDateStampAnswersNoOpsUntilAnythingChanges) {
   EXPECT_EQ(edited.run.exit_status, 0) << edited.run.err;
   EXPECT_EQ(RanLabels(edited.trace), Labels({{"root"}, Compile("a.c"), Link("prog")}));
   EXPECT_EQ(project.RunProgram("prog"), "14\n");
+}
+
+// A no-op that plans (no stamp yet) skips the whole build at once and copies
+// the last build into the new trace: every command, marked restored, with
+// the same place in the tree of commands, and every operation in the same
+// order with the same paths and results.
+TEST(BuildScenariosTest, NoOpThatPlansCopiesEveryCommandAndOperation) {
+  Project project = Project::Copy("c_build");
+  BuildRun first = project.Build({"--no-background-plan"});
+  ASSERT_EQ(first.run.exit_status, 0) << first.run.err;
+  BuildRun noop = project.Build({"--no-background-plan"});
+  ASSERT_EQ(noop.run.exit_status, 0) << noop.run.err;
+  EXPECT_NE(noop.run.out.find("dodo: 0 run, "), std::string::npos) << noop.run.out;
+
+  ASSERT_EQ(noop.trace.commands.size(), first.trace.commands.size());
+  std::map<uint64_t, uint64_t> new_id;  // first build's id -> the copy's
+  for (size_t i = 0; i < first.trace.commands.size(); ++i) {
+    const TracedCommand& was = first.trace.commands[i];
+    const TracedCommand& copy = noop.trace.commands[i];
+    SCOPED_TRACE(absl::StrJoin(was.argv, " "));
+    EXPECT_TRUE(copy.restored);
+    EXPECT_EQ(copy.argv, was.argv);
+    EXPECT_EQ(copy.executable, was.executable);
+    EXPECT_EQ(copy.cwd, was.cwd);
+    EXPECT_EQ(copy.exit_code, was.exit_code);
+    EXPECT_EQ(copy.outputs.size(), was.outputs.size());
+    new_id[was.id] = copy.id;
+    if (was.parent != 0) EXPECT_EQ(copy.parent, new_id[was.parent]);
+  }
+  ASSERT_EQ(noop.trace.ops.size(), first.trace.ops.size());
+  for (size_t i = 0; i < first.trace.ops.size(); ++i) {
+    const TracedOp& was = first.trace.ops[i];
+    const TracedOp& copy = noop.trace.ops[i];
+    ASSERT_EQ(copy.notation, was.notation) << "operation " << i;
+    EXPECT_EQ(copy.syscall, was.syscall) << "operation " << i;
+    EXPECT_EQ(copy.command, new_id[was.command]) << "operation " << i << ": " << was.notation;
+  }
+  EXPECT_EQ(project.WhyQuiet(), 0);
+}
+
+// The copy keeps the order in which the build made prog and then ran it: on
+// the next edit, the run of prog depends on the new prog and reruns.
+TEST(BuildScenariosTest, ProgramTheBuildMadeAndRanRerunsAfterANoOpThatPlanned) {
+  Project project = Project::Copy("c_build");
+  project.Append("Dodofile", "./prog > out.txt\n");
+  ASSERT_EQ(project.Build({"--no-background-plan"}).run.exit_status, 0);
+  EXPECT_EQ(project.Read("out.txt"), "41\n");
+  BuildRun noop = project.Build({"--no-background-plan"});
+  ASSERT_EQ(noop.run.exit_status, 0) << noop.run.err;
+  EXPECT_EQ(RanLabels(noop.trace), kNothing);
+
+  project.Replace("a.c", "return 41;", "return 14;");
+  BuildRun edited = project.Build({"--no-background-plan"});
+  ASSERT_EQ(edited.run.exit_status, 0) << edited.run.err;
+  EXPECT_EQ(project.Read("out.txt"), "14\n");
+  EXPECT_EQ(RanLabels(edited.trace), Labels({{"root", "prog"}, Compile("a.c"), Link("prog")}))
+      << DescribeCommands(edited.trace);
 }
 
 // A command skipped because what it reads came out the same leaves the tree
