@@ -34,6 +34,10 @@ CLI::App* AddTraceCommand(CLI::App& app, TraceOptions& options) {
                   "Stop at every traced syscall with ptrace, not using the seccomp listener\n"
                   "for lookups and read-only opens (slower; for programs that install a\n"
                   "seccomp listener of their own, which the kernel allows only once)");
+  trace->add_flag("--keep-repeats", options.keep_repeats,
+                  "Also record each observation a command repeats with the same result while\n"
+                  "nothing has changed since (left out by default: they add no dependency;\n"
+                  "cc1 repeats two thirds of its lookups)");
   trace->add_option("command", options.command, "The command to run, after --")
       ->required()
       ->expected(-1);
@@ -70,6 +74,7 @@ int RunTrace(const TraceOptions& options) {
   model::PathResolver resolver;
   model::FileHasher hasher;
   model::Recorder recorder(writer->get(), &resolver, &hasher);
+  recorder.set_keep_repeats(options.keep_repeats);
   tracer::Tracer tracer(&recorder);
   tracer.set_use_listener(!options.ptrace_only);
   absl::StatusOr<int> status = tracer.Run(options.command);
@@ -88,13 +93,13 @@ int RunTrace(const TraceOptions& options) {
   if (options.stats) {
     const tracer::TracerStats& t = tracer.stats();
     const model::RecorderStats& r = recorder.stats();
-    std::cerr << "dodo trace: " << r.commands << " commands, " << r.operations << " operations, "
-              << r.warnings << " warnings; " << t.processes << " processes, " << t.seccomp_stops
-              << " seccomp stops, " << t.exit_stops << " exit stops, " << t.event_stops
-              << " event stops, " << t.notifications << " listener notifications; resolver "
-              << resolver.cache_hits() << " hits / " << resolver.cache_misses() << " misses; "
-              << hasher.files_read() << " files hashed; dodo's own CPU " << SelfCpuSeconds()
-              << " s\n";
+    std::cerr << "dodo trace: " << r.commands << " commands, " << r.operations << " operations ("
+              << r.repeats_dropped << " repeats left out), " << r.warnings << " warnings; "
+              << t.processes << " processes, " << t.seccomp_stops << " seccomp stops, "
+              << t.exit_stops << " exit stops, " << t.event_stops << " event stops, "
+              << t.notifications << " listener notifications; resolver " << resolver.cache_hits()
+              << " hits / " << resolver.cache_misses() << " misses; " << hasher.files_read()
+              << " files hashed; dodo's own CPU " << SelfCpuSeconds() << " s\n";
   }
   return *status;
 }

@@ -13,7 +13,8 @@ struct TraceOptions {
   std::string output = "dodo.trace";
   std::vector<std::string> command;
   bool stats = false;
-  bool ptrace_only = false;  // no seccomp listener: every trap is a ptrace stop
+  bool ptrace_only = false;   // no seccomp listener: every trap is a ptrace stop
+  bool keep_repeats = false;  // write observations a command repeats unchanged
 };
 
 // Exit status of dodo itself failing (not the traced command), as

@@ -208,6 +208,7 @@ absl::Status Rebuilder::RestoreOutputs(const std::vector<size_t>& group, bool re
 
 absl::Status Rebuilder::RestoreStates(const std::vector<FinalState>& states, bool redo_removals) {
   tree_->Forget();
+  recorder_->NoteTreeChanged();
   for (const FinalState& state : states) {
     if (state.version.absent()) {
       // The group removed this path, or renamed it away (depcomp's `mv
@@ -257,6 +258,8 @@ absl::Status Rebuilder::RestoreStates(const std::vector<FinalState>& states, boo
 
 void Rebuilder::CopyRecords(const std::vector<size_t>& commands, uint64_t parent) {
   TraceWriter* writer = recorder_->writer();
+  // The copied operations change paths as far as replay is concerned.
+  recorder_->NoteTreeChanged();
   Reinterner intern(*previous_, writer, &reinterned_);
   absl::flat_hash_map<uint64_t, uint64_t> new_id;  // recorded id -> id in the new trace
   auto mapped = [&](uint64_t recorded) {

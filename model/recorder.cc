@@ -71,14 +71,52 @@ Recorder::Command* Recorder::LiveCommand(uint64_t id) {
   return it == live_.end() ? nullptr : &it->second;
 }
 
+bool Recorder::IsRepeat(const proto::Operation& op) {
+  switch (op.kind()) {
+    case proto::GET:
+    case proto::READ:
+    case proto::STAT:
+    case proto::LIST:
+    case proto::READLINK:
+    case proto::XATTR_READ:
+      break;
+    case proto::EXEC:  // starts a command: kept, and changes no path
+    case proto::CHDIR:
+    case proto::PIPE_READ:
+    case proto::PIPE_WRITE:
+      return false;
+    default:
+      // Changes a path (or is of a kind this code does not know): a later
+      // look at any path may see something else, or mean something else to
+      // replay (the reader of what this command left there).
+      ++tree_epoch_;
+      return false;
+  }
+  if (keep_repeats_) return false;
+  Command* command = LiveCommand(op.command());
+  if (command == nullptr) return false;
+  if (command->observed_epoch != tree_epoch_) {
+    command->observed.clear();
+    command->observed_epoch = tree_epoch_;
+  }
+  // The whole operation is the key: kind, path, result, version, syscall.
+  if (!op.SerializeToString(&serialized_)) return false;
+  return !command->observed.insert(serialized_).second;
+}
+
 void Recorder::Emit(proto::Operation& op, pid_t pid) {
-  ++stats_.operations;
   if (op.command() == 0) {
     // No command yet: keep it for the command this process will exec.
     // (Only the root launcher acts before any exec.)
+    ++stats_.operations;
     orphan_ops_[pid].push_back(op);
     return;
   }
+  if (IsRepeat(op)) {
+    ++stats_.repeats_dropped;
+    return;
+  }
+  ++stats_.operations;
   record_.Clear();
   *record_.mutable_operation() = op;
   Write(record_);

@@ -23,6 +23,8 @@ namespace dodo::model {
 
 struct RecorderStats {
   uint64_t operations = 0;
+  // Observations left out as repeats (see Recorder::set_keep_repeats).
+  uint64_t repeats_dropped = 0;
   uint64_t commands = 0;
   uint64_t warnings = 0;
   uint64_t write_errors = 0;
@@ -60,6 +62,17 @@ class Recorder : public tracer::EventSink {
 
   const RecorderStats& stats() const { return stats_; }
 
+  // By default an observation a command already made, with the same
+  // result, is not written again while no operation of any command has
+  // changed anything since: replay would draw nothing new from it. (cc1
+  // repeats most of its lookups: two thirds of a compile's operations.)
+  // With `keep`, every observation is written.
+  void set_keep_repeats(bool keep) { keep_repeats_ = keep; }
+  // Something outside this recorder changed the tree or wrote operations
+  // into the trace (dodo build restoring and copying skipped commands):
+  // later observations are no repeats of earlier ones.
+  void NoteTreeChanged() { ++tree_epoch_; }
+
   // Outputs are handed to `keeper` (which must outlive the recorder).
   void set_output_keeper(OutputKeeper* keeper) { keeper_ = keeper; }
   const absl::Status& first_keep_error() const { return first_keep_error_; }
@@ -89,6 +102,10 @@ class Recorder : public tracer::EventSink {
     absl::flat_hash_set<std::string> output_set;
     // Symlinks already reported as followed by this command.
     absl::flat_hash_set<std::string> links_reported;
+    // Its observations written since the tree last changed (serialized),
+    // and which change that was.
+    absl::flat_hash_set<std::string> observed;
+    uint64_t observed_epoch = 0;
   };
 
   Command* LiveCommand(uint64_t id);
@@ -103,6 +120,9 @@ class Recorder : public tracer::EventSink {
   void KeepOutput(const std::string& path, proto::Version* version);
   // Writes `op`; one with no command yet is kept for process `pid`.
   void Emit(proto::Operation& op, pid_t pid = 0);
+  // Whether `op` repeats an observation its command made since the last
+  // change; counts the changes.
+  bool IsRepeat(const proto::Operation& op);
   void Write(const proto::Record& record);
 
   void OnOpen(const tracer::SyscallEvent& event, uint64_t command);
@@ -120,6 +140,9 @@ class Recorder : public tracer::EventSink {
   }
   absl::Status first_keep_error_;
   uint64_t next_command_id_ = 1;
+  bool keep_repeats_ = false;
+  uint64_t tree_epoch_ = 0;  // operations that were not observations, so far
+  std::string serialized_;   // IsRepeat's buffer
   // The command each thread's actions belong to.
   absl::flat_hash_map<pid_t, uint64_t> command_of_;
   absl::flat_hash_map<uint64_t, Command> live_;

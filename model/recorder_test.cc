@@ -241,9 +241,96 @@ TEST_F(RecorderTest, SymlinksFollowedAreReportedOncePerCommand) {
   ASSERT_EQ(links.size(), 1u);
   EXPECT_EQ(links[0].text(), "real");
   EXPECT_EQ(t.Path(links[0].ref()), dir_ + "/alias");
+  // The second open repeats the first: one READ (see the Repeat tests).
+  std::vector<proto::Operation> reads = t.OfKind(proto::READ);
+  ASSERT_EQ(reads.size(), 1u);
+  EXPECT_EQ(t.Path(reads[0].ref()), dir_ + "/real/f");
+}
+
+// Repeats: an observation a command already made, with nothing changed since.
+
+TEST_F(RecorderTest, RepeatedObservationIsWrittenOnce) {
+  WriteFile(dir_ + "/f", "x");
+  Exec(10);
+  for (int i = 0; i < 3; ++i) {
+    recorder_->OnSyscall(Open(10, "f", O_RDONLY));
+    recorder_->OnSyscall(Open(10, "missing.h", O_RDONLY, -ENOENT));
+  }
+  EXPECT_EQ(recorder_->stats().repeats_dropped, 4u);
+  Loaded t = Finish();
   std::vector<proto::Operation> reads = t.OfKind(proto::READ);
   ASSERT_EQ(reads.size(), 2u);
-  EXPECT_EQ(t.Path(reads[0].ref()), dir_ + "/real/f");
+  EXPECT_EQ(t.Path(reads[0].ref()), dir_ + "/f");
+  EXPECT_EQ(reads[0].error(), 0);
+  EXPECT_EQ(t.Path(reads[1].ref()), dir_ + "/missing.h");
+  EXPECT_EQ(reads[1].error(), ENOENT);
+}
+
+TEST_F(RecorderTest, RepeatedObservationWithAnotherResultIsWritten) {
+  WriteFile(dir_ + "/f", "x");
+  Exec(10);
+  recorder_->OnSyscall(Open(10, "f", O_RDONLY));
+  WriteFile(dir_ + "/f", "changed by a process dodo does not trace");
+  recorder_->OnSyscall(Open(10, "f", O_RDONLY));
+  Loaded t = Finish();
+  std::vector<proto::Operation> reads = t.OfKind(proto::READ);
+  ASSERT_EQ(reads.size(), 2u);
+  EXPECT_NE(reads[0].version().sha256(), reads[1].version().sha256());
+}
+
+// A command that looked for a file before and after another command made and
+// removed it saw the same thing twice, yet replay needs the second look: it
+// makes the command a reader of what the other one left there.
+TEST_F(RecorderTest, ObservationAfterAnyChangeIsNoRepeat) {
+  Exec(10);
+  tracer::ForkEvent fork;
+  fork.parent = 10;
+  fork.child = 11;
+  recorder_->OnFork(fork);
+  Exec(11);
+  recorder_->OnSyscall(Open(10, "tmp", O_RDONLY, -ENOENT));
+  recorder_->OnSyscall(Open(11, "tmp", O_WRONLY | O_CREAT));
+  SyscallEvent unlink;
+  unlink.pid = unlink.tgid = 11;
+  unlink.effect = Effect::kUnlink;
+  unlink.syscall = "unlink";
+  unlink.path = Arg("tmp", false);
+  unlink.result = 0;
+  recorder_->OnSyscall(unlink);
+  recorder_->OnSyscall(Open(10, "tmp", O_RDONLY, -ENOENT));
+  EXPECT_EQ(recorder_->stats().repeats_dropped, 0u);
+  Loaded t = Finish();
+  int lookups = 0;
+  for (const proto::Operation& op : t.OfKind(proto::READ)) {
+    if (op.error() == ENOENT && t.Path(op.ref()) == dir_ + "/tmp") ++lookups;
+  }
+  EXPECT_EQ(lookups, 2);
+}
+
+TEST_F(RecorderTest, RepeatsAreKeptPerCommand) {
+  WriteFile(dir_ + "/f", "x");
+  Exec(10);
+  tracer::ForkEvent fork;
+  fork.parent = 10;
+  fork.child = 11;
+  recorder_->OnFork(fork);
+  Exec(11);
+  recorder_->OnSyscall(Open(10, "f", O_RDONLY));
+  recorder_->OnSyscall(Open(11, "f", O_RDONLY));
+  Loaded t = Finish();
+  std::vector<proto::Operation> reads = t.OfKind(proto::READ);
+  ASSERT_EQ(reads.size(), 2u);
+  EXPECT_NE(reads[0].command(), reads[1].command());
+}
+
+TEST_F(RecorderTest, KeepRepeatsWritesEveryObservation) {
+  WriteFile(dir_ + "/f", "x");
+  recorder_->set_keep_repeats(true);
+  Exec(10);
+  for (int i = 0; i < 3; ++i) recorder_->OnSyscall(Open(10, "f", O_RDONLY));
+  EXPECT_EQ(recorder_->stats().repeats_dropped, 0u);
+  Loaded t = Finish();
+  EXPECT_EQ(t.OfKind(proto::READ).size(), 3u);
 }
 
 TEST_F(RecorderTest, ChildCommandsAndReplacement) {
