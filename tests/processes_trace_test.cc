@@ -123,4 +123,28 @@ TEST(PipelineTest, TwoCommandsJoinedByOnePipe) {
 }
 
 }  // namespace
+// dodo trace writes a command's repeated look at an unchanged path once;
+// --keep-repeats writes each.
+TEST(RepeatsTest, ShellLookingThreeTimesIsOneOperationUnlessKeepRepeats) {
+  for (const bool keep : {false, true}) {
+    SCOPED_TRACE(keep ? "--keep-repeats" : "default");
+    const std::string dir = MakeTempDir();
+    const std::string trace = dir + "/run.trace";
+    std::vector<std::string> argv = {DodoPath(), "trace", "-o", trace};
+    if (keep) argv.push_back("--keep-repeats");
+    argv.insert(argv.end(), {"--", "/bin/sh", "-c", "test -e x; test -e x; test -e x; exit 0"});
+    RunResult run = RunCommand(argv, dir);
+    ASSERT_EQ(run.exit_status, 0) << run.err;
+    LoadedTrace t = LoadTrace(trace);
+    std::vector<const TracedCommand*> shells = t.CommandsRunning("sh");
+    if (shells.empty()) shells = t.CommandsRunning("dash");
+    ASSERT_EQ(shells.size(), 1u) << t.Dump();
+    const size_t looks =
+        t.Find([&](const TracedOp& op) {
+           return op.command == shells[0]->id && op.path == dir + "/x" && op.error == ENOENT;
+         }).size();
+    EXPECT_EQ(looks, keep ? 3u : 1u) << t.Dump();
+  }
+}
+
 }  // namespace dodo::test
