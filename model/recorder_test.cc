@@ -109,6 +109,13 @@ class RecorderTest : public ::testing::Test {
     recorder_->OnExec(exec);
   }
 
+  void Fork(pid_t parent, pid_t child) {
+    tracer::ForkEvent fork;
+    fork.parent = parent;
+    fork.child = child;
+    recorder_->OnFork(fork);
+  }
+
   SyscallEvent Open(pid_t pid, const std::string& path, uint64_t flags,
                     std::optional<int64_t> result = 3) {
     SyscallEvent event;
@@ -283,10 +290,7 @@ TEST_F(RecorderTest, RepeatedObservationWithAnotherResultIsWritten) {
 // makes the command a reader of what the other one left there.
 TEST_F(RecorderTest, ObservationAfterAnyChangeIsNoRepeat) {
   Exec(10);
-  tracer::ForkEvent fork;
-  fork.parent = 10;
-  fork.child = 11;
-  recorder_->OnFork(fork);
+  Fork(10, 11);
   Exec(11);
   recorder_->OnSyscall(Open(10, "tmp", O_RDONLY, -ENOENT));
   recorder_->OnSyscall(Open(11, "tmp", O_WRONLY | O_CREAT));
@@ -310,10 +314,7 @@ TEST_F(RecorderTest, ObservationAfterAnyChangeIsNoRepeat) {
 TEST_F(RecorderTest, RepeatsAreKeptPerCommand) {
   WriteFile(dir_ + "/f", "x");
   Exec(10);
-  tracer::ForkEvent fork;
-  fork.parent = 10;
-  fork.child = 11;
-  recorder_->OnFork(fork);
+  Fork(10, 11);
   Exec(11);
   recorder_->OnSyscall(Open(10, "f", O_RDONLY));
   recorder_->OnSyscall(Open(11, "f", O_RDONLY));
@@ -335,10 +336,7 @@ TEST_F(RecorderTest, KeepRepeatsWritesEveryObservation) {
 
 TEST_F(RecorderTest, ChildCommandsAndReplacement) {
   Exec(10);
-  tracer::ForkEvent fork;
-  fork.parent = 10;
-  fork.child = 11;
-  recorder_->OnFork(fork);
+  Fork(10, 11);
   Exec(11);  // a child command
   Exec(11);  // which execs again: the first child command is replaced
   tracer::ExitEvent exit;
