@@ -4,6 +4,7 @@
 
 #include "CLI/CLI.hpp"
 #include "cli/build_command.h"
+#include "cli/gc_command.h"
 #include "cli/log_command.h"
 #include "cli/trace_command.h"
 #include "cli/why_command.h"
@@ -22,6 +23,8 @@ int main(int argc, char** argv) {
   CLI::App* build = dodo::cli::AddBuildCommand(app, build_options);
   dodo::cli::WhyOptions why_options;
   CLI::App* why = dodo::cli::AddWhyCommand(app, why_options);
+  dodo::cli::GcOptions gc_options;
+  CLI::App* gc = dodo::cli::AddGcCommand(app, gc_options);
   dodo::cli::LogOptions log_options;
   dodo::cli::AddLogCommand(app, log_options);
 
@@ -35,5 +38,6 @@ int main(int argc, char** argv) {
   if (trace->parsed()) return dodo::cli::RunTrace(trace_options);
   if (build->parsed()) return dodo::cli::RunBuild(build_options);
   if (why->parsed()) return dodo::cli::RunWhy(why_options, std::cout, std::cerr);
+  if (gc->parsed()) return dodo::cli::RunGc(gc_options, std::cout, std::cerr);
   return dodo::cli::RunLog(log_options, std::cout, std::cerr);
 }

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <optional>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -131,6 +132,69 @@ absl::Status Store::Restore(const Digest& digest, uint32_t mode, const std::stri
   }
   if (!status.ok()) unlink(temp->first.c_str());
   return status;
+}
+
+namespace {
+
+std::optional<uint8_t> HexValue(char c) {
+  if (c >= '0' && c <= '9') return static_cast<uint8_t>(c - '0');
+  if (c >= 'a' && c <= 'f') return static_cast<uint8_t>(c - 'a' + 10);
+  return std::nullopt;
+}
+
+// The digest an object path "ab/cdef..." names: the inverse of ObjectPath.
+std::optional<Digest> DigestOfObject(const std::string& prefix, const std::string& rest) {
+  Digest digest;
+  if (prefix.size() != 2 || rest.size() != 2 * digest.size() - 2) return std::nullopt;
+  const std::string hex = prefix + rest;
+  for (size_t i = 0; i < digest.size(); ++i) {
+    std::optional<uint8_t> high = HexValue(hex[2 * i]);
+    std::optional<uint8_t> low = HexValue(hex[2 * i + 1]);
+    if (!high.has_value() || !low.has_value()) return std::nullopt;
+    digest[i] = static_cast<uint8_t>(*high << 4 | *low);
+  }
+  return digest;
+}
+
+}  // namespace
+
+absl::Status Store::ListObjects(std::vector<Object>& objects,
+                                std::vector<std::string>& leftovers) const {
+  const std::string root = dir_ + "/objects";
+  absl::StatusOr<std::vector<std::string>> prefixes = ListNames(root);
+  if (!prefixes.ok()) return prefixes.status();
+  for (const std::string& prefix : *prefixes) {
+    const std::string sub = absl::StrCat(root, "/", prefix);
+    struct stat st;
+    if (lstat(sub.c_str(), &st) != 0) return ErrnoError(errno, "stat", sub);
+    if (!S_ISDIR(st.st_mode)) {
+      leftovers.push_back(sub);
+      continue;
+    }
+    absl::StatusOr<std::vector<std::string>> names = ListNames(sub);
+    if (!names.ok()) return names.status();
+    for (const std::string& name : *names) {
+      const std::string path = absl::StrCat(sub, "/", name);
+      std::optional<Digest> digest = DigestOfObject(prefix, name);
+      if (lstat(path.c_str(), &st) != 0) return ErrnoError(errno, "stat", path);
+      if (digest.has_value() && S_ISREG(st.st_mode)) {
+        objects.push_back({.digest = *digest, .size = static_cast<uint64_t>(st.st_size)});
+      } else {
+        leftovers.push_back(path);
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Store::RemoveObject(const Digest& digest) const {
+  const std::string object = ObjectPath(digest);
+  if (unlink(object.c_str()) != 0 && errno != ENOENT) {
+    return ErrnoError(errno, "remove", object);
+  }
+  // Fails while other objects share the directory, as it should.
+  (void)rmdir(object.substr(0, object.rfind('/')).c_str());
+  return absl::OkStatus();
 }
 
 absl::Status Store::CommitTrace() const {

@@ -7,11 +7,15 @@
 //   .dodo/trace                the last build's trace
 //   .dodo/hashes               FileHasher's cache
 //   .dodo/lock                 flock()ed by the build that has the store open
+//
+// Objects are never changed once written; model/store_gc.h removes the ones
+// the last build no longer names.
 #ifndef DODO_MODEL_STORE_H_
 #define DODO_MODEL_STORE_H_
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "model/file_hasher.h"
@@ -38,6 +42,18 @@ class Store {
   // copy is made beside `path` and renamed over it: a reader sees the old
   // file or the new one, never a part. Missing parent directories are made.
   absl::Status Restore(const Digest& digest, uint32_t mode, const std::string& path) const;
+
+  // An object as found below objects/.
+  struct Object {
+    Digest digest;
+    uint64_t size;  // bytes on disk
+  };
+  // Every object below objects/. Other files there (the half-made copy of a
+  // build that was killed while saving) are appended to `leftovers`, as
+  // paths. Errors name the directory that could not be read.
+  absl::Status ListObjects(std::vector<Object>& objects, std::vector<std::string>& leftovers) const;
+  // Removes the object `digest`; then its fan-out directory, if empty.
+  absl::Status RemoveObject(const Digest& digest) const;
 
   const std::string& dir() const { return dir_; }
   std::string trace_path() const { return dir_ + "/trace"; }
