@@ -61,6 +61,12 @@ Rebuilder::Rebuilder(Recorder* recorder, const TraceModel* previous, Store* stor
       store_prefix_(store->dir() + "/") {
   if (previous_ != nullptr) {
     consumed_.assign(previous_->commands().size(), false);
+    if (previous_->root() != kNoCommand) {
+      for (const proto::InheritedFd& fd : previous_->commands()[previous_->root()].start.fds()) {
+        if (fd.path() != 0)
+          previous_external_files_.insert(std::string(previous_->String(fd.path())));
+      }
+    }
     for (const auto& [id, pipe] : previous_->pipes()) {
       for (size_t w : pipe.writers) {
         for (size_t r : pipe.readers) {
@@ -150,6 +156,57 @@ std::vector<size_t> Rebuilder::Connected(size_t command, bool with_subtrees) con
   return out;
 }
 
+namespace {
+
+// What skipping must keep the same about one descriptor: which file or
+// directory of the build it is, and how it is open. Pipes are left to the
+// group rules; terminals, sockets and files from outside the build ("")
+// hold no output of the build's.
+// Paths are shown as `tree` shows them, which keeps them apart.
+std::string DescriptorIdentity(const LiveTree& tree, bool is_file, bool is_directory,
+                               std::string_view path, bool readable, bool writable, bool external) {
+  if (path.empty() || external || !(is_file || is_directory)) return "";
+  const std::string shown = tree.Display(std::string(path));
+  if (is_directory) return absl::StrCat("directory ", shown);
+  const char* access = readable && writable ? "read and written" : writable ? "written" : "read";
+  return absl::StrCat(shown, " (", access, ")");
+}
+
+}  // namespace
+
+std::string Rebuilder::ChangedDescriptor(const tracer::ExecRequest& request, size_t matched) const {
+  if (!request.describe_fd) return "";
+  const auto& recorded = previous_->commands()[matched].start.fds();
+  // The recorded descriptors, and the standard ones even if the recorded
+  // command had them closed: `cmd > out` after a bare `cmd` writes a file.
+  std::vector<int> numbers = {0, 1, 2};
+  for (const proto::InheritedFd& fd : recorded) numbers.push_back(fd.fd());
+  std::sort(numbers.begin(), numbers.end());
+  numbers.erase(std::unique(numbers.begin(), numbers.end()), numbers.end());
+  for (int number : numbers) {
+    std::string then;
+    for (const proto::InheritedFd& fd : recorded) {
+      if (fd.fd() != number) continue;
+      const std::string_view path = previous_->String(fd.path());
+      then =
+          DescriptorIdentity(*tree_, fd.kind() == proto::FD_FILE, fd.kind() == proto::FD_DIRECTORY,
+                             path, fd.readable(), fd.writable(),
+                             fd.external() || previous_external_files_.contains(std::string(path)));
+    }
+    std::string now;
+    if (std::optional<tracer::FdInfo> info = request.describe_fd(number)) {
+      now = DescriptorIdentity(*tree_, info->kind == tracer::FdKind::kFile,
+                               info->kind == tracer::FdKind::kDirectory, info->path, info->readable,
+                               info->writable, recorder_->IsExternal(*info));
+    }
+    if (then == now) continue;
+    return absl::StrCat("descriptor ", number, " was ",
+                        then.empty() ? "no file of the build" : then, ", now ",
+                        now.empty() ? "no file of the build" : now);
+  }
+  return "";
+}
+
 std::string Rebuilder::WhyRun(const std::vector<size_t>& group, const tracer::ExecRequest& request,
                               size_t matched) {
   const std::vector<std::string> changed = ChangedVariables(previous_->Env(matched), *request.env);
@@ -167,6 +224,7 @@ std::string Rebuilder::WhyRun(const std::vector<size_t>& group, const tracer::Ex
                           " was an empty pipe nobody could write to, and is not now");
     }
   }
+  if (std::string changed = ChangedDescriptor(request, matched); !changed.empty()) return changed;
   if (plan_ != nullptr) {
     for (size_t member : group) {
       if (plan_->commands[member].pinned) return plan_->commands[member].causes.back();

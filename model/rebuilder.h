@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "model/recorder.h"
 #include "model/replay.h"
@@ -99,6 +100,11 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   // new id of the command that started the first of them.
   void CopyRecords(const std::vector<size_t>& commands, uint64_t parent);
   void Progress(const char* verb, const std::vector<std::string>& argv);
+  // Empty if the process about to exec `matched` holds the same files of
+  // the build on its descriptors as the recorded command did; else the
+  // first difference. A skipped command's outputs are restored where it
+  // wrote them last time, so they must be where it would write them now.
+  std::string ChangedDescriptor(const tracer::ExecRequest& request, size_t matched) const;
   // Why an exec that BeforeExec lets through must run (for --explain).
   std::string RunCause(const tracer::ExecRequest& request, uint64_t parent_id, size_t matched);
 
@@ -112,6 +118,9 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   RebuildStats stats_;
   absl::Status first_error_;
   std::string store_prefix_;  // the store's dir + "/": never an output
+  // Files the last build's root inherited (its log, say): no command's own.
+  // For traces written before InheritedFd.external.
+  absl::flat_hash_set<std::string> previous_external_files_;
   // New command id -> index of the recorded command it is.
   absl::flat_hash_map<uint64_t, size_t> match_;
   // Thread about to exec -> recorded command it was matched with.

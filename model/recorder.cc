@@ -246,6 +246,7 @@ void Recorder::OnExec(const tracer::ExecEvent& event) {
       if (fd.kind == FdKind::kPipe) external_pipes_.insert(fd.pipe_id);
       if (!fd.path.empty()) external_files_.insert(fd.path);
     }
+    out->set_external(IsExternal(fd));
   }
   have_root_ = true;
   Write(record_);

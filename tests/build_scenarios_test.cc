@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <set>
@@ -237,6 +238,23 @@ TEST(BuildScenariosTest, PipeInputEditedRerunsBothEnds) {
       .outputs = {"out.txt", "notes.out"},
   });
   EXPECT_EQ(result.incremental.Read("out.txt"), "apple\nbanana\nfig\npear\n");
+}
+
+// cat's command line and input are the same, but its output goes to another
+// file: skipped, it would restore the last run's tmp.PID and leave the new
+// one empty, so out.txt would be empty.
+TEST(BuildScenariosTest, OutputThroughADescriptorOnAnotherFileReruns) {
+  ScenarioResult result = RunScenario({
+      .project = "pid_named_output",
+      .edit = [](const Project& p) { p.Write("notes.txt", "other notes\n"); },
+      .expected_rerun = Labels({{"root", "cat", "mv", "cat"}}),
+      .outputs = {"out.txt", "notes.out"},
+  });
+  EXPECT_EQ(result.incremental.Read("out.txt"), "hello\n");
+  for (const auto& entry : std::filesystem::directory_iterator(result.incremental.dir())) {
+    const std::string name = entry.path().filename().string();
+    EXPECT_FALSE(name.starts_with("tmp.")) << name << " is left over";
+  }
 }
 
 TEST(BuildScenariosTest, PipeSkippedTogetherWhenTheRootReruns) {
