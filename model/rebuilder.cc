@@ -233,12 +233,25 @@ std::string Rebuilder::WhyRun(const std::vector<size_t>& group, const tracer::Ex
   // A pipe whose other end is no recorded command of the group cannot be
   // replayed: that end is a live process waiting for data or for a reader.
   const absl::flat_hash_set<size_t> members(group.begin(), group.end());
+  // A pipe no recorded command reads is read by a process that is no
+  // command: a shell reading `$(...)`, say. Made inside the group, it is
+  // held only by the group's own processes, which are skipped with it; only
+  // a pipe that a command at the top of the group inherited can have its
+  // reader outside, running now.
+  absl::flat_hash_set<uint64_t> inherited_pipes;
+  for (size_t member : group) {
+    const TracedCommand& command = previous_->commands()[member];
+    if (command.parent != kNoCommand && members.contains(command.parent)) continue;
+    for (const proto::InheritedFd& fd : command.start.fds()) {
+      if (fd.kind() == proto::FD_PIPE) inherited_pipes.insert(fd.pipe_id());
+    }
+  }
   for (const auto& [id, pipe] : previous_->pipes()) {
     const bool touches = std::any_of(pipe.readers.begin(), pipe.readers.end(),
                                      [&](size_t c) { return members.contains(c); }) ||
                          std::any_of(pipe.writers.begin(), pipe.writers.end(),
                                      [&](size_t c) { return members.contains(c); });
-    if (touches && pipe.readers.empty()) {
+    if (touches && pipe.readers.empty() && inherited_pipes.contains(id)) {
       return "writes a pipe read by a process that is not a command";
     }
   }

@@ -277,6 +277,30 @@ TEST(BuildScenariosTest, CommandSubstitutionUnchanged) {
   });
 }
 
+// gen.sh's shell reads sed's pipe itself: skipped as a whole, gen.sh leaves
+// no reader waiting, so it is skipped when only the root must rerun.
+TEST(BuildScenariosTest, ScriptReadingACommandSubstitutionIsSkippedWhole) {
+  ScenarioResult result = RunScenario({
+      .project = "nested_substitution",
+      .edit = [](const Project& p) { p.Write("notes.txt", "other notes\n"); },
+      .expected_rerun = Labels({{"root", "cat"}}),
+      .outputs = {"greeting.txt", "notes.out"},
+  });
+  EXPECT_EQ(result.incremental.Read("greeting.txt"), "hello, world\n");
+}
+
+// Its input edited, gen.sh reruns, and sed with it: the shell needs its
+// output again.
+TEST(BuildScenariosTest, ScriptReadingACommandSubstitutionRerunsWithItsWriter) {
+  ScenarioResult result = RunScenario({
+      .project = "nested_substitution",
+      .edit = [](const Project& p) { p.Write("name.txt", "dodo\n"); },
+      .expected_rerun = Labels({{"root", "sh", "sed"}}),
+      .outputs = {"greeting.txt", "notes.out"},
+  });
+  EXPECT_EQ(result.incremental.Read("greeting.txt"), "hello, dodo\n");
+}
+
 // When the shell reruns it needs their output again: they run with it.
 TEST(BuildScenariosTest, CommandSubstitutionsRunWithTheShellThatReadsThem) {
   ScenarioResult result = RunScenario({
