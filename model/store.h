@@ -58,6 +58,8 @@ class Store {
   const std::string& dir() const { return dir_; }
   std::string trace_path() const { return dir_ + "/trace"; }
   std::string hashes_path() const { return dir_ + "/hashes"; }
+  // Outputs being written, until their writers succeed (model/virtual_store.h).
+  std::string stage_dir() const { return dir_ + "/stage"; }
   // The no-op stamp (see model/up_to_date.h).
   std::string stamp_path() const { return dir_ + "/uptodate"; }
   // The next build writes its trace here; CommitTrace() makes it the last

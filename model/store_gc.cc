@@ -54,7 +54,7 @@ uint64_t SizeOf(const std::string& path, bool* is_dir = nullptr) {
 absl::StatusOr<std::vector<std::string>> Leftovers(const Store& store,
                                                    std::vector<std::string> from_objects) {
   std::vector<std::string> leftovers = std::move(from_objects);
-  const std::string stage = store.dir() + "/stage";
+  const std::string stage = store.stage_dir();
   if (access(stage.c_str(), F_OK) == 0) {
     absl::StatusOr<std::vector<std::string>> staged = ListNames(stage);
     if (!staged.ok()) return staged.status();

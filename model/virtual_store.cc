@@ -111,7 +111,7 @@ std::string NormalPath(const std::string& base, const std::string& path) {
 VirtualStore::VirtualStore(VirtualStoreOptions options, Store* store, FileHasher* hasher,
                            tracer::EventSink* next)
     : options_(std::move(options)), store_(store), hasher_(hasher), next_(next) {
-  stage_dir_ = store_->dir() + "/stage";
+  stage_dir_ = store_->stage_dir();
 }
 
 absl::StatusOr<std::unique_ptr<VirtualStore>> VirtualStore::Create(

@@ -503,7 +503,9 @@ TEST(BuildScenariosTest, NoOpThatPlansCopiesEveryCommandAndOperation) {
     EXPECT_EQ(copy.exit_code, was.exit_code);
     EXPECT_EQ(copy.outputs.size(), was.outputs.size());
     new_id[was.id] = copy.id;
-    if (was.parent != 0) EXPECT_EQ(copy.parent, new_id[was.parent]);
+    if (was.parent != 0) {
+      EXPECT_EQ(copy.parent, new_id[was.parent]);
+    }
   }
   ASSERT_EQ(noop.trace.ops.size(), first.trace.ops.size());
   for (size_t i = 0; i < first.trace.ops.size(); ++i) {
