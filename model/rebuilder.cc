@@ -256,6 +256,27 @@ std::string Rebuilder::WhyRun(const std::vector<size_t>& group, const tracer::Ex
     }
   }
   tree_->Forget();
+  // The group is decided now, before its pipe partners that have not exec'd
+  // yet can show their descriptors. One that wrote through a file it was
+  // given, a file that is gone now (a temporary named after its shell's pid,
+  // then renamed), may be given another file this time: skipped, its output
+  // would come back under the old name and the new file would stay empty.
+  for (size_t member : group) {
+    if (member == matched || consumed_[member]) continue;
+    const TracedCommand& command = previous_->commands()[member];
+    if (command.parent != kNoCommand && members.contains(command.parent)) continue;
+    for (const proto::InheritedFd& fd : command.start.fds()) {
+      if (fd.kind() != proto::FD_FILE || !fd.writable() || fd.external()) continue;
+      const std::string path(previous_->String(fd.path()));
+      if (path.empty() || previous_external_files_.contains(path) ||
+          tree_->Lookup(path).lstat.error == 0) {
+        continue;
+      }
+      return absl::StrCat("'", ShortCommand(previous_->Argv(member), 48), "' wrote ",
+                          tree_->Display(path), " through descriptor ", fd.fd(),
+                          ", which is gone: it may be given another file now");
+    }
+  }
   std::vector<std::string> causes = CheckCommands(*previous_, group, *tree_, 1);
   if (!causes.empty()) return causes[0];
   for (const FinalState& state : FinalStates(*previous_, group)) {

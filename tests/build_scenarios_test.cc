@@ -257,6 +257,22 @@ TEST(BuildScenariosTest, OutputThroughADescriptorOnAnotherFileReruns) {
   }
 }
 
+// The same through a pipeline: the group {cat, tr} is decided when the
+// first of them execs, before tr's descriptors can be seen.
+TEST(BuildScenariosTest, PipelineWritingAFileThatIsGoneReruns) {
+  ScenarioResult result = RunScenario({
+      .project = "pid_named_pipeline",
+      .edit = [](const Project& p) { p.Write("notes.txt", "other notes\n"); },
+      .expected_rerun = Labels({{"root", "cat", "tr", "mv", "cat"}}),
+      .outputs = {"out.txt", "notes.out"},
+  });
+  EXPECT_EQ(result.incremental.Read("out.txt"), "HELLO\n");
+  for (const auto& entry : std::filesystem::directory_iterator(result.incremental.dir())) {
+    const std::string name = entry.path().filename().string();
+    EXPECT_FALSE(name.starts_with("tmp.")) << name << " is left over";
+  }
+}
+
 TEST(BuildScenariosTest, PipeSkippedTogetherWhenTheRootReruns) {
   RunScenario({
       .project = "pipe",
