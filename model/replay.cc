@@ -327,11 +327,19 @@ std::vector<std::string> CheckCommands(const TraceModel& model, std::vector<size
     const proto::Operation& op = model.ops()[index];
     OpPaths paths = model.PathsOf(op);
     // Not compared: what the commands changed themselves, and what the
-    // build changes only later (before that, a clean build finds nothing
-    // there; the tree now holds the last build's result).
+    // build changes only later or with this very operation (an append that
+    // creates the file; before that, a clean build finds nothing there; the
+    // tree now holds the last build's result). Listings leave
+    // out the names the build writes, so they are compared even in a
+    // directory the build made, as MakePlan does, unless it is gone now: the
+    // build removed it again (configure's `rm -rf conftest.dir`, or
+    // config.guess's `mktemp -d /tmp/cgXXXXXX`).
     const size_t first_write = paths.observation ? model.FirstWrite(paths.observed) : kNever;
-    if (paths.observation && (paths.listing || first_write == kNever ||
-                              (first_write <= index && !written.contains(paths.observed)))) {
+    const bool compare =
+        paths.listing
+            ? first_write > index || tree.Lookup(paths.observed).stat.error == 0
+            : first_write == kNever || (first_write < index && !written.contains(paths.observed));
+    if (paths.observation && compare) {
       std::string cause = tree.Check(model, op);
       if (!cause.empty()) {
         causes.push_back(std::move(cause));

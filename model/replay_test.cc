@@ -274,6 +274,38 @@ TEST_F(ReplayTest, ListingOfADirectoryTheBuildMadeAndRemovedIsNoCause) {
   LiveTree live(&hasher, tree_);
 
   EXPECT_TRUE(MakePlan(model, live, {"make"}, tree_, kEnv).UpToDate());
+  // The exec gate checks the same for a group: the root with everything it
+  // started, or ls alone.
+  EXPECT_THAT(Causes(model, {0, 1, 2, 3}), IsEmpty());
+  EXPECT_THAT(Causes(model, {2}), IsEmpty());
+}
+
+// libtool's configure: `cat <<EOF >> libtoolT` (an open that keeps the old
+// contents, so it observes them), then `mv libtoolT libtool`. That open is
+// the first write of libtoolT: what it observed was there before the build,
+// and the tree now holds what the build left, so nothing is compared.
+TEST_F(ReplayTest, WhatTheFirstWriteBuiltOnIsNoCauseOnceTheBuildMovedItAway) {
+  const uint64_t root = StartRoot();
+  const uint64_t sh = trace_.Start(root, Command({"sh", "configure"}));
+  WriteFile(T("libtoolT"), "");
+  proto::Operation append = trace_.Observe(sh, proto::WRITE, T("libtoolT"));
+  *append.mutable_version() = trace_.Observe(sh, proto::READ, T("libtoolT")).version();
+  ASSERT_FALSE(append.version().sha256().empty());
+  trace_.Add(append);
+  WriteFile(T("libtoolT"), "#!/bin/sh\n");
+  const uint64_t mv = trace_.Start(sh, Command({"mv", "libtoolT", "libtool"}));
+  ASSERT_EQ(rename(T("libtoolT").c_str(), T("libtool").c_str()), 0);
+  trace_.Rename(mv, T("libtoolT"), T("libtool"));
+  trace_.End(mv);
+  trace_.End(sh);
+  trace_.End(root);
+  TraceModel model = Load();
+  FileHasher hasher;
+  LiveTree live(&hasher, tree_);
+
+  EXPECT_TRUE(MakePlan(model, live, {"make"}, tree_, kEnv).UpToDate());
+  EXPECT_THAT(Causes(model, {1, 2}), IsEmpty());
+  EXPECT_THAT(Causes(model, {1}), IsEmpty());
 }
 
 // Kept, it is listed like any other: a name the build does not write is an
@@ -298,6 +330,8 @@ TEST_F(ReplayTest, ListingOfADirectoryTheBuildMadeComparesItsOtherNames) {
   Plan plan = MakePlan(model, live, {"make"}, tree_, kEnv);
   EXPECT_FALSE(plan.commands[1].dirty);
   EXPECT_THAT(plan.commands[2].causes, ElementsAre("new entry extra in directory out"));
+  EXPECT_THAT(Causes(model, {0, 1, 2}), ElementsAre("new entry extra in directory out"));
+  EXPECT_THAT(Causes(model, {2}), ElementsAre("new entry extra in directory out"));
 }
 
 // glibc's pthread_getattr_np reads /proc/self/maps: the symlink and the
