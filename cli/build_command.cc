@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "cli/trace_command.h"
 #include "model/file_hasher.h"
@@ -22,6 +23,7 @@
 #include "model/replay.h"
 #include "model/store.h"
 #include "model/trace_model.h"
+#include "model/trace_reader.h"
 #include "model/trace_writer.h"
 #include "model/up_to_date.h"
 #include "model/virtual_store.h"
@@ -42,12 +44,13 @@ CLI::App* AddBuildCommand(CLI::App& app, BuildOptions& options) {
       "in the last build is skipped and its outputs come from the store (.dodo/);\n"
       "the others run. The result is the tree a clean build would give.\n\n"
       "Examples:\n"
-      "  dodo build                 # runs ./Dodofile\n"
+      "  dodo build                 # runs ./Dodofile; with none, the last build's command\n"
       "  dodo build -- make -j2     # any command can be the root of the build\n"
       "  dodo why                   # what the next build would run, and why\n\n"
       "Prints each command it runs, then a summary line. Exit status: the root\n"
-      "command's (128+N if signal N killed it); 2 if there is no Dodofile and no\n"
-      "command; 125 if dodo itself failed (store not writable, tracer not started).\n\n"
+      "command's (128+N if signal N killed it); 2 if there is no Dodofile, no\n"
+      "command and no last build to repeat; 125 if dodo itself failed (store not writable, tracer "
+      "not started).\n\n"
       "Outputs go through the virtual store: a file a command writes is staged in\n"
       ".dodo/stage/ and replaces the file in the tree only once every process that\n"
       "wrote it has exited with status 0. A failed command leaves the tree as it was.\n"
@@ -90,6 +93,21 @@ namespace {
 std::string CurrentDirectory() {
   char cwd[4096];
   return getcwd(cwd, sizeof(cwd)) != nullptr ? std::string(cwd) : std::string();
+}
+
+// The root command of the last build in `dir` when it was not the
+// Dodofile, read from the trace's header alone; empty if there is none.
+std::vector<std::string> LastBuildCommand(const std::string& dir) {
+  absl::StatusOr<std::unique_ptr<model::TraceReader>> reader =
+      model::TraceReader::Open(dir + "/.dodo/trace");
+  if (!reader.ok()) return {};
+  const proto::Header& header = (*reader)->header();
+  if (header.working_directory() != dir) return {};
+  std::vector<std::string> argv(header.root_argv().begin(), header.root_argv().end());
+  for (const std::string& arg : argv) {
+    if (arg == "./Dodofile") return {};  // gone since: nothing to rerun
+  }
+  return argv;
 }
 
 std::vector<std::string> CurrentEnvironment() {
@@ -162,11 +180,20 @@ int RunBuild(const BuildOptions& options) {
   std::vector<std::string> argv = options.command;
   if (argv.empty()) {
     argv = DodofileCommand(cwd);
-    if (argv.empty()) {
-      std::cerr << "dodo build: " << cwd
-                << "/Dodofile: no such file (write one, or name the command: dodo build -- make)\n";
-      return 2;
+  }
+  if (argv.empty()) {
+    // `dodo build -- make -j2` once, plain `dodo build` from then on, as
+    // `dodo why` replays the last build's command.
+    argv = LastBuildCommand(cwd);
+    if (!argv.empty() && !options.quiet) {
+      std::cerr << "dodo build: no Dodofile; running the last build's command: "
+                << absl::StrJoin(argv, " ") << "\n";
     }
+  }
+  if (argv.empty()) {
+    std::cerr << "dodo build: " << cwd
+              << "/Dodofile: no such file (write one, or name the command: dodo build -- make)\n";
+    return 2;
   }
 
   absl::StatusOr<std::unique_ptr<model::Store>> store = model::Store::Open(cwd + "/.dodo");

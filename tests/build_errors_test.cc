@@ -32,6 +32,35 @@ TEST(BuildErrorsTest, MissingDodofileIsAUsageErrorNamingTheFile) {
   EXPECT_NE(access((dir + "/.dodo").c_str(), F_OK), 0) << "nothing is created for a failed start";
 }
 
+// After `dodo build -- make`, a plain `dodo build` repeats that command
+// (there is no Dodofile), as `dodo why` does.
+TEST(BuildErrorsTest, NoDodofileRepeatsTheLastBuildsCommand) {
+  Project project = Project::Copy("make");
+  BuildRun first = project.Build({"--no-background-plan", "--", "make"});
+  ASSERT_EQ(first.run.exit_status, 0) << first.run.err;
+  project.Replace("util.c", "\"hello from make\"", "\"hello again from make\"");
+
+  BuildRun second = project.Build({"--no-background-plan"});
+  EXPECT_EQ(second.run.exit_status, 0) << second.run.err;
+  EXPECT_THAT(second.run.err, HasSubstr("no Dodofile; running the last build's command: make"));
+  EXPECT_EQ(Lines(second.run.err), 1) << second.run.err;
+  EXPECT_EQ(RanLabels(second.trace), Labels({{"root"}, Compile("util.c"), Link("hello")}))
+      << DescribeCommands(second.trace);
+  EXPECT_EQ(project.RunProgram("hello"), "hello again from make\n");
+  EXPECT_EQ(project.WhyQuiet(), 0);
+}
+
+// A last build whose root was the Dodofile, which is gone: nothing to repeat.
+TEST(BuildErrorsTest, NoDodofileAfterADodofileBuildIsStillAUsageError) {
+  Project project = Project::Copy("c_build");
+  ASSERT_EQ(project.Build().run.exit_status, 0);
+  project.Remove("Dodofile");
+  RunResult r = RunCommand({DodoPath(), "build"}, project.dir());
+  EXPECT_EQ(r.exit_status, 2);
+  EXPECT_THAT(r.err, HasSubstr(project.Path("Dodofile") + ": no such file"));
+  EXPECT_EQ(Lines(r.err), 1) << r.err;
+}
+
 TEST(BuildErrorsTest, CorruptLastTraceRunsEverythingAndIsReplaced) {
   Project project = Project::Copy("c_build");
   BuildRun first = project.Build();
