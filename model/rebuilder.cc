@@ -279,7 +279,7 @@ std::string Rebuilder::WhyRun(const std::vector<size_t>& group, const tracer::Ex
   }
   std::vector<std::string> causes = CheckCommands(*previous_, group, *tree_, 1);
   if (!causes.empty()) return causes[0];
-  for (const FinalState& state : FinalStates(*previous_, group)) {
+  for (const FinalState& state : StatesToRestore(group)) {
     if (!DiffersFromFinal(state, *tree_).has_value()) continue;
     const proto::Version& v = state.version;
     if (!v.sha256().empty()) {
@@ -294,8 +294,35 @@ std::string Rebuilder::WhyRun(const std::vector<size_t>& group, const tracer::Ex
   return "";
 }
 
+std::vector<FinalState> Rebuilder::StatesToRestore(const std::vector<size_t>& commands) {
+  std::vector<FinalState> states = FinalStates(*previous_, commands);
+  const absl::flat_hash_set<size_t> members(commands.begin(), commands.end());
+  std::erase_if(states, [&](const FinalState& state) {
+    const size_t last = previous_->LastWrite(state.path);
+    if (last == kNever) return false;
+    const proto::Operation& op = previous_->ops()[last];
+    const size_t writer = previous_->IndexOf(op.command());
+    if (writer == kNoCommand || members.contains(writer)) return false;
+    // Replaced without being read: renamed onto, or opened for writing
+    // without keeping its contents. A rename away from the path (depcomp's
+    // `mv x.Tpo x.Po`) or an append needs the version restored.
+    const bool replaced =
+        (op.kind() == proto::RENAME && op.has_ref2() && previous_->Path(op.ref2()) == state.path) ||
+        (op.kind() == proto::WRITE && op.version().sha256().empty());
+    if (!replaced) return false;
+    for (const proto::Output& output : previous_->commands()[writer].end.outputs()) {
+      if (previous_->String(output.path()) == state.path) {
+        kept_later_[state.path] = output.version();
+        return true;
+      }
+    }
+    return false;  // the writer's end is lost: restore as before
+  });
+  return states;
+}
+
 absl::Status Rebuilder::RestoreOutputs(const std::vector<size_t>& group, bool redo_removals) {
-  return RestoreStates(FinalStates(*previous_, group), redo_removals);
+  return RestoreStates(StatesToRestore(group), redo_removals);
 }
 
 absl::Status Rebuilder::RestoreStates(const std::vector<FinalState>& states, bool redo_removals) {
@@ -385,7 +412,15 @@ void Rebuilder::CopyRecords(const std::vector<size_t>& commands, uint64_t parent
     proto::CommandEnd* end = record.mutable_command_end();
     *end = command.end;
     end->set_id(new_id[command.start.id()]);
-    for (proto::Output& output : *end->mutable_outputs()) output.set_path(intern(output.path()));
+    for (proto::Output& output : *end->mutable_outputs()) {
+      // What the tree keeps instead (see StatesToRestore): the new trace
+      // must end where the tree does.
+      if (!kept_later_.empty()) {
+        auto kept = kept_later_.find(std::string(previous_->String(output.path())));
+        if (kept != kept_later_.end()) *output.mutable_version() = kept->second;
+      }
+      output.set_path(intern(output.path()));
+    }
     (void)writer->Write(record);
   };
 

@@ -90,6 +90,14 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   // Empty if `group` can be skipped now; else why not.
   std::string WhyRun(const std::vector<size_t>& group, const tracer::ExecRequest& request,
                      size_t matched);
+  // The final states `commands` left, less those a later command of the
+  // last build replaced without reading them. config.status writes
+  // `# dummy` into each missing .deps/x.Plo, which a compile's `mv x.Tpo
+  // x.Plo` replaces; restoring the dummy over the tree's real one when
+  // configure is skipped would hide every header from make. The tree keeps
+  // the later version, as rerunning configure would have kept it, and the
+  // copied records say so (kept_later_).
+  std::vector<FinalState> StatesToRestore(const std::vector<size_t>& commands);
   // Writes back the outputs of `group` that differ from what it left. With
   // `redo_removals`, also removes again what it removed or renamed away and
   // the tree has now (see the definition).
@@ -128,6 +136,9 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   std::vector<bool> consumed_;
   // String id in the last trace -> id in the new one (0: not interned yet).
   std::vector<uint32_t> reinterned_;
+  // Path -> the version a later command of the last build left there, which
+  // a skipped command's copied end reports in place of its own.
+  absl::flat_hash_map<std::string, proto::Version> kept_later_;
   // Recorded command -> the recorded commands it shares a pipe with.
   absl::flat_hash_map<size_t, std::vector<size_t>> partners_;
   // Recorded command -> skipped (true) or run (false), decided for a group.

@@ -166,7 +166,10 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
       continue;
     }
     model.PathsOf(model.ops_[index], &paths);
-    for (std::string& p : paths.written) model.first_write_.try_emplace(std::move(p), index);
+    for (std::string& p : paths.written) {
+      auto [it, added] = model.writes_.try_emplace(std::move(p), Writes{index, index});
+      it->second.last = index;
+    }
   }
   model.complete_ = r.complete();
   model.warning_ = r.warning();
@@ -247,7 +250,7 @@ void TraceModel::PathsOf(const proto::Operation& op, OpPaths* out) const {
 }
 
 bool TraceModel::BuildWrites(const std::string& dir, const std::string& name) const {
-  return first_write_.contains(dir == "/" ? "/" + name : dir + "/" + name);
+  return writes_.contains(dir == "/" ? "/" + name : dir + "/" + name);
 }
 
 size_t TraceModel::IndexOf(uint64_t id) const {

@@ -103,8 +103,13 @@ class TraceModel {
   void PathsOf(const proto::Operation& op, OpPaths* out) const;
   // Index of the first operation of the build that changed `path`, or kNever.
   size_t FirstWrite(const std::string& path) const {
-    auto it = first_write_.find(path);
-    return it == first_write_.end() ? kNever : it->second;
+    auto it = writes_.find(path);
+    return it == writes_.end() ? kNever : it->second.first;
+  }
+  // Index of the last operation of the build that changed `path`, or kNever.
+  size_t LastWrite(const std::string& path) const {
+    auto it = writes_.find(path);
+    return it == writes_.end() ? kNever : it->second.last;
   }
   // Whether the build created, changed or removed `dir`/`name` at any time.
   bool BuildWrites(const std::string& dir, const std::string& name) const;
@@ -137,7 +142,11 @@ class TraceModel {
   OpList ops_;
   absl::flat_hash_map<uint64_t, size_t> index_of_;
   absl::btree_map<uint64_t, Pipe> pipes_;
-  absl::flat_hash_map<std::string, size_t> first_write_;
+  struct Writes {
+    size_t first;
+    size_t last;
+  };
+  absl::flat_hash_map<std::string, Writes> writes_;  // path -> ops that changed it
   bool complete_ = false;
   std::string warning_;
 };

@@ -273,6 +273,20 @@ TEST(BuildScenariosTest, PipelineWritingAFileThatIsGoneReruns) {
   }
 }
 
+// A skipped configure restores only what no later command replaced: its
+// dummy dep.d, which make's `mv dep.tmp dep.d` replaced, would hide the real
+// one from make, which finds out.txt up to date and does not run again.
+TEST(BuildScenariosTest, SkippedConfigureLeavesTheFileMakeReplaced) {
+  ScenarioResult result = RunScenario({
+      .project = "configure_depfiles",
+      .edit = [](const Project& p) { p.Append("Makefile", "# edited\n"); },
+      .expected_rerun = Labels({{"root", "make"}}),
+      .outputs = {"out.txt", "dep.d", "config.txt"},
+      .lists_whole_build = false,
+  });
+  EXPECT_EQ(result.incremental.Read("dep.d"), "out.txt: in.txt\n");
+}
+
 TEST(BuildScenariosTest, PipeSkippedTogetherWhenTheRootReruns) {
   RunScenario({
       .project = "pipe",
