@@ -188,6 +188,26 @@ void PrintJson(const model::TraceReader& reader, const proto::Record& record, st
           .String("cwd", reader.String(start.cwd()))
           .Number("start_time_ns", start.start_time_ns());
       if (start.restored()) json.Bool("restored", true);
+      // What each inherited descriptor was: the exec gate compares them,
+      // so `dodo build --explain`'s "descriptor 1 was ..." can be checked.
+      if (!start.fds().empty()) {
+        std::string fds = "[";
+        for (const proto::InheritedFd& fd : start.fds()) {
+          if (fds.size() > 1) fds += ',';
+          model::JsonObject item;
+          item.Number("fd", fd.fd()).String("kind", proto::FdKind_Name(fd.kind()));
+          if (fd.path() != 0) item.String("path", reader.String(fd.path()));
+          if (fd.kind() == proto::FD_PIPE) item.Number("pipe", fd.pipe_id());
+          if (!fd.description().empty()) item.String("description", fd.description());
+          if (fd.readable()) item.Bool("readable", true);
+          if (fd.writable()) item.Bool("writable", true);
+          if (fd.drained()) item.Bool("drained", true);
+          if (fd.external()) item.Bool("external", true);
+          fds += item.Finish();
+        }
+        fds += ']';
+        json.Raw("fds", fds);
+      }
       out << json.Finish() << '\n';
       break;
     }

@@ -220,6 +220,46 @@ TEST(LogCommandTest, JsonStreamsInTraceOrder) {
   EXPECT_THAT(filtered_lines[2], StartsWith(R"({"type":"command_end","id":3,)"));
 }
 
+// The descriptors a command inherited, as the exec gate compares them.
+TEST(LogCommandTest, JsonListsTheInheritedDescriptors) {
+  const std::string path = TempPath("trace");
+  {
+    auto writer = model::TraceWriter::Create(path, proto::Header());
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    proto::Record record;
+    proto::CommandStart* start = record.mutable_command_start();
+    start->set_id(1);
+    start->set_pid(100);
+    start->add_argv((*writer)->Intern("tr"));
+    proto::InheritedFd* in = start->add_fds();
+    in->set_fd(0);
+    in->set_kind(proto::FD_PIPE);
+    in->set_pipe_id(77);
+    in->set_readable(true);
+    in->set_drained(true);
+    proto::InheritedFd* out = start->add_fds();
+    out->set_fd(1);
+    out->set_kind(proto::FD_FILE);
+    out->set_path((*writer)->Intern("/src/tmp.19791"));
+    out->set_writable(true);
+    proto::InheritedFd* err = start->add_fds();
+    err->set_fd(2);
+    err->set_kind(proto::FD_TTY);
+    err->set_description("/dev/pts/0");
+    err->set_writable(true);
+    err->set_external(true);
+    ASSERT_TRUE((*writer)->Write(record).ok());
+    ASSERT_TRUE((*writer)->Finish(0).ok());
+  }
+  Result result = RunLogFor(Options(path, true));
+  EXPECT_EQ(result.status, 0) << result.err;
+  EXPECT_THAT(result.out,
+              HasSubstr(R"("fds":[{"fd":0,"kind":"FD_PIPE","pipe":77,"readable":true,)"
+                        R"("drained":true},{"fd":1,"kind":"FD_FILE","path":"/src/tmp.19791",)"
+                        R"("writable":true},{"fd":2,"kind":"FD_TTY","description":"/dev/pts/0",)"
+                        R"("writable":true,"external":true}]})"));
+}
+
 TEST(LogCommandTest, TruncatedTracePrintsEverythingThenWarns) {
   std::string full = WriteParallelBuild();
   std::string bytes;
