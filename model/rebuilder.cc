@@ -328,6 +328,8 @@ absl::Status Rebuilder::RestoreOutputs(const std::vector<size_t>& group, bool re
 absl::Status Rebuilder::RestoreStates(const std::vector<FinalState>& states, bool redo_removals) {
   tree_->Forget();
   recorder_->NoteTreeChanged();
+  // Directories to remove again, once what was in them is gone.
+  std::vector<std::string> removed_dirs;
   for (const FinalState& state : states) {
     if (state.version.absent()) {
       // The group removed this path, or renamed it away (depcomp's `mv
@@ -338,7 +340,14 @@ absl::Status Rebuilder::RestoreStates(const std::vector<FinalState>& states, boo
       // file there now was put there by someone else.
       if (!redo_removals) continue;
       const LiveTree::Entry& now = tree_->Lookup(state.path);
-      if (now.lstat.error != 0 || S_ISDIR(now.lstat.mode)) continue;
+      if (now.lstat.error != 0) continue;
+      if (S_ISDIR(now.lstat.mode)) {
+        // configure's `mkdir .tst; ...; rmdir .tst` with mkdir rerun and
+        // rmdir skipped. Only an empty one: what else is in it now was
+        // put there by a command that ran.
+        removed_dirs.push_back(state.path);
+        continue;
+      }
       absl::Status removed = absl::OkStatus();
       if (remove_path_) {
         removed = remove_path_(state.path);
@@ -370,6 +379,11 @@ absl::Status Rebuilder::RestoreStates(const std::vector<FinalState>& states, boo
     }
     if (!status.ok()) return status;
     ++stats_.files_restored;
+  }
+  for (auto dir = removed_dirs.rbegin(); dir != removed_dirs.rend(); ++dir) {
+    if (rmdir(dir->c_str()) != 0 && errno != ENOENT && errno != ENOTEMPTY && errno != EEXIST) {
+      return absl::ErrnoToStatus(errno, absl::StrCat(*dir, ": cannot remove"));
+    }
   }
   tree_->Forget();
   return absl::OkStatus();

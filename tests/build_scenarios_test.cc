@@ -591,6 +591,24 @@ TEST(BuildScenariosTest, ASkippedRenameStillRemovesWhatItRenamedAway) {
   EXPECT_EQ(project.WhyQuiet(), 0);
 }
 
+// The same for a directory: configure's `mkdir .tst; ...; rmdir .tst`, with
+// mkdir rerun (here its environment changed) and rmdir skipped.
+TEST(BuildScenariosTest, ASkippedRmdirStillRemovesTheDirectory) {
+  Project project = Project::Copy("c_build");
+  const std::vector<std::string> args = {
+      "--no-background-plan", "--", "/bin/sh", "-c",
+      "N=$(wc -c < a.c) mkdir .tst && rmdir .tst && gcc -c a.c -o a.o"};
+  ASSERT_EQ(project.Build(args).run.exit_status, 0);
+  project.Replace("a.c", "return 41; }", "return 41; }  // a comment");
+  BuildRun edited = project.Build(args);
+  EXPECT_EQ(edited.run.exit_status, 0) << edited.run.err;
+  EXPECT_NE(edited.run.out.find("run  mkdir"), std::string::npos) << edited.run.out;
+  EXPECT_EQ(edited.run.out.find("run  rmdir"), std::string::npos) << edited.run.out;
+  struct stat st;
+  EXPECT_NE(stat(project.Path(".tst").c_str(), &st), 0) << "left behind by the skipped rmdir";
+  EXPECT_EQ(project.WhyQuiet(), 0);
+}
+
 // A build that ran commands starts a detached dodo that plans the next build
 // at once and leaves the stamp: the very first no-op after a build is then
 // answered from it too, without loading the trace.
