@@ -303,12 +303,13 @@ std::vector<FinalState> Rebuilder::StatesToRestore(const std::vector<size_t>& co
     const proto::Operation& op = previous_->ops()[last];
     const size_t writer = previous_->IndexOf(op.command());
     if (writer == kNoCommand || members.contains(writer)) return false;
-    // Replaced without being read: renamed onto, or opened for writing
-    // without keeping its contents. A rename away from the path (depcomp's
-    // `mv x.Tpo x.Po`) or an append needs the version restored.
+    // Replaced without being read: renamed onto, or opened with O_TRUNC or
+    // O_EXCL. A rename away from the path (depcomp's `mv x.Tpo x.Po`) or an
+    // append (config.status's `cat <<EOF >> libtool`, whose cat writes
+    // through the descriptor it was given) needs the version restored.
     const bool replaced =
         (op.kind() == proto::RENAME && op.has_ref2() && previous_->Path(op.ref2()) == state.path) ||
-        (op.kind() == proto::WRITE && op.version().sha256().empty());
+        (op.kind() == proto::WRITE && (op.truncate() || op.exclusive()));
     if (!replaced) return false;
     for (const proto::Output& output : previous_->commands()[writer].end.outputs()) {
       if (previous_->String(output.path()) == state.path) {
