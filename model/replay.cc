@@ -355,14 +355,29 @@ namespace {
 
 // The last command to change each path, and the paths in trace order of
 // their first change: what FinalStates needs from a pass over the ops.
+// The version each written path was left in: the one its writer that ended
+// last saw at its end. Not the writer of the last operation on it: writes
+// through a descriptor make no operation, so a shell's `echo end >&5` after
+// its last `cmd >&5` would be credited to cmd, whose version lacks "end".
+// An end's version is the file as it was then, whoever wrote it.
 class LastWriters {
  public:
+  explicit LastWriters(const TraceModel& model) : model_(model) {}
+
   void Note(const std::string& path, size_t command) {
-    auto [it, inserted] = last_writer_.insert_or_assign(path, command);
-    if (inserted) order_.push_back(it->first);
+    auto [it, inserted] = last_writer_.try_emplace(path, command);
+    if (inserted) {
+      order_.push_back(it->first);
+      return;
+    }
+    const TracedCommand& now = model_.commands()[command];
+    const TracedCommand& before = model_.commands()[it->second];
+    // Killed commands recorded no outputs: any that ended is better.
+    if (!before.ended || (now.ended && now.end_rank >= before.end_rank)) it->second = command;
   }
 
-  std::vector<FinalState> States(const TraceModel& model) const {
+  std::vector<FinalState> States() const {
+    const TraceModel& model = model_;
     std::vector<FinalState> out;
     for (const std::string& path : order_) {
       const TracedCommand& writer = model.commands()[last_writer_.at(path)];
@@ -377,6 +392,7 @@ class LastWriters {
   }
 
  private:
+  const TraceModel& model_;
   absl::flat_hash_map<std::string, size_t> last_writer_;
   std::vector<std::string> order_;
 };
@@ -384,14 +400,14 @@ class LastWriters {
 }  // namespace
 
 std::vector<FinalState> FinalStates(const TraceModel& model, const std::vector<size_t>& commands) {
-  LastWriters last;
+  LastWriters last(model);
   OpPaths paths;
   for (size_t index : OpsOf(model, commands)) {
     const proto::Operation& op = model.ops()[index];
     model.PathsOf(op, &paths);
     for (const std::string& p : paths.written) last.Note(p, model.IndexOf(op.command()));
   }
-  return last.States(model);
+  return last.States();
 }
 
 std::optional<std::string> DiffersFromFinal(const FinalState& state, LiveTree& tree) {
@@ -489,7 +505,7 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
   // compared with the tree.
   const absl::flat_hash_map<size_t, size_t> exec_owner = ExecOwners(model);
   absl::flat_hash_map<std::string, size_t> writer;
-  LastWriters last_writers;  // as FinalStates(model, every command) finds them
+  LastWriters last_writers(model);  // as FinalStates(model, every command) finds them
   // readers[w]: (command, path) pairs that observed what w left there.
   std::vector<std::vector<std::pair<size_t, std::string>>> readers(n);
   OpPaths paths;
@@ -623,7 +639,7 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
   }
 
   if (!plan.commands[root].runs) {
-    for (FinalState& state : last_writers.States(model)) {
+    for (FinalState& state : last_writers.States()) {
       if (std::optional<std::string> why = DiffersFromFinal(state, tree)) {
         plan.restores.push_back(std::move(state));
         plan.restore_reasons.push_back(*std::move(why));

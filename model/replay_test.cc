@@ -497,6 +497,38 @@ TEST_F(ReplayTest, CheckCommandsStopsAtMaxCauses) {
   EXPECT_EQ(Causes(model, {0}).size(), 2u);
 }
 
+// A shell that writes a log through a descriptor (`exec 5>log`) and has a
+// child write to it too (`cat a >&5`) writes again after the child ended
+// (`echo end >&5`). Writes through a descriptor make no operation, so the
+// child has the last operation on log; the version log was left in is the
+// one the shell saw at its end, which ended after the child.
+TEST_F(ReplayTest, FinalVersionIsTheOneTheWriterThatEndedLastSaw) {
+  const uint64_t root = StartRoot();
+  trace_.Write(root, T("log"));
+  WriteFile(T("log"), "start\n");
+  const uint64_t cat = trace_.Start(root, Command({"cat", "a"}));
+  trace_.Write(cat, T("log"));
+  WriteFile(T("log"), "start\na\n");
+  trace_.End(cat);
+  WriteFile(T("log"), "start\na\nend\n");
+  trace_.End(root);
+  const TraceModel model = Load();
+
+  std::vector<FinalState> states = FinalStates(model, {0, 1});
+  ASSERT_EQ(states.size(), 1u);
+  EXPECT_EQ(states[0].path, T("log"));
+  EXPECT_EQ(
+      states[0].version.sha256(),
+      std::string(reinterpret_cast<const char*>(Sha256OfString("start\na\nend\n").data()), 32));
+  // The child alone left the version it saw.
+  std::vector<FinalState> child = FinalStates(model, {1});
+  ASSERT_EQ(child.size(), 1u);
+  EXPECT_EQ(child[0].version.size(), 8u);
+  FileHasher hasher;
+  LiveTree live(&hasher, tree_);
+  EXPECT_TRUE(MakePlan(model, live, {"make"}, tree_, kEnv).UpToDate());
+}
+
 TEST_F(ReplayTest, ChangedProgramIsACauseForTheCommandItStarted) {
   const uint64_t root = StartRoot();
   const uint64_t cc = trace_.Start(root, Command({"cc"}));
