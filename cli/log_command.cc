@@ -201,6 +201,7 @@ void PrintJson(const model::TraceReader& reader, const proto::Record& record, st
           if (!fd.description().empty()) item.String("description", fd.description());
           if (fd.readable()) item.Bool("readable", true);
           if (fd.writable()) item.Bool("writable", true);
+          if (fd.has_size()) item.Number("size", fd.size());
           if (fd.drained()) item.Bool("drained", true);
           if (fd.external()) item.Bool("external", true);
           fds += item.Finish();

@@ -242,6 +242,7 @@ TEST(LogCommandTest, JsonListsTheInheritedDescriptors) {
     out->set_kind(proto::FD_FILE);
     out->set_path((*writer)->Intern("/src/tmp.19791"));
     out->set_writable(true);
+    out->set_size(12);
     proto::InheritedFd* err = start->add_fds();
     err->set_fd(2);
     err->set_kind(proto::FD_TTY);
@@ -256,7 +257,7 @@ TEST(LogCommandTest, JsonListsTheInheritedDescriptors) {
   EXPECT_THAT(result.out,
               HasSubstr(R"("fds":[{"fd":0,"kind":"FD_PIPE","pipe":77,"readable":true,)"
                         R"("drained":true},{"fd":1,"kind":"FD_FILE","path":"/src/tmp.19791",)"
-                        R"("writable":true},{"fd":2,"kind":"FD_TTY","description":"/dev/pts/0",)"
+                        R"("writable":true,"size":12},{"fd":2,"kind":"FD_TTY","description":"/dev/pts/0",)"
                         R"("writable":true,"external":true}]})"));
 }
 

@@ -9,6 +9,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "model/file_errors.h"
 
 namespace dodo::model {
 namespace {
@@ -208,7 +209,8 @@ std::string Rebuilder::ChangedDescriptor(const tracer::ExecRequest& request, siz
 }
 
 std::string Rebuilder::WhyRun(const std::vector<size_t>& group, const tracer::ExecRequest& request,
-                              size_t matched) {
+                              size_t matched,
+                              absl::flat_hash_map<size_t, std::vector<Append>>& appends) {
   const std::vector<std::string> changed = ChangedVariables(previous_->Env(matched), *request.env);
   if (!changed.empty()) return absl::StrCat("environment variable ", changed[0], " changed");
   // A drained pipe was no input (the recorder left it out): the program
@@ -279,19 +281,105 @@ std::string Rebuilder::WhyRun(const std::vector<size_t>& group, const tracer::Ex
   }
   std::vector<std::string> causes = CheckCommands(*previous_, group, *tree_, 1);
   if (!causes.empty()) return causes[0];
+  auto in_store = [&](const proto::Version& v) {
+    Digest digest;
+    if (v.sha256().size() != digest.size()) return false;
+    std::copy(v.sha256().begin(), v.sha256().end(), digest.begin());
+    return store_->Has(digest);
+  };
+  absl::flat_hash_map<std::string, size_t> added_by;
+  for (size_t member : group) {
+    const TracedCommand& command = previous_->commands()[member];
+    if (command.parent != kNoCommand && members.contains(command.parent)) continue;
+    std::vector<Append> added = AppendsOf(member, group);
+    for (const Append& append : added) {
+      auto [it, first] = added_by.try_emplace(append.path, member);
+      if (!first) {
+        return absl::StrCat("'", ShortCommand(previous_->Argv(it->second), 32), "' and '",
+                            ShortCommand(previous_->Argv(member), 32), "' both wrote ",
+                            tree_->Display(append.path), " through descriptors they were given");
+      }
+      if (!in_store(append.version)) {
+        return absl::StrCat(tree_->Display(append.path), " is not in the store");
+      }
+    }
+    if (!added.empty()) appends[member] = std::move(added);
+  }
   for (const FinalState& state : StatesToRestore(group)) {
+    if (added_by.contains(state.path)) continue;
     if (!DiffersFromFinal(state, *tree_).has_value()) continue;
     const proto::Version& v = state.version;
     if (!v.sha256().empty()) {
-      Digest digest;
-      if (v.sha256().size() != digest.size()) return "an output has no usable digest";
-      std::copy(v.sha256().begin(), v.sha256().end(), digest.begin());
-      if (!store_->Has(digest)) {
-        return absl::StrCat(tree_->Display(state.path), " is not in the store");
+      if (!in_store(v)) {
+        return v.sha256().size() == Digest().size()
+                   ? absl::StrCat(tree_->Display(state.path), " is not in the store")
+                   : "an output has no usable digest";
       }
     }
   }
   return "";
+}
+
+std::vector<Rebuilder::Append> Rebuilder::AppendsOf(size_t top,
+                                                    const std::vector<size_t>& group) const {
+  const TracedCommand& command = previous_->commands()[top];
+  std::vector<Append> out;
+  for (const proto::InheritedFd& fd : command.start.fds()) {
+    if (fd.kind() != proto::FD_FILE || !fd.writable() || fd.external() || !fd.has_size()) continue;
+    std::string path(previous_->String(fd.path()));
+    if (path.empty() || previous_external_files_.contains(path)) continue;
+    if (std::any_of(out.begin(), out.end(), [&](const Append& a) { return a.path == path; })) {
+      continue;  // `cmd >&5` has it on 1 and 5: one file, one offset
+    }
+    for (const proto::Output& output : command.end.outputs()) {
+      if (previous_->String(output.path()) != path) continue;
+      const proto::Version& v = output.version();
+      if (!v.absent() && !v.sha256().empty() && v.size() >= fd.size()) {
+        out.push_back(
+            Append{.fd = fd.fd(), .path = std::move(path), .from = fd.size(), .version = v});
+      }
+      break;
+    }
+  }
+  if (out.empty()) return out;
+  // Only files the group changed in no other way: a command that also
+  // truncated, renamed or reopened one left a version that is no addition.
+  OpPaths paths;
+  for (size_t index : OpsOf(*previous_, group)) {
+    const proto::Operation& op = previous_->ops()[index];
+    if (op.kind() == proto::WRITE && op.syscall() == "(inherited)") continue;
+    previous_->PathsOf(op, &paths);
+    for (const std::string& written : paths.written) {
+      std::erase_if(out, [&](const Append& a) { return a.path == written; });
+    }
+    if (out.empty()) break;
+  }
+  return out;
+}
+
+absl::Status Rebuilder::ReplayAppends(const std::vector<Append>& appends,
+                                      const tracer::ExecRequest& request) {
+  for (const Append& append : appends) {
+    const std::string shown = tree_->Display(append.path);
+    std::optional<tracer::FdInfo> now =
+        request.describe_fd ? request.describe_fd(append.fd) : std::nullopt;
+    if (!now.has_value() || now->path != append.path || !now->writable || !request.copy_fd) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(shown, ": descriptor ", append.fd, " is no longer open on it"));
+    }
+    absl::StatusOr<int> copy = request.copy_fd(append.fd);
+    if (!copy.ok()) return copy.status();
+    ScopedFd fd(*copy);
+    Digest digest;
+    std::copy(append.version.sha256().begin(), append.version.sha256().end(), digest.begin());
+    if (absl::Status s = store_->WriteTail(digest, append.from, fd.get(), shown); !s.ok()) return s;
+    ++stats_.files_restored;
+  }
+  if (!appends.empty()) {
+    tree_->Forget();
+    recorder_->NoteTreeChanged();
+  }
+  return absl::OkStatus();
 }
 
 std::vector<FinalState> Rebuilder::StatesToRestore(const std::vector<size_t>& commands) {
@@ -322,8 +410,13 @@ std::vector<FinalState> Rebuilder::StatesToRestore(const std::vector<size_t>& co
   return states;
 }
 
-absl::Status Rebuilder::RestoreOutputs(const std::vector<size_t>& group, bool redo_removals) {
-  return RestoreStates(StatesToRestore(group), redo_removals);
+absl::Status Rebuilder::RestoreOutputs(const std::vector<size_t>& group, bool redo_removals,
+                                       const absl::flat_hash_set<std::string>& leave) {
+  std::vector<FinalState> states = StatesToRestore(group);
+  if (!leave.empty()) {
+    std::erase_if(states, [&](const FinalState& state) { return leave.contains(state.path); });
+  }
+  return RestoreStates(states, redo_removals);
 }
 
 absl::Status Rebuilder::RestoreStates(const std::vector<FinalState>& states, bool redo_removals) {
@@ -512,10 +605,19 @@ std::optional<int> Rebuilder::BeforeExec(const tracer::ExecRequest& request) {
   auto decided = decided_.find(matched);
   if (decided == decided_.end()) {
     const std::vector<size_t> group = Connected(matched, /*with_subtrees=*/true);
-    std::string cause = WhyRun(group, request, matched);
+    absl::flat_hash_map<size_t, std::vector<Append>> appends;
+    std::string cause = WhyRun(group, request, matched, appends);
     bool skip = cause.empty();
+    auto appended = std::make_shared<absl::flat_hash_set<std::string>>();
+    for (const auto& [top, added] : appends) {
+      for (const Append& append : added) appended->insert(append.path);
+    }
     if (skip) {
-      absl::Status restored = RestoreOutputs(group, /*redo_removals=*/true);
+      absl::Status restored = RestoreOutputs(group, /*redo_removals=*/true, *appended);
+      if (restored.ok()) {
+        auto own = appends.find(matched);
+        if (own != appends.end()) restored = ReplayAppends(own->second, request);
+      }
       if (!restored.ok()) {
         if (first_error_.ok()) first_error_ = restored;
         skip = false;
@@ -529,6 +631,13 @@ std::optional<int> Rebuilder::BeforeExec(const tracer::ExecRequest& request) {
     // rerun every compile).
     for (size_t member : skip ? group : Connected(matched, /*with_subtrees=*/false)) {
       decided_[member] = skip;
+      if (skip) {
+        appended_paths_[member] = appended;
+        auto added = appends.find(member);
+        if (added != appends.end() && member != matched) {
+          decided_appends_[member] = std::move(added->second);
+        }
+      }
       if (!skip && options_.explain) {
         group_cause_[member] =
             member == matched
@@ -549,10 +658,15 @@ std::optional<int> Rebuilder::BeforeExec(const tracer::ExecRequest& request) {
     std::sort(own.begin(), own.end());
     // Restored when the group was decided, but its parent may have touched
     // them since (a shell's `> out` truncates before the exec).
-    if (absl::Status restored = RestoreOutputs(own, /*redo_removals=*/true);
-        !restored.ok() && first_error_.ok()) {
-      first_error_ = restored;
+    static const absl::flat_hash_set<std::string> kNone;
+    auto appended = appended_paths_.find(matched);
+    absl::Status restored = RestoreOutputs(
+        own, /*redo_removals=*/true, appended != appended_paths_.end() ? *appended->second : kNone);
+    if (auto added = decided_appends_.find(matched);
+        restored.ok() && added != decided_appends_.end()) {
+      restored = ReplayAppends(added->second, request);
     }
+    if (!restored.ok() && first_error_.ok()) first_error_ = restored;
     CopyRecords(own, parent_id);
     return previous_->commands()[matched].end.exit_code();
   }

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -82,14 +83,36 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   }
 
  private:
+  // What a command added to a file through a descriptor it was given (a
+  // shell's `cmd >&5` or `cmd > out`): the bytes of `version` past `from`.
+  struct Append {
+    int fd = -1;
+    std::string path;
+    uint64_t from = 0;       // the file's size when the command started
+    proto::Version version;  // the file when the command ended
+  };
+  // The files `top`, a command at the top of `group`, changed only by
+  // writing through descriptors it was given, and what it added to each.
+  // Skipping it cannot restore such a file by putting its recorded version
+  // in place: whoever gave the descriptor (a shell that runs `exec 5>log`,
+  // as configure does with config.log) holds the file open and goes on
+  // writing into the one it has, which the restore unlinks. What was
+  // written there before and after would be lost. The skip writes the
+  // added bytes through the descriptor instead, as the command would have.
+  std::vector<Append> AppendsOf(size_t top, const std::vector<size_t>& group) const;
+  // Writes what `appends` added through the descriptors of the process
+  // about to exec.
+  absl::Status ReplayAppends(const std::vector<Append>& appends,
+                             const tracer::ExecRequest& request);
   // `command` and its pipe partners, transitively: the recorded commands
   // that run or are skipped together. With `with_subtrees`, also every
   // command they started and the pipe partners of those: all that a skip of
   // `command` skips.
   std::vector<size_t> Connected(size_t command, bool with_subtrees) const;
   // Empty if `group` can be skipped now; else why not.
+  // Fills `appends` with what the group's top commands added to files.
   std::string WhyRun(const std::vector<size_t>& group, const tracer::ExecRequest& request,
-                     size_t matched);
+                     size_t matched, absl::flat_hash_map<size_t, std::vector<Append>>& appends);
   // The final states `commands` left, less those a later command of the
   // last build replaced without reading them. config.status writes
   // `# dummy` into each missing .deps/x.Plo, which a compile's `mv x.Tpo
@@ -101,7 +124,9 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   // Writes back the outputs of `group` that differ from what it left. With
   // `redo_removals`, also removes again what it removed or renamed away and
   // the tree has now (see the definition).
-  absl::Status RestoreOutputs(const std::vector<size_t>& group, bool redo_removals);
+  // Files in `leave` are left alone (their additions are replayed).
+  absl::Status RestoreOutputs(const std::vector<size_t>& group, bool redo_removals,
+                              const absl::flat_hash_set<std::string>& leave = {});
   // The same for final states already known.
   absl::Status RestoreStates(const std::vector<FinalState>& states, bool redo_removals);
   // Writes the records of `commands` into the new trace, `parent` being the
@@ -143,6 +168,12 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   absl::flat_hash_map<size_t, std::vector<size_t>> partners_;
   // Recorded command -> skipped (true) or run (false), decided for a group.
   absl::flat_hash_map<size_t, bool> decided_;
+  // Skipped top command -> what it added to files, replayed at its exec.
+  absl::flat_hash_map<size_t, std::vector<Append>> decided_appends_;
+  // Skipped command -> the files its group's top commands added to, which
+  // restoring its outputs leaves alone.
+  absl::flat_hash_map<size_t, std::shared_ptr<const absl::flat_hash_set<std::string>>>
+      appended_paths_;
   // Recorded command -> why its group runs (only with `explain`).
   absl::flat_hash_map<size_t, std::string> group_cause_;
   // Thread about to exec -> why it runs (only with `explain`).

@@ -242,6 +242,12 @@ void Recorder::OnExec(const tracer::ExecEvent& event) {
     out->set_writable(fd.writable);
     out->set_description(fd.description);
     out->set_drained(fd.drained);
+    if (fd.kind == FdKind::kFile && fd.writable && !fd.path.empty()) {
+      struct stat st;
+      if (stat(Physical(fd.path).c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+        out->set_size(static_cast<uint64_t>(st.st_size));
+      }
+    }
     if (root) {
       if (fd.kind == FdKind::kPipe) external_pipes_.insert(fd.pipe_id);
       if (!fd.path.empty()) external_files_.insert(fd.path);

@@ -134,6 +134,27 @@ absl::Status Store::Restore(const Digest& digest, uint32_t mode, const std::stri
   return status;
 }
 
+absl::Status Store::WriteTail(const Digest& digest, uint64_t offset, int fd,
+                              const std::string& shown) const {
+  const std::string object = ObjectPath(digest);
+  FdCloser in(open(object.c_str(), O_RDONLY | O_CLOEXEC));
+  if (in.get() < 0) return ErrnoError(errno, "read stored object", object);
+  char buffer[1 << 16];
+  for (off_t at = static_cast<off_t>(offset);;) {
+    const ssize_t got = pread(in.get(), buffer, sizeof(buffer), at);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return ErrnoError(errno, "read stored object", object);
+    if (got == 0) return absl::OkStatus();
+    at += got;
+    for (ssize_t done = 0; done < got;) {
+      const ssize_t put = write(fd, buffer + done, static_cast<size_t>(got - done));
+      if (put < 0 && errno == EINTR) continue;
+      if (put <= 0) return ErrnoError(put < 0 ? errno : EIO, "write to", shown);
+      done += put;
+    }
+  }
+}
+
 namespace {
 
 std::optional<uint8_t> HexValue(char c) {

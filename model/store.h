@@ -42,6 +42,11 @@ class Store {
   // copy is made beside `path` and renamed over it: a reader sees the old
   // file or the new one, never a part. Missing parent directories are made.
   absl::Status Restore(const Digest& digest, uint32_t mode, const std::string& path) const;
+  // Writes the bytes of object `digest` from `offset` on to `fd`, as a
+  // program writing them would: at the descriptor's offset, or at the end
+  // if it appends. Errors name `shown`, the file behind `fd`.
+  absl::Status WriteTail(const Digest& digest, uint64_t offset, int fd,
+                         const std::string& shown) const;
 
   // An object as found below objects/.
   struct Object {

@@ -273,6 +273,25 @@ TEST(BuildScenariosTest, PipelineWritingAFileThatIsGoneReruns) {
   }
 }
 
+// A shell that keeps a log open (`exec 5>log.txt`, as configure keeps
+// config.log) and has commands write to it (`cat a.txt >&5`). A skipped
+// command's version of log.txt cannot be put in its place: the shell goes on
+// writing into the file it holds, now unlinked, so what it and the later
+// commands wrote was lost (log.txt ended after "a", and `why` found nothing
+// to do). The skip writes what the command added through the descriptor
+// instead, so the cats of a, c and d are skipped all the same.
+TEST(BuildScenariosTest, CommandAddingToAFileItWasGivenIsSkippedByAddingTheSameBytes) {
+  ScenarioResult result = RunScenario({
+      .project = "shared_log",
+      .edit = [](const Project& p) { p.Write("b.txt", "other b\n"); },
+      .expected_rerun = Labels({{"root", "cat"}}),
+      .outputs = {"log.txt", "b.out", "d.out"},
+  });
+  EXPECT_EQ(result.incremental.Read("log.txt"), "start\na\nc\nend\n");
+  EXPECT_EQ(result.incremental.Read("b.out"), "other b\n");
+  EXPECT_EQ(result.incremental.Read("d.out"), "d\n");
+}
+
 // A skipped configure restores only what no later command replaced: its
 // dummy dep.d, which make's `mv dep.tmp dep.d` replaced, would hide the real
 // one from make, which finds out.txt up to date and does not run again.

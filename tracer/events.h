@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+
 namespace dodo::tracer {
 
 // What a traced system call does to the file system, as far as dependencies
@@ -151,6 +153,9 @@ struct ExecRequest {
   // What descriptor `fd` will be in the new program, `drained` included;
   // nothing if the exec closes it. Looked up on demand: most execs never ask.
   std::function<std::optional<FdInfo>(int fd)> describe_fd = {};
+  // A descriptor of the caller's own on the open file behind `fd` (sharing
+  // its offset), which the caller closes; an error if there is none.
+  std::function<absl::StatusOr<int>(int fd)> copy_fd = {};
 };
 
 // Decides, before the kernel runs an exec, whether it runs at all. A build

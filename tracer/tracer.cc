@@ -786,19 +786,21 @@ bool Tracer::HandleSyscall(Tracee& t, const SyscallRow& row, const uint64_t* arg
       t.exec_argv = argv.ok() ? *std::move(argv) : std::vector<std::string>();
       t.exec_env = env.ok() ? *std::move(env) : std::vector<std::string>();
       if (gate_ != nullptr && argv.ok() && env.ok()) {
-        ExecRequest request{.pid = t.tid,
-                            .tgid = t.tgid,
-                            .path = &t.exec_path,
-                            .argv = &t.exec_argv,
-                            .env = &t.exec_env,
-                            .cwd = *t.cwd,
-                            .describe_fd = [this, tgid = t.tgid](int fd) {
-                              std::optional<FdInfo> info = ProcFdInfo(tgid, fd);
-                              if (!info.has_value() || info->cloexec)
-                                return std::optional<FdInfo>();
-                              ProbeDrained(tgid, *info);
-                              return info;
-                            }};
+        ExecRequest request{
+            .pid = t.tid,
+            .tgid = t.tgid,
+            .path = &t.exec_path,
+            .argv = &t.exec_argv,
+            .env = &t.exec_env,
+            .cwd = *t.cwd,
+            .describe_fd =
+                [this, tgid = t.tgid](int fd) {
+                  std::optional<FdInfo> info = ProcFdInfo(tgid, fd);
+                  if (!info.has_value() || info->cloexec) return std::optional<FdInfo>();
+                  ProbeDrained(tgid, *info);
+                  return info;
+                },
+            .copy_fd = [tgid = t.tgid](int fd) { return CopyFdFromProcess(tgid, fd); }};
         std::optional<int> status = gate_->BeforeExec(request);
         if (status.has_value() && ReplaceWithExit(t, *status)) {
           ++stats_.execs_skipped;
