@@ -483,7 +483,7 @@ absl::Status Rebuilder::RestoreStates(const std::vector<FinalState>& states, boo
   return absl::OkStatus();
 }
 
-void Rebuilder::CopyRecords(const std::vector<size_t>& commands, uint64_t parent) {
+void Rebuilder::CopyRecords(const std::vector<size_t>& commands, uint64_t parent, bool relist) {
   TraceWriter* writer = recorder_->writer();
   // The copied operations change paths as far as replay is concerned.
   recorder_->NoteTreeChanged();
@@ -568,6 +568,22 @@ void Rebuilder::CopyRecords(const std::vector<size_t>& commands, uint64_t parent
     // submessages instead of freeing and allocating them per record.
     proto::Operation* op = record.mutable_operation();
     *op = previous_->ops()[index];
+    if (relist && op->kind() == proto::LIST && op->error() == 0) {
+      // The skip check compared the listing leaving out names the last
+      // build wrote later (configure's checks run before config.status
+      // writes config.h). This build may not write them again (config.status
+      // leaves an unchanged config.h alone), and then the old listing, which
+      // lacks them, would differ from the tree at the next replay for good.
+      // What the command would list now is what it is taken to have seen.
+      absl::StatusOr<std::vector<std::string>> names = ListNames(previous_->Path(op->ref()));
+      if (names.ok()) {
+        const Digest listing = HashNames(*names);
+        op->mutable_version()->set_listing_sha256(listing.data(), listing.size());
+        std::string* joined = op->mutable_version()->mutable_listing_names();
+        joined->clear();
+        for (const std::string& name : *names) joined->append(name).push_back('\0');
+      }
+    }
     op->set_command(mapped(op->command()));
     intern.Op(op);
     (void)writer->Write(record);
@@ -650,7 +666,7 @@ std::optional<int> Rebuilder::BeforeExec(const tracer::ExecRequest& request) {
       // Copy the matched command's records now, its partners' when they exec.
       std::vector<size_t> own = previous_->Subtree(matched);
       std::sort(own.begin(), own.end());
-      CopyRecords(own, parent_id);
+      CopyRecords(own, parent_id, /*relist=*/true);
       return previous_->commands()[matched].end.exit_code();
     }
   } else if (decided->second) {
@@ -667,7 +683,7 @@ std::optional<int> Rebuilder::BeforeExec(const tracer::ExecRequest& request) {
       restored = ReplayAppends(added->second, request);
     }
     if (!restored.ok() && first_error_.ok()) first_error_ = restored;
-    CopyRecords(own, parent_id);
+    CopyRecords(own, parent_id, /*relist=*/true);
     return previous_->commands()[matched].end.exit_code();
   }
   pending_[request.pid] = matched;
@@ -703,7 +719,7 @@ absl::StatusOr<int> Rebuilder::SkipEverything(const Plan& plan) {
   if (absl::Status s = RestoreStates(plan.restores, /*redo_removals=*/false); !s.ok()) return s;
   std::vector<size_t> all(previous_->commands().size());
   for (size_t c = 0; c < all.size(); ++c) all[c] = c;
-  CopyRecords(all, 0);
+  CopyRecords(all, 0, /*relist=*/false);
   return previous_->commands()[previous_->root()].end.exit_code();
 }
 

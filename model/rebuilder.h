@@ -131,7 +131,9 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   absl::Status RestoreStates(const std::vector<FinalState>& states, bool redo_removals);
   // Writes the records of `commands` into the new trace, `parent` being the
   // new id of the command that started the first of them.
-  void CopyRecords(const std::vector<size_t>& commands, uint64_t parent);
+  // With `relist`, directory listings are copied as the tree lists them now
+  // (see the definition).
+  void CopyRecords(const std::vector<size_t>& commands, uint64_t parent, bool relist);
   void Progress(const char* verb, const std::vector<std::string>& argv);
   // Empty if the process about to exec `matched` holds the same files of
   // the build on its descriptors as the recorded command did; else the
