@@ -254,11 +254,12 @@ TEST(LogCommandTest, JsonListsTheInheritedDescriptors) {
   }
   Result result = RunLogFor(Options(path, true));
   EXPECT_EQ(result.status, 0) << result.err;
-  EXPECT_THAT(result.out,
-              HasSubstr(R"("fds":[{"fd":0,"kind":"FD_PIPE","pipe":77,"readable":true,)"
-                        R"("drained":true},{"fd":1,"kind":"FD_FILE","path":"/src/tmp.19791",)"
-                        R"("writable":true,"size":12},{"fd":2,"kind":"FD_TTY","description":"/dev/pts/0",)"
-                        R"("writable":true,"external":true}]})"));
+  EXPECT_THAT(
+      result.out,
+      HasSubstr(R"("fds":[{"fd":0,"kind":"FD_PIPE","pipe":77,"readable":true,)"
+                R"("drained":true},{"fd":1,"kind":"FD_FILE","path":"/src/tmp.19791",)"
+                R"("writable":true,"size":12},{"fd":2,"kind":"FD_TTY","description":"/dev/pts/0",)"
+                R"("writable":true,"external":true}]})"));
 }
 
 TEST(LogCommandTest, TruncatedTracePrintsEverythingThenWarns) {
