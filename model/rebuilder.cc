@@ -576,13 +576,7 @@ void Rebuilder::CopyRecords(const std::vector<size_t>& commands, uint64_t parent
       // lacks them, would differ from the tree at the next replay for good.
       // What the command would list now is what it is taken to have seen.
       absl::StatusOr<std::vector<std::string>> names = ListNames(previous_->Path(op->ref()));
-      if (names.ok()) {
-        const Digest listing = HashNames(*names);
-        op->mutable_version()->set_listing_sha256(listing.data(), listing.size());
-        std::string* joined = op->mutable_version()->mutable_listing_names();
-        joined->clear();
-        for (const std::string& name : *names) joined->append(name).push_back('\0');
-      }
+      if (names.ok()) SetListing(*names, op->mutable_version());
     }
     op->set_command(mapped(op->command()));
     intern.Op(op);

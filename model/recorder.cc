@@ -10,6 +10,15 @@
 #include <utility>
 
 namespace dodo::model {
+
+void SetListing(const std::vector<std::string>& names, proto::Version* version) {
+  const Digest listing = HashNames(names);
+  version->set_listing_sha256(listing.data(), listing.size());
+  std::string* joined = version->mutable_listing_names();
+  joined->clear();
+  for (const std::string& name : names) joined->append(name).push_back('\0');
+}
+
 namespace {
 
 using tracer::Effect;
@@ -509,12 +518,7 @@ void Recorder::OnPathChange(const tracer::SyscallEvent& event, uint64_t command)
     case Effect::kList: {
       op.set_kind(proto::LIST);
       absl::StatusOr<std::vector<std::string>> names = ListNames(path);
-      if (names.ok()) {
-        const Digest listing = HashNames(*names);
-        op.mutable_version()->set_listing_sha256(listing.data(), listing.size());
-        std::string* joined = op.mutable_version()->mutable_listing_names();
-        for (const std::string& name : *names) joined->append(name).push_back('\0');
-      }
+      if (names.ok()) SetListing(*names, op.mutable_version());
       break;
     }
     case Effect::kChdir:

@@ -21,6 +21,10 @@
 
 namespace dodo::model {
 
+// Records what a LIST operation saw: the names (sorted, as ListNames gives
+// them) and their digest.
+void SetListing(const std::vector<std::string>& names, proto::Version* version);
+
 struct RecorderStats {
   uint64_t operations = 0;
   // Observations left out as repeats (see Recorder::set_keep_repeats).
