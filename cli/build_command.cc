@@ -125,6 +125,15 @@ void Summary(const model::RebuildStats& stats, absl::Time start) {
   std::fflush(stdout);
 }
 
+// The hash cache only saves time later: a cache that cannot be written is
+// no error. One that gained nothing is left as it is.
+void SaveHashes(const model::FileHasher& hasher, const model::Store& store) {
+  if (!hasher.cache_changed()) return;
+  if (absl::Status saved = hasher.SaveCache(store.hashes_path()); !saved.ok()) {
+    std::cerr << "dodo build: warning: " << saved.message() << "\n";
+  }
+}
+
 // The first no-op after a build that ran commands would load and replay the
 // whole trace: 0.15 s for lua's, fifteen times make's no-op. A dodo of its
 // own does that now, detached (its own session, /dev/null for output, no
@@ -229,6 +238,31 @@ int RunBuild(const BuildOptions& options) {
     }
   }
 
+  // Planned before anything is staged, so the tree is the one on disk.
+  model::Plan plan;
+  std::optional<model::UpToDateStamp> stamp;
+  if (previous.has_value()) {
+    const int64_t plan_start = absl::ToUnixNanos(absl::Now());
+    plan = model::MakePlan(*previous, tree, argv, cwd, root.env);
+    if (plan.UpToDate()) {
+      const int exit_status = previous->commands()[previous->root()].end.exit_code();
+      stamp = model::UpToDateStamp::FromPlan(tree, (*store)->dir() + "/", root,
+                                             previous->commands().size(), exit_status, plan_start);
+      if (!options.show_skipped) {
+        // Nothing to run, restore or relist: a new trace would say what the
+        // last one says, so it stays, and neither the trace nor the manifest
+        // is written (or synced) again. --show-skipped takes the long way,
+        // which lists each command as it copies it.
+        SaveHashes(hasher, **store);
+        if (stamp.has_value() && exit_status == 0) {
+          (void)stamp->Write((*store)->stamp_path(), (*store)->trace_path());
+        }
+        Summary({.skipped = previous->commands().size()}, start);
+        return exit_status;
+      }
+    }
+  }
+
   proto::Header header;
   header.set_tool_version(DODO_VERSION);
   for (const std::string& arg : argv) header.add_root_argv(arg);
@@ -264,17 +298,8 @@ int RunBuild(const BuildOptions& options) {
 
   int status = 0;
   bool ran = true;
-  model::Plan plan;
-  std::optional<model::UpToDateStamp> stamp;
   if (previous.has_value()) {
-    const int64_t plan_start = absl::ToUnixNanos(absl::Now());
-    plan = model::MakePlan(*previous, tree, argv, cwd, root.env);
     rebuilder.set_plan(&plan);
-    if (plan.UpToDate()) {
-      stamp = model::UpToDateStamp::FromPlan(
-          tree, (*store)->dir() + "/", root, previous->commands().size(),
-          previous->commands()[previous->root()].end.exit_code(), plan_start);
-    }
     if (!plan.root_changed && !plan.commands[previous->root()].runs) {
       absl::StatusOr<int> skipped = rebuilder.SkipEverything(plan);
       if (skipped.ok()) {
@@ -317,9 +342,7 @@ int RunBuild(const BuildOptions& options) {
     std::cerr << "dodo build: warning: " << rebuilder.first_error().message()
               << " (the command ran instead)\n";
   }
-  if (absl::Status saved = hasher.SaveCache((*store)->hashes_path()); !saved.ok()) {
-    std::cerr << "dodo build: warning: " << saved.message() << "\n";
-  }
+  SaveHashes(hasher, **store);
   if (stamp.has_value() && !ran && status == 0) {
     // Only saves time later: a stamp that cannot be written is no error.
     (void)stamp->Write((*store)->stamp_path(), (*store)->trace_path());

@@ -166,6 +166,7 @@ absl::StatusOr<FileVersion> FileHasher::HashAndCopy(const std::string& path, int
                         validators.mtime_ns};
     cache_.insert_or_assign(std::make_pair(before.st_dev, before.st_ino),
                             CachedVersion{validators, version});
+    cache_changed_ = true;
     return version;
   }
   return absl::AbortedError(

@@ -63,6 +63,9 @@ class FileHasher {
   // ignores a missing or damaged file; saving replaces it atomically.
   absl::Status SaveCache(const std::string& path) const;
   void LoadCache(const std::string& path);
+  // Whether a file was hashed since LoadCache, so that the cache on disk is
+  // behind (a run that found every file in the cache need not save it).
+  bool cache_changed() const { return cache_changed_; }
 
   // SHA-256 of the sorted entry names of a directory (excluding "." and
   // ".."), each name followed by '\0'. Names sort bytewise. Not cached.
@@ -88,6 +91,7 @@ class FileHasher {
   absl::flat_hash_map<std::pair<dev_t, ino_t>, CachedVersion> cache_;
   std::vector<uint8_t> buffer_;  // read buffer, allocated on first use
   size_t files_read_ = 0;
+  bool cache_changed_ = false;
 };
 
 }  // namespace dodo::model

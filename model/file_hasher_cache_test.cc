@@ -57,6 +57,28 @@ TEST_F(FileHasherCacheTest, UnchangedFileIsNotReadAgainAfterLoadingTheCache) {
   EXPECT_EQ(ReadsWithLoadedCache(scratch_.P("f"), "hello"), 0u);
 }
 
+// dodo build saves the cache only when it is behind: a run that found every
+// file in the loaded cache has nothing to add; hashing a new or changed file
+// has.
+TEST_F(FileHasherCacheTest, CacheChangesOnlyWhenAFileIsHashed) {
+  WriteFile(scratch_.P("f"), "hello");
+  WriteFile(scratch_.P("g"), "other");
+  HashAndSave(scratch_.P("f"));
+  FileHasher hasher;
+  hasher.LoadCache(CachePath());
+  EXPECT_FALSE(hasher.cache_changed());
+  ASSERT_TRUE(hasher.HashFile(scratch_.P("f")).ok());
+  EXPECT_FALSE(hasher.cache_changed()) << "a cache hit changed the cache";
+  ASSERT_TRUE(hasher.HashFile(scratch_.P("g")).ok());
+  EXPECT_TRUE(hasher.cache_changed());
+
+  FileHasher again;
+  again.LoadCache(CachePath());
+  WriteFile(scratch_.P("f"), "hello, longer");
+  ASSERT_TRUE(again.HashFile(scratch_.P("f")).ok());
+  EXPECT_TRUE(again.cache_changed()) << "a changed file did not change the cache";
+}
+
 TEST_F(FileHasherCacheTest, LoadedVersionKeepsModeAndMtime) {
   WriteFile(scratch_.P("f"), "hello", 0750);
   FileHasher first;

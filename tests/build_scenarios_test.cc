@@ -9,6 +9,7 @@
 // that links prog with its collect2 and ld.
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <map>
@@ -544,17 +545,60 @@ TEST(BuildScenariosTest, UpToDateStampAnswersNoOpsUntilAnythingChanges) {
   EXPECT_EQ(project.RunProgram("prog"), "14\n");
 }
 
-// A no-op that plans (no stamp yet) skips the whole build at once and copies
-// the last build into the new trace: every command, marked restored, with
-// the same place in the tree of commands, and every operation in the same
-// order with the same paths and results.
-TEST(BuildScenariosTest, NoOpThatPlansCopiesEveryCommandAndOperation) {
+// A no-op that plans (no stamp yet) and finds nothing to run, restore or
+// relist keeps the last build's trace, manifest and hash cache as they are:
+// same inodes, same bytes, nothing rewritten or synced.
+TEST(BuildScenariosTest, NoOpThatPlansLeavesTheStoreFilesAsTheyWere) {
   Project project = Project::Copy("c_build");
   BuildRun first = project.Build({"--no-background-plan"});
   ASSERT_EQ(first.run.exit_status, 0) << first.run.err;
+  std::map<std::string, struct stat> before;
+  for (const char* file : {".dodo/trace", ".dodo/manifest", ".dodo/hashes"}) {
+    ASSERT_EQ(stat(project.Path(file).c_str(), &before[file]), 0) << file;
+  }
+  const std::optional<std::string> trace_bytes = project.Read(".dodo/trace");
+  ASSERT_TRUE(trace_bytes.has_value());
+
+  BuildRun noop = project.Build({"--no-background-plan"});
+  ASSERT_EQ(noop.run.exit_status, 0) << noop.run.err;
+  EXPECT_NE(noop.run.out.find("dodo: 0 run, " + std::to_string(first.trace.commands.size()) +
+                              " skipped, 0 restored"),
+            std::string::npos)
+      << noop.run.out;
+  EXPECT_TRUE(noop.trace_kept);
+  for (const auto& [file, was] : before) {
+    struct stat now;
+    ASSERT_EQ(stat(project.Path(file).c_str(), &now), 0) << file;
+    EXPECT_EQ(now.st_ino, was.st_ino) << file << " was replaced";
+    EXPECT_EQ(now.st_mtim.tv_nsec, was.st_mtim.tv_nsec) << file << " was rewritten";
+    EXPECT_EQ(now.st_mtim.tv_sec, was.st_mtim.tv_sec) << file << " was rewritten";
+  }
+  EXPECT_EQ(project.Read(".dodo/trace"), trace_bytes);
+  EXPECT_EQ(project.WhyQuiet(), 0);
+  EXPECT_EQ(project.RunProgram("prog"), "41\n");
+
+  // The same holds for the next edit: it is planned from the kept trace.
+  project.Replace("a.c", "return 41;", "return 14;");
+  BuildRun edited = project.Build({"--no-background-plan"});
+  ASSERT_EQ(edited.run.exit_status, 0) << edited.run.err;
+  EXPECT_EQ(RanLabels(edited.trace), Labels({{"root"}, Compile("a.c"), Link("prog")}));
+  EXPECT_EQ(project.RunProgram("prog"), "14\n");
+}
+
+// A no-op that must restore an output (deleted by hand) skips the whole
+// build at once and copies the last build into the new trace: every
+// command, marked restored, with the same place in the tree of commands,
+// and every operation in the same order with the same paths and results.
+TEST(BuildScenariosTest, WholeBuildSkipCopiesEveryCommandAndOperation) {
+  Project project = Project::Copy("c_build");
+  BuildRun first = project.Build({"--no-background-plan"});
+  ASSERT_EQ(first.run.exit_status, 0) << first.run.err;
+  ASSERT_EQ(unlink(project.Path("prog").c_str()), 0);
   BuildRun noop = project.Build({"--no-background-plan"});
   ASSERT_EQ(noop.run.exit_status, 0) << noop.run.err;
   EXPECT_NE(noop.run.out.find("dodo: 0 run, "), std::string::npos) << noop.run.out;
+  EXPECT_FALSE(noop.trace_kept);
+  EXPECT_EQ(project.RunProgram("prog"), "41\n");
 
   ASSERT_EQ(noop.trace.commands.size(), first.trace.commands.size());
   std::map<uint64_t, uint64_t> new_id;  // first build's id -> the copy's
@@ -584,13 +628,16 @@ TEST(BuildScenariosTest, NoOpThatPlansCopiesEveryCommandAndOperation) {
   EXPECT_EQ(project.WhyQuiet(), 0);
 }
 
-// The copy keeps the order in which the build made prog and then ran it: on
+// The copy of a whole-build skip keeps the order in which the build made
+// prog and then ran it: on
 // the next edit, the run of prog depends on the new prog and reruns.
 TEST(BuildScenariosTest, ProgramTheBuildMadeAndRanRerunsAfterANoOpThatPlanned) {
   Project project = Project::Copy("c_build");
   project.Append("Dodofile", "./prog > out.txt\n");
   ASSERT_EQ(project.Build({"--no-background-plan"}).run.exit_status, 0);
   EXPECT_EQ(project.Read("out.txt"), "41\n");
+  // Deleted, so that the no-op restores it and copies the trace.
+  ASSERT_EQ(unlink(project.Path("out.txt").c_str()), 0);
   BuildRun noop = project.Build({"--no-background-plan"});
   ASSERT_EQ(noop.run.exit_status, 0) << noop.run.err;
   EXPECT_EQ(RanLabels(noop.trace), kNothing);

@@ -112,13 +112,27 @@ BuildRun Project::Build(const std::vector<std::string>& args, const Env& env) co
   argv.push_back("build");
   argv.insert(argv.end(), args.begin(), args.end());
   BuildRun build;
-  build.run = RunCommand(argv, dir_);
   const std::string trace = Path(".dodo/trace");
-  if (access(trace.c_str(), F_OK) != 0) {
+  struct stat before;
+  const bool had_trace = stat(trace.c_str(), &before) == 0;
+  build.run = RunCommand(argv, dir_);
+  struct stat after;
+  if (stat(trace.c_str(), &after) != 0) {
     ADD_FAILURE() << "`dodo build` left no " << trace << "\n" << Explain(build);
     return build;
   }
   build.trace = LoadTrace(trace);
+  build.trace_kept = had_trace && after.st_ino == before.st_ino &&
+                     after.st_mtim.tv_sec == before.st_mtim.tv_sec &&
+                     after.st_mtim.tv_nsec == before.st_mtim.tv_nsec;
+  if (build.trace_kept) {
+    // A build that found everything up to date keeps the last trace, whose
+    // commands ran in an earlier build: in this one, none did.
+    EXPECT_NE(build.run.out.find("dodo: 0 run, "), std::string::npos)
+        << "the trace was kept, yet commands ran\n"
+        << Explain(build);
+    for (TracedCommand& command : build.trace.commands) command.restored = true;
+  }
   return build;
 }
 

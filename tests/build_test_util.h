@@ -24,7 +24,10 @@ using Env = std::vector<std::string>;
 // One `dodo build`: how dodo exited and the .dodo/trace it left behind.
 struct BuildRun {
   RunResult run;
+  // The trace the build left. When it kept the last one (it ran nothing and
+  // restored nothing), every command in it is marked restored here.
   LoadedTrace trace;
+  bool trace_kept = false;
 };
 
 // A scratch copy of a project. The edit methods fail the current test (without
