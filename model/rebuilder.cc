@@ -1,5 +1,6 @@
 #include "model/rebuilder.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -416,10 +417,18 @@ absl::Status Rebuilder::RestoreOutputs(const std::vector<size_t>& group, bool re
   if (!leave.empty()) {
     std::erase_if(states, [&](const FinalState& state) { return leave.contains(state.path); });
   }
-  return RestoreStates(states, redo_removals);
+  // Files whose times the group set itself (`touch -t`, `cp -p`): running it
+  // again would set the same times, not the time of the run.
+  absl::flat_hash_set<std::string> times_set;
+  for (size_t index : OpsOf(*previous_, group)) {
+    const proto::Operation& op = previous_->ops()[index];
+    if (op.kind() == proto::UTIMES && op.error() == 0) times_set.insert(previous_->Path(op.ref()));
+  }
+  return RestoreStates(states, redo_removals, &times_set);
 }
 
-absl::Status Rebuilder::RestoreStates(const std::vector<FinalState>& states, bool redo_removals) {
+absl::Status Rebuilder::RestoreStates(const std::vector<FinalState>& states, bool redo_removals,
+                                      const absl::flat_hash_set<std::string>* times_set) {
   tree_->Forget();
   recorder_->NoteTreeChanged();
   // Directories to remove again, once what was in them is gone.
@@ -451,8 +460,19 @@ absl::Status Rebuilder::RestoreStates(const std::vector<FinalState>& states, boo
       if (!removed.ok()) return removed;
       continue;
     }
-    if (!DiffersFromFinal(state, *tree_).has_value()) continue;
     const proto::Version& v = state.version;
+    const bool own_times = times_set != nullptr && times_set->contains(state.path);
+    if (!DiffersFromFinal(state, *tree_).has_value()) {
+      // The file is there already, but as it was written last time. A
+      // command that ran would have written it now, and make decides by
+      // that: zlib's rule that links the moved PIC objects also removes
+      // their scratch directory, and runs only if they look newer.
+      if (times_set != nullptr && !own_times && !v.sha256().empty()) {
+        const struct timespec now[2] = {{0, UTIME_OMIT}, {0, UTIME_NOW}};
+        utimensat(AT_FDCWD, tree_->Physical(state.path).c_str(), now, AT_SYMLINK_NOFOLLOW);
+      }
+      continue;
+    }
     absl::Status status;
     if (!v.sha256().empty()) {
       Digest digest;
@@ -460,6 +480,11 @@ absl::Status Rebuilder::RestoreStates(const std::vector<FinalState>& states, boo
       // A path the build has staged is restored into its staged file, which
       // reaches the tree when it is committed.
       status = store_->Restore(digest, v.mode(), tree_->Physical(state.path));
+      if (status.ok() && own_times && v.mtime_ns() > 0) {
+        const struct timespec times[2] = {{0, UTIME_OMIT},
+                                          {v.mtime_ns() / 1000000000, v.mtime_ns() % 1000000000}};
+        utimensat(AT_FDCWD, tree_->Physical(state.path).c_str(), times, AT_SYMLINK_NOFOLLOW);
+      }
     } else if (S_ISLNK(v.mode())) {
       status = MakeParentDirs(state.path);
       const std::string temp = state.path + ".dodo-link";

@@ -127,8 +127,12 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   // Files in `leave` are left alone (their additions are replayed).
   absl::Status RestoreOutputs(const std::vector<size_t>& group, bool redo_removals,
                               const absl::flat_hash_set<std::string>& leave = {});
-  // The same for final states already known.
-  absl::Status RestoreStates(const std::vector<FinalState>& states, bool redo_removals);
+  // The same for final states already known. With `times_set`, the group
+  // is skipped while the build runs: a file already there gets the time of
+  // now, as if written again, unless it is in `times_set` (the group set
+  // its times itself).
+  absl::Status RestoreStates(const std::vector<FinalState>& states, bool redo_removals,
+                             const absl::flat_hash_set<std::string>* times_set = nullptr);
   // Writes the records of `commands` into the new trace, `parent` being the
   // new id of the command that started the first of them.
   // With `relist`, directory listings are copied as the tree lists them now

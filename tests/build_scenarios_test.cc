@@ -324,6 +324,24 @@ TEST(BuildScenariosTest, SkippedConfigureLeavesTheFileMakeReplaced) {
   EXPECT_EQ(result.incremental.Read("dep.d"), "out.txt: in.txt\n");
 }
 
+// A skipped command leaves its outputs as running it would: written now.
+// grep reruns after a comment-only edit and writes the same objs/src.o;
+// the skipped mv must leave obj.lo newer than lib.out, or make would not
+// run the rule that removes objs/ (zlib's PIC objects go through objs/ so,
+// and a sweep of zlib found it left behind).
+TEST(BuildScenariosTest, SkippedCommandsOutputsLookJustWritten) {
+  ScenarioResult result = RunScenario({
+      .project = "skipped_move",
+      .edit = [](const Project& p) { p.Append("src.txt", "# a comment\n"); },
+      .expected_rerun = Labels({{"root", "make", "sh", "grep"}}),
+      .outputs = {"obj.lo", "lib.out"},
+  });
+  EXPECT_EQ(result.incremental.Read("lib.out"), "alpha\nbeta\n");
+  EXPECT_FALSE(std::filesystem::exists(result.incremental.Path("objs"))) << "objs/ was left behind";
+  EXPECT_FALSE(std::filesystem::exists(result.clean.Path("objs")));
+  EXPECT_EQ(result.incremental.WhyQuiet(), 0);
+}
+
 TEST(BuildScenariosTest, PipeSkippedTogetherWhenTheRootReruns) {
   RunScenario({
       .project = "pipe",
