@@ -402,6 +402,15 @@ std::vector<FinalState> Rebuilder::StatesToRestore(const std::vector<size_t>& co
     if (!replaced) return false;
     for (const proto::Output& output : previous_->commands()[writer].end.outputs()) {
       if (previous_->String(output.path()) == state.path) {
+        // Only if the tree holds that later version now. A command that
+        // reran may have removed it since: libtool's link runs `rm -fr
+        // .libs/liblzma.a`, then `ar cr` (skipped here), then `ranlib`,
+        // which renames its copy onto the archive. Left alone, the archive
+        // would be missing for ranlib.
+        if (DiffersFromFinal(FinalState{state.path, output.version()}, *tree_).has_value()) {
+          kept_later_.erase(state.path);
+          return false;
+        }
         kept_later_[state.path] = output.version();
         return true;
       }
