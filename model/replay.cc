@@ -29,7 +29,19 @@ bool SameDigest(const std::string& recorded, const Digest& now) {
   return recorded.size() == now.size() && std::memcmp(recorded.data(), now.data(), now.size()) == 0;
 }
 
-bool ExpectAbsent(int error) { return error == ENOENT || error == ENOTDIR; }
+// ENOTDIR with every name found: the last one was there but is not a
+// directory (an O_DIRECTORY open of a file, as `mv a b` probes b, or a
+// trailing slash). With a name left over, a non-directory stood in the way
+// of that name, which is as absent as an ENOENT leaves it.
+bool FoundNonDirectory(const proto::Operation& op) {
+  const proto::Ref& ref = op.ref();
+  return op.error() == ENOTDIR && !ref.is_fd() && ref.components_size() > 0 &&
+         ref.found() == static_cast<uint32_t>(ref.components_size());
+}
+
+bool ExpectAbsent(const proto::Operation& op) {
+  return op.error() == ENOENT || (op.error() == ENOTDIR && !FoundNonDirectory(op));
+}
 
 // /proc/self, /proc/thread-self and /proc/PID describe the process that
 // looks (glibc reads /proc/self/maps for pthread_getattr_np): a new run is a
@@ -107,8 +119,14 @@ std::string LiveTree::Check(const TraceModel& model, const proto::Operation& op,
   auto shown = [&] { return Display(path); };
   // Existence: the lookup found the name, or failed to.
   auto existence = [&]() -> std::string {
+    // The same ENOTDIR needs a non-directory there now.
+    if (FoundNonDirectory(op)) {
+      if (!exists) return absl::StrCat(shown(), " was removed");
+      if (S_ISDIR(now.lstat.mode)) return absl::StrCat(shown(), " is now a directory");
+      return "";
+    }
     if (op.error() == 0 && !exists) return absl::StrCat(shown(), " was removed");
-    if (ExpectAbsent(op.error()) && exists) return absl::StrCat("new file ", shown());
+    if (ExpectAbsent(op) && exists) return absl::StrCat("new file ", shown());
     return "";
   };
   auto content = [&](std::string_view what) -> std::string {
@@ -531,7 +549,7 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
                                : !made_by_build && model.FirstWrite(paths.observed) == kNever;
       if (compare) {
         if (std::string cause = tree.Check(model, op, paths.observed); !cause.empty()) {
-          if (ExpectAbsent(op.error())) cause += Shadows(model, c, index, paths.observed, tree);
+          if (ExpectAbsent(op)) cause += Shadows(model, c, index, paths.observed, tree);
           add_cause(c, std::move(cause));
         }
       }

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <set>
 #include <string>
 #include <vector>
@@ -158,6 +159,58 @@ TEST_F(ReplayTest, LookupThatFailedAndNowFindsAFileIsACause) {
   WriteFile(T("config.h"), "#define X 1");
 
   EXPECT_THAT(Causes(model, {0}), ElementsAre("new file config.h"));
+}
+
+// `mv a b` opens b with O_DIRECTORY: ENOTDIR says b is there, as a file.
+proto::Operation DirectoryProbe(TraceBuilder& trace, uint64_t command, const std::string& path) {
+  proto::Operation op = trace.Observe(command, proto::GET, path);
+  op.set_error(ENOTDIR);
+  return op;
+}
+
+TEST_F(ReplayTest, FileFoundWhereADirectoryWasAskedForIsNoCauseWhileItIsAFile) {
+  WriteFile(T("lib.a"), "old");
+  const uint64_t root = StartRoot();
+  trace_.Add(DirectoryProbe(trace_, root, T("lib.a")));
+  trace_.End(root);
+  TraceModel model = Load();
+
+  WriteFile(T("lib.a"), "new contents");
+
+  EXPECT_THAT(Causes(model, {0}), IsEmpty());
+}
+
+TEST_F(ReplayTest, FileFoundWhereADirectoryWasAskedForIsACauseOnceGoneOrADirectory) {
+  WriteFile(T("lib.a"), "old");
+  const uint64_t root = StartRoot();
+  trace_.Add(DirectoryProbe(trace_, root, T("lib.a")));
+  trace_.End(root);
+  TraceModel model = Load();
+
+  ASSERT_EQ(unlink(T("lib.a").c_str()), 0);
+  EXPECT_THAT(Causes(model, {0}), ElementsAre("lib.a was removed"));
+  ASSERT_EQ(mkdir(T("lib.a").c_str(), 0755), 0);
+  EXPECT_THAT(Causes(model, {0}), ElementsAre("lib.a is now a directory"));
+}
+
+// ENOTDIR from a file in the middle of the path: the name after it was as
+// absent as ENOENT leaves it.
+TEST_F(ReplayTest, NameBehindAFileIsACauseOnceItExists) {
+  WriteFile(T("sub"), "a file");
+  const uint64_t root = StartRoot();
+  proto::Operation probe = DirectoryProbe(trace_, root, T("sub/config.h"));
+  ASSERT_EQ(probe.ref().found(), 1u);
+  ASSERT_EQ(probe.ref().components_size(), 2);
+  trace_.Add(probe);
+  trace_.End(root);
+  TraceModel model = Load();
+
+  EXPECT_THAT(Causes(model, {0}), IsEmpty());
+  ASSERT_EQ(unlink(T("sub").c_str()), 0);
+  ASSERT_EQ(mkdir(T("sub").c_str(), 0755), 0);
+  EXPECT_THAT(Causes(model, {0}), IsEmpty());
+  WriteFile(T("sub/config.h"), "#define X 1");
+  EXPECT_THAT(Causes(model, {0}), ElementsAre("new file sub/config.h"));
 }
 
 TEST_F(ReplayTest, FileReadThenRemovedIsACause) {
