@@ -258,7 +258,12 @@ int RunBuild(const BuildOptions& options) {
           (void)stamp->Write((*store)->stamp_path(), (*store)->trace_path());
         }
         Summary({.skipped = previous->commands().size()}, start);
-        return exit_status;
+        // Everything is written and flushed. Freeing the loaded trace (xz's
+        // is half a million protobuf messages) one piece at a time and
+        // unmapping its pages took 7% of this no-op; the kernel takes the
+        // memory, the descriptors and the lock back at once.
+        std::fflush(nullptr);
+        _exit(exit_status);
       }
     }
   }

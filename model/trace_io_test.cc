@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/arena.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/unknown_field_set.h"
 #include "google/protobuf/util/delimited_message_util.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
@@ -132,10 +133,17 @@ std::vector<proto::Record> ReadAll(TraceReader& reader) {
 // are many.
 std::vector<proto::Record> ReadAtOnce(TraceReader& reader) {
   google::protobuf::Arena arena;
-  std::vector<proto::Record*> read;
+  std::vector<TraceReader::Item> read;
   reader.ReadAll(&arena, &read);
   std::vector<proto::Record> records;
-  for (const proto::Record* record : read) records.push_back(*record);
+  for (const TraceReader::Item& item : read) {
+    EXPECT_NE(item.record == nullptr, item.operation == nullptr);
+    if (item.operation != nullptr) {
+      *records.emplace_back().mutable_operation() = *item.operation;
+    } else {
+      records.push_back(*item.record);
+    }
+  }
   return records;
 }
 
@@ -499,6 +507,51 @@ TEST(TraceIoTest, ReadAllOfABigTraceAgreesWithNext) {
                     [](const RawRecord& r) { return r.record.has_operation(); });
   EXPECT_EQ(ReadAtOnce(**reader).size(), operations_before);
   EXPECT_THAT((*reader)->warning(), HasSubstr(absl::StrCat("cut short after ", late + 1)));
+
+  // Operations are parsed without their Record: damage inside one is found
+  // all the same. Record late+1 is a one-byte size, the operation's tag and
+  // a one-byte length; a tag of field 0 follows instead of its first field.
+  ASSERT_TRUE(raw[late + 1].record.has_operation());
+  damaged = bytes;
+  ASSERT_EQ(static_cast<uint8_t>(damaged[raw[late].end + 1]), 0x2a);
+  ASSERT_LT(static_cast<uint8_t>(damaged[raw[late].end + 2]), 0x80);
+  damaged[raw[late].end + 3] = 0x07;
+  WriteFile(path, damaged);
+  ExpectBothWaysAgree(path);
+  reader = TraceReader::Open(path);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  EXPECT_EQ(ReadAtOnce(**reader).size(), operations_before);
+  EXPECT_THAT((*reader)->warning(), HasSubstr(absl::StrCat("cut short after ", late + 1)));
+}
+
+// A Record with an Operation and more (a field a newer dodo added) is read
+// whole, not as a bare Operation.
+TEST(TraceIoTest, OperationRecordWithMoreFieldsIsReadAsARecord) {
+  const std::string path = TempPath("extra");
+  {
+    auto writer = TraceWriter::Create(path, TestHeader());
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    proto::Record record;
+    record.mutable_operation()->set_command(3);
+    record.mutable_operation()->set_kind(proto::STAT);
+    // Field 99 holding 5, after the operation.
+    record.GetReflection()->MutableUnknownFields(&record)->AddVarint(99, 5);
+    ASSERT_TRUE((*writer)->Write(record).ok());
+    ASSERT_TRUE((*writer)->Finish(0).ok());
+  }
+  ExpectBothWaysAgree(path);
+  auto reader = TraceReader::Open(path);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  google::protobuf::Arena arena;
+  std::vector<TraceReader::Item> read;
+  (*reader)->ReadAll(&arena, &read);
+  ASSERT_EQ(read.size(), 1u);
+  ASSERT_NE(read[0].record, nullptr);
+  EXPECT_EQ(read[0].record->operation().kind(), proto::STAT);
+  const google::protobuf::UnknownFieldSet& extra =
+      read[0].record->GetReflection()->GetUnknownFields(*read[0].record);
+  ASSERT_EQ(extra.field_count(), 1);
+  EXPECT_EQ(extra.field(0).number(), 99);
 }
 
 }  // namespace

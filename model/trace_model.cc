@@ -63,21 +63,20 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
   options.start_block_size = std::max<size_t>(file_size / 8, 4096);
   options.max_block_size = std::max<size_t>(file_size / 8, 1 << 20);
   model.arena_ = std::make_unique<google::protobuf::Arena>(options);
-  std::vector<proto::Record*> records;
-  r.ReadAll(model.arena_.get(), &records);
+  std::vector<TraceReader::Item> items;
+  r.ReadAll(model.arena_.get(), &items);
   // The exec operation that follows a CommandStart belongs to that start.
   size_t just_started = kNoCommand;
   size_t starts_and_ends = 0;
   // (command, pipe id) -> 1: holds the read end, 2: the write end, 3: both.
   absl::flat_hash_map<std::pair<size_t, uint64_t>, int> pipe_ends;
   absl::flat_hash_set<uint64_t> jobserver_pipes;
-  for (proto::Record* read : records) {
-    proto::Record& record = *read;
-    switch (record.kind_case()) {
+  for (const TraceReader::Item& item : items) {
+    switch (item.operation != nullptr ? proto::Record::kOperation : item.record->kind_case()) {
       case proto::Record::kCommandStart: {
         const size_t index = model.commands_.size();
         TracedCommand& command = model.commands_.emplace_back();
-        command.start = std::move(*record.mutable_command_start());
+        command.start = std::move(*item.record->mutable_command_start());
         command.start_at = model.ops_.size();
         command.start_rank = starts_and_ends++;
         model.index_of_[command.start.id()] = index;
@@ -92,10 +91,10 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
         break;
       }
       case proto::Record::kCommandEnd: {
-        auto it = model.index_of_.find(record.command_end().id());
+        auto it = model.index_of_.find(item.record->command_end().id());
         if (it != model.index_of_.end()) {
           TracedCommand& command = model.commands_[it->second];
-          command.end = std::move(*record.mutable_command_end());
+          command.end = std::move(*item.record->mutable_command_end());
           command.ended = true;
           command.end_at = model.ops_.size();
           command.end_rank = starts_and_ends++;
@@ -105,10 +104,11 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
       }
       case proto::Record::kOperation: {
         const size_t index = model.ops_.size();
-        // Both live on the arena: the record lets go of the operation
-        // without a copy.
-        proto::Operation& op =
-            *model.ops_.ops_.emplace_back(record.unsafe_arena_release_operation());
+        // Both live on the arena: a record lets go of its operation without
+        // a copy.
+        proto::Operation& op = *model.ops_.ops_.emplace_back(
+            item.operation != nullptr ? item.operation
+                                      : item.record->unsafe_arena_release_operation());
         auto it = model.index_of_.find(op.command());
         if (it == model.index_of_.end()) break;
         model.commands_[it->second].ops.push_back(index);

@@ -1,12 +1,14 @@
 #include "model/trace_reader.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <string_view>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -21,6 +23,34 @@ namespace dodo::model {
 namespace {
 
 constexpr int kInputBufferSize = 256 << 10;
+
+// The first byte of a Record holding an Operation: field 5, length-delimited.
+constexpr uint8_t kOperationTag = (proto::Record::kOperationFieldNumber << 3) | 2;
+
+// A read-only private mapping of a whole file, unmapped when it goes.
+class MappedFile {
+ public:
+  MappedFile() = default;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile() {
+    if (data_ != nullptr) munmap(data_, size_);
+  }
+
+  // MAP_POPULATE maps the cached pages in one call instead of one fault each.
+  bool Map(int fd, size_t size) {
+    void* data = mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (data == MAP_FAILED) return false;
+    data_ = data;
+    size_ = size;
+    return true;
+  }
+  std::string_view bytes() const { return {static_cast<const char*>(data_), size_}; }
+
+ private:
+  void* data_ = nullptr;
+  size_t size_ = 0;
+};
 
 absl::Status NotATrace(const std::string& path, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(path, ": not a dodo trace (", why, ")"));
@@ -163,14 +193,25 @@ bool TraceReader::Next(proto::Record* record) {
   return false;
 }
 
-void TraceReader::ReadAll(google::protobuf::Arena* arena, std::vector<proto::Record*>* records) {
+void TraceReader::ReadAll(google::protobuf::Arena* arena, std::vector<Item>* items) {
   if (done_) return;
-  // The rest of the file, and where each record's bytes are in it.
-  std::string rest;
-  if (struct stat file; fstat(fd_, &file) == 0 && file.st_size > 0) rest.reserve(file.st_size);
-  const void* data = nullptr;
-  int size = 0;
-  while (stream_->Next(&data, &size)) rest.append(static_cast<const char*>(data), size);
+  // The rest of the file, and where each record's bytes are in it. Mapped
+  // when it can be: reading xz's 19 MB trace into memory of our own took
+  // 4,600 page faults and a copy of every byte. (Traces are replaced by
+  // rename, never cut short in place, so the mapping stays whole.)
+  std::string_view rest;
+  MappedFile mapped;
+  std::string copied;
+  const int64_t consumed = stream_->ByteCount();
+  if (struct stat file; fstat(fd_, &file) == 0 && S_ISREG(file.st_mode) &&
+                        file.st_size > consumed && mapped.Map(fd_, file.st_size)) {
+    rest = mapped.bytes().substr(consumed);
+  } else {
+    const void* data = nullptr;
+    int size = 0;
+    while (stream_->Next(&data, &size)) copied.append(static_cast<const char*>(data), size);
+    rest = copied;
+  }
   std::vector<std::pair<size_t, uint32_t>> spans;  // (offset, size)
   spans.reserve(rest.size() / 24);                 // operations take 38 bytes on average
   size_t at = 0;
@@ -198,15 +239,33 @@ void TraceReader::ReadAll(google::protobuf::Arena* arena, std::vector<proto::Rec
   // other: contiguous runs of them go to as many threads as there are CPUs
   // (up to 4). On two, xz's 30 MB trace parses in 0.11-0.15 s instead of
   // 0.23 s.
-  std::vector<proto::Record*> parsed(spans.size(), nullptr);
+  std::vector<Item> parsed(spans.size());
   auto parse_range = [&](size_t begin, size_t end) {
     for (size_t i = begin; i < end; ++i) {
+      const char* bytes = rest.data() + spans[i].first;
+      const size_t size = spans[i].second;
+      // A Record holding an Operation and nothing else: its field's tag,
+      // then a length that covers the rest.
+      if (size >= 2 && static_cast<uint8_t>(bytes[0]) == kOperationTag) {
+        uint32_t length = 0;
+        size_t at = 1;
+        for (int shift = 0; shift < 35 && at < size; shift += 7) {
+          const uint8_t byte = static_cast<uint8_t>(bytes[at++]);
+          length |= static_cast<uint32_t>(byte & 0x7f) << shift;
+          if ((byte & 0x80) == 0) break;
+        }
+        if (static_cast<uint8_t>(bytes[at - 1]) < 0x80 && length == size - at) {
+          proto::Operation* op = google::protobuf::Arena::CreateMessage<proto::Operation>(arena);
+          if (!op->ParseFromArray(bytes + at, static_cast<int>(length))) return;  // damaged
+          parsed[i].operation = op;
+          continue;
+        }
+      }
       proto::Record* record = google::protobuf::Arena::CreateMessage<proto::Record>(arena);
-      if (!record->ParseFromArray(rest.data() + spans[i].first,
-                                  static_cast<int>(spans[i].second))) {
+      if (!record->ParseFromArray(bytes, static_cast<int>(size))) {
         return;  // damaged: the records after it are never looked at
       }
-      parsed[i] = record;
+      parsed[i].record = record;
     }
   };
   constexpr size_t kMinRecordsPerThread = 20000;
@@ -229,14 +288,19 @@ void TraceReader::ReadAll(google::protobuf::Arena* arena, std::vector<proto::Rec
   for (std::thread& helper : helpers) helper.join();
 
   for (size_t i = 0; i < parsed.size(); ++i) {
-    if (parsed[i] == nullptr) {
+    if (parsed[i].operation != nullptr) {
+      ++records_read_;
+      items->push_back(parsed[i]);
+      continue;
+    }
+    if (parsed[i].record == nullptr) {
       EndDamaged();
       return;
     }
     ++records_read_;
-    switch (Absorb(parsed[i])) {
+    switch (Absorb(parsed[i].record)) {
       case Absorbed::kData:
-        records->push_back(parsed[i]);
+        items->push_back(parsed[i]);
         break;
       case Absorbed::kTrailer:
         if (i + 1 < parsed.size() || damaged_tail) {

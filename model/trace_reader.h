@@ -45,12 +45,21 @@ class TraceReader {
   // because every record before it is whole and usable.
   bool Next(proto::Record* record);
 
+  // One record ReadAll() read: an Operation record as the bare Operation (a
+  // Record around each of a trace's many operations would only take
+  // memory), any other kind as the Record. Exactly one is set.
+  struct Item {
+    proto::Record* record = nullptr;
+    proto::Operation* operation = nullptr;
+  };
+
   // Reads every remaining record at once, instead of Next() in a loop, for a
   // caller that keeps them all anyway: the file is read whole and its
-  // records parsed on several threads, into `arena`. Appends to `records`
-  // exactly those Next() would have returned, in order; strings, trailer
-  // and warning() end up as after the last Next(). Only before any Next().
-  void ReadAll(google::protobuf::Arena* arena, std::vector<proto::Record*>* records);
+  // records parsed on several threads, into `arena`. Appends to `items`
+  // exactly the records Next() would have returned, in order; strings,
+  // trailer and warning() end up as after the last Next(). Only before any
+  // Next().
+  void ReadAll(google::protobuf::Arena* arena, std::vector<Item>* items);
 
   // The interned string `id`; "" for 0 or ids not defined (yet).
   std::string_view String(uint32_t id) const {
