@@ -444,12 +444,16 @@ std::string RefToPath(const proto::Ref& ref, StringLookup strings) {
   return out;
 }
 
+std::string_view SyscallName(const proto::Operation& op, StringLookup strings) {
+  return op.syscall_name() != 0 ? strings(op.syscall_name()) : std::string_view(op.syscall());
+}
+
 std::string OperationToJson(const proto::Operation& op, StringLookup strings) {
   JsonObject json;
   json.String("type", "operation");
   json.Number("command", op.command());
   json.String("kind", KindName(op.kind()));
-  json.String("syscall", op.syscall());
+  json.String("syscall", SyscallName(op, strings));
   if (op.has_ref()) {
     if (std::string path = RefToPath(op.ref(), strings); !path.empty()) json.String("path", path);
     if (!op.ref().is_fd()) json.Number("found", op.ref().found());

@@ -83,6 +83,9 @@ std::string FormatCommandEnd(const proto::CommandEnd& end);
 // "number", "uid", "gid", "xattr".
 std::string OperationToJson(const proto::Operation& op, StringLookup strings);
 
+// The system call that produced `op`: interned, or as text in older traces.
+std::string_view SyscallName(const proto::Operation& op, StringLookup strings);
+
 // `s` as a JSON string literal, quotes included. Bytes that are not UTF-8
 // become U+FFFD, since JSON text must be Unicode.
 std::string JsonQuote(std::string_view s);

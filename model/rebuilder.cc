@@ -43,6 +43,7 @@ class Reinterner {
     if (op->has_ref()) Ref(op->mutable_ref());
     if (op->has_ref2()) Ref(op->mutable_ref2());
     op->set_xattr_name((*this)(op->xattr_name()));
+    op->set_syscall_name((*this)(op->syscall_name()));
   }
 
  private:
@@ -348,7 +349,7 @@ std::vector<Rebuilder::Append> Rebuilder::AppendsOf(size_t top,
   OpPaths paths;
   for (size_t index : OpsOf(*previous_, group)) {
     const proto::Operation& op = previous_->ops()[index];
-    if (op.kind() == proto::WRITE && op.syscall() == "(inherited)") continue;
+    if (op.kind() == proto::WRITE && previous_->Syscall(op) == "(inherited)") continue;
     previous_->PathsOf(op, &paths);
     for (const std::string& written : paths.written) {
       std::erase_if(out, [&](const Append& a) { return a.path == written; });

@@ -128,7 +128,14 @@ void Recorder::Emit(proto::Operation& op, pid_t pid) {
   ++stats_.operations;
   record_.Clear();
   *record_.mutable_operation() = op;
+  InternSyscall(record_.mutable_operation());
   Write(record_);
+}
+
+void Recorder::InternSyscall(proto::Operation* op) {
+  if (op->syscall().empty()) return;
+  op->set_syscall_name(writer_->Intern(op->syscall()));
+  op->clear_syscall();
 }
 
 Resolution Recorder::ResolveInto(uint64_t command, pid_t pid, const tracer::PathArg& path,
@@ -273,6 +280,7 @@ void Recorder::OnExec(const tracer::ExecEvent& event) {
       op.set_command(id);
       record_.Clear();
       *record_.mutable_operation() = std::move(op);
+      InternSyscall(record_.mutable_operation());
       Write(record_);
     }
     orphan_ops_.erase(orphans);

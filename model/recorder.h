@@ -127,6 +127,8 @@ class Recorder : public tracer::EventSink {
   // Whether `op` repeats an observation its command made since the last
   // change; counts the changes.
   bool IsRepeat(const proto::Operation& op);
+  // Moves the syscall's name from the text field into the string table.
+  void InternSyscall(proto::Operation* op);
   void Write(const proto::Record& record);
 
   void OnOpen(const tracer::SyscallEvent& event, uint64_t command);

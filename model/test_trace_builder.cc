@@ -260,9 +260,13 @@ proto::Operation TraceBuilder::Observe(uint64_t command, proto::OpKind kind,
   return op;
 }
 
-size_t TraceBuilder::Add(const proto::Operation& op) {
+size_t TraceBuilder::Add(const proto::Operation& op, bool intern_syscall) {
   proto::Record record;
   *record.mutable_operation() = op;
+  if (intern_syscall && !op.syscall().empty()) {
+    record.mutable_operation()->set_syscall_name(Intern(op.syscall()));
+    record.mutable_operation()->clear_syscall();
+  }
   if (writer_ != nullptr) {
     EXPECT_TRUE(writer_->Write(record).ok());
   }

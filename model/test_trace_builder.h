@@ -93,8 +93,10 @@ class TraceBuilder {
   // of `path` as of now, not yet written.
   proto::Operation Observe(uint64_t command, proto::OpKind kind, const std::string& path);
 
-  // Writes `op` and returns its index in the trace (TraceModel::ops()).
-  size_t Add(const proto::Operation& op);
+  // Writes `op` and returns its index in the trace (TraceModel::ops()),
+  // with its syscall's name interned as the recorder writes it, or left as
+  // text as dodo wrote it before syscall_name.
+  size_t Add(const proto::Operation& op, bool intern_syscall = true);
   size_t Get(uint64_t command, const std::string& path);
   size_t Read(uint64_t command, const std::string& path);
   size_t Exec(uint64_t command, const std::string& path);

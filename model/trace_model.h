@@ -88,6 +88,10 @@ class TraceModel {
     return id == 0 || id > strings_.size() ? std::string_view() : strings_[id - 1];
   }
   const std::vector<std::string>& strings() const { return strings_; }
+  // The system call that produced `op`, interned or, in older traces, as text.
+  std::string_view Syscall(const proto::Operation& op) const {
+    return op.syscall_name() != 0 ? String(op.syscall_name()) : std::string_view(op.syscall());
+  }
   // Absolute path an operation's ref names ("" for pipes and unknown fds).
   std::string Path(const proto::Ref& ref) const;
   void Path(const proto::Ref& ref, std::string* out) const;  // reuses out's buffer

@@ -355,6 +355,28 @@ TEST_F(TraceModelTest, OperationOfAnUnknownCommandBelongsToNoCommand) {
   EXPECT_THAT(model.commands()[0].ops, ::testing::Not(::testing::Contains(stray)));
 }
 
+TEST_F(TraceModelTest, SyscallIsTheInternedNameOrTheTextOfAnOlderTrace) {
+  const uint64_t root = trace_.Start(0, Command({"make"}));
+  proto::Operation op = trace_.Observe(root, proto::STAT, T("a"));
+  op.set_syscall("newfstatat");
+  trace_.Add(op);
+  op.set_syscall("statx");
+  trace_.Add(op, /*intern_syscall=*/false);
+  trace_.End(root);
+
+  TraceModel model = Load();
+
+  const std::vector<size_t>& ops = model.commands()[0].ops;
+  ASSERT_GE(ops.size(), 2u);
+  const proto::Operation& interned = model.ops()[ops[ops.size() - 2]];
+  const proto::Operation& text = model.ops()[ops.back()];
+  EXPECT_TRUE(interned.syscall().empty());
+  EXPECT_NE(interned.syscall_name(), 0u);
+  EXPECT_EQ(model.Syscall(interned), "newfstatat");
+  EXPECT_EQ(text.syscall_name(), 0u);
+  EXPECT_EQ(model.Syscall(text), "statx");
+}
+
 TEST(TraceModelLoadTest, MissingFileIsAnErrorNamingIt) {
   ScratchDir scratch;
   const std::string path = scratch.P("no-such-trace");
