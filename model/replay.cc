@@ -106,6 +106,18 @@ absl::StatusOr<FileVersion> LiveTree::Hash(const std::string& path) {
   return *e.version;
 }
 
+const std::string* LiveTree::LinkTarget(const std::string& path) {
+  Lookup(path);
+  Entry& e = entries_.find(path)->second;
+  if (!e.link_target.has_value()) {
+    char target[4096];
+    const ssize_t n = readlink(Physical(path).c_str(), target, sizeof(target));
+    e.link_target.emplace(n < 0 ? std::nullopt
+                                : std::optional<std::string>(std::string(target, n)));
+  }
+  return e.link_target->has_value() ? &**e.link_target : nullptr;
+}
+
 std::string LiveTree::Check(const TraceModel& model, const proto::Operation& op) {
   return Check(model, op, model.Path(op.ref()));
 }
@@ -209,12 +221,11 @@ std::string LiveTree::Check(const TraceModel& model, const proto::Operation& op,
       }
       if (std::string e = existence(); !e.empty() || op.error() != 0) return e;
       if (!S_ISLNK(now.lstat.mode)) return absl::StrCat(shown(), " is no longer a symlink");
-      char target[4096];
-      ssize_t n = readlink(Physical(path).c_str(), target, sizeof(target));
-      if (n < 0) return absl::StrCat(shown(), ": cannot read the link");
-      if (std::string_view(target, n) == op.text()) return "";
-      return absl::StrCat("symlink ", shown(), " now points to ", std::string(target, n), " (was ",
-                          op.text(), ")");
+      const std::string* target = LinkTarget(path);
+      if (target == nullptr) return absl::StrCat(shown(), ": cannot read the link");
+      if (*target == op.text()) return "";
+      return absl::StrCat("symlink ", shown(), " now points to ", *target, " (was ", op.text(),
+                          ")");
     }
     default:
       return "";
@@ -448,9 +459,8 @@ std::optional<std::string> DiffersFromFinal(const FinalState& state, LiveTree& t
     return std::nullopt;
   }
   if (S_ISLNK(v.mode())) {
-    char target[4096];
-    ssize_t n = readlink(tree.Physical(state.path).c_str(), target, sizeof(target));
-    if (n < 0 || std::string_view(target, n) != v.symlink_target()) {
+    const std::string* target = tree.LinkTarget(state.path);
+    if (target == nullptr || *target != v.symlink_target()) {
       return absl::StrCat(shown(), " no longer points to ", v.symlink_target());
     }
     return std::nullopt;

@@ -64,8 +64,14 @@ class LiveTree {
     // Its contents, once some observation needed them: many commands read
     // the same headers, and each hash costs a stat even when cached.
     std::optional<absl::StatusOr<FileVersion>> version;
+    // Its target, once read: every command's path walk reads the same
+    // links (xz's trace has 64,000 READLINK operations).
+    std::optional<std::optional<std::string>> link_target;
   };
   const Entry& Lookup(const std::string& path);
+  // The target of the symlink at `path` now, read once until Forget();
+  // nullptr when it cannot be read (not a symlink, gone).
+  const std::string* LinkTarget(const std::string& path);
   // The digest of the file at `path` now, computed once until Forget().
   absl::StatusOr<FileVersion> Hash(const std::string& path);
   // What lstat (or, with `follow`, stat) says about `path` now, uncached.

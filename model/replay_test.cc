@@ -407,6 +407,22 @@ TEST_F(ReplayTest, WhatAProcessReadAboutItselfIsNoCause) {
   EXPECT_TRUE(MakePlan(model, live, {"make"}, tree_, kEnv).UpToDate());
 }
 
+// Like its lstat, a link's target is read once until Forget().
+TEST_F(ReplayTest, LinkTargetIsReadOnceUntilForget) {
+  ASSERT_EQ(symlink("a", T("link").c_str()), 0);
+  FileHasher hasher;
+  LiveTree live(&hasher, tree_);
+  ASSERT_NE(live.LinkTarget(T("link")), nullptr);
+  EXPECT_EQ(*live.LinkTarget(T("link")), "a");
+  EXPECT_EQ(live.LinkTarget(T("absent")), nullptr);
+
+  ASSERT_EQ(unlink(T("link").c_str()), 0);
+  ASSERT_EQ(symlink("b", T("link").c_str()), 0);
+  EXPECT_EQ(*live.LinkTarget(T("link")), "a");
+  live.Forget();
+  EXPECT_EQ(*live.LinkTarget(T("link")), "b");
+}
+
 TEST_F(ReplayTest, NewSymlinkTargetIsACause) {
   ASSERT_EQ(symlink("a", T("link").c_str()), 0);
   const uint64_t root = StartRoot();
