@@ -52,6 +52,18 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Reads a varint of at most 5 bytes from `bytes` at `*at`, moving `*at`
+// past it. False when the bytes end before it does.
+bool ReadVarint32(std::string_view bytes, size_t* at, uint32_t* value) {
+  *value = 0;
+  for (int shift = 0; shift < 35 && *at < bytes.size(); shift += 7) {
+    const uint8_t byte = static_cast<uint8_t>(bytes[(*at)++]);
+    *value |= static_cast<uint32_t>(byte & 0x7f) << shift;
+    if ((byte & 0x80) == 0) return true;
+  }
+  return false;
+}
+
 absl::Status NotATrace(const std::string& path, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(path, ": not a dodo trace (", why, ")"));
 }
@@ -216,19 +228,9 @@ void TraceReader::ReadAll(google::protobuf::Arena* arena, std::vector<Item>* ite
   spans.reserve(rest.size() / 24);                 // operations take 38 bytes on average
   size_t at = 0;
   while (at < rest.size()) {
-    // The size prefix: a varint of at most 5 bytes.
     uint32_t length = 0;
     size_t start = at;
-    bool whole = false;
-    for (int shift = 0; shift < 35 && start < rest.size(); shift += 7) {
-      const uint8_t byte = static_cast<uint8_t>(rest[start++]);
-      length |= static_cast<uint32_t>(byte & 0x7f) << shift;
-      if ((byte & 0x80) == 0) {
-        whole = true;
-        break;
-      }
-    }
-    if (!whole) break;
+    if (!ReadVarint32(rest, &start, &length)) break;  // the size prefix
     if (length > rest.size() - start) break;
     spans.emplace_back(start, length);
     at = start + length;
@@ -242,27 +244,21 @@ void TraceReader::ReadAll(google::protobuf::Arena* arena, std::vector<Item>* ite
   std::vector<Item> parsed(spans.size());
   auto parse_range = [&](size_t begin, size_t end) {
     for (size_t i = begin; i < end; ++i) {
-      const char* bytes = rest.data() + spans[i].first;
-      const size_t size = spans[i].second;
+      const std::string_view bytes = rest.substr(spans[i].first, spans[i].second);
       // A Record holding an Operation and nothing else: its field's tag,
       // then a length that covers the rest.
-      if (size >= 2 && static_cast<uint8_t>(bytes[0]) == kOperationTag) {
-        uint32_t length = 0;
+      if (!bytes.empty() && static_cast<uint8_t>(bytes[0]) == kOperationTag) {
         size_t at = 1;
-        for (int shift = 0; shift < 35 && at < size; shift += 7) {
-          const uint8_t byte = static_cast<uint8_t>(bytes[at++]);
-          length |= static_cast<uint32_t>(byte & 0x7f) << shift;
-          if ((byte & 0x80) == 0) break;
-        }
-        if (static_cast<uint8_t>(bytes[at - 1]) < 0x80 && length == size - at) {
+        uint32_t length = 0;
+        if (ReadVarint32(bytes, &at, &length) && length == bytes.size() - at) {
           proto::Operation* op = google::protobuf::Arena::CreateMessage<proto::Operation>(arena);
-          if (!op->ParseFromArray(bytes + at, static_cast<int>(length))) return;  // damaged
+          if (!op->ParseFromArray(bytes.data() + at, static_cast<int>(length))) return;  // damaged
           parsed[i].operation = op;
           continue;
         }
       }
       proto::Record* record = google::protobuf::Arena::CreateMessage<proto::Record>(arena);
-      if (!record->ParseFromArray(bytes, static_cast<int>(size))) {
+      if (!record->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
         return;  // damaged: the records after it are never looked at
       }
       parsed[i].record = record;
