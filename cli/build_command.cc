@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "cli/exit_now.h"
 #include "cli/trace_command.h"
 #include "model/file_hasher.h"
 #include "model/path_resolver.h"
@@ -258,12 +259,7 @@ int RunBuild(const BuildOptions& options) {
           (void)stamp->Write((*store)->stamp_path(), (*store)->trace_path());
         }
         Summary({.skipped = previous->commands().size()}, start);
-        // Everything is written and flushed. Freeing the loaded trace (xz's
-        // is half a million protobuf messages) one piece at a time and
-        // unmapping its pages took 7% of this no-op; the kernel takes the
-        // memory, the descriptors and the lock back at once.
-        std::fflush(nullptr);
-        _exit(exit_status);
+        ExitNow(exit_status);
       }
     }
   }

@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "cli/exit_now.h"
 #include "model/file_hasher.h"
 #include "model/notation.h"
 #include "model/replay.h"
@@ -62,7 +63,9 @@ int RunWhy(const WhyOptions& options, std::ostream& out, std::ostream& err) {
   // The root is taken as given: why answers "if the same build ran again".
   const model::Plan plan = model::MakePlan(*model, tree, model->Argv(model->root()), root_cwd, env);
 
-  if (options.quiet) return plan.UpToDate() ? 0 : 1;
+  // The loaded trace is not freed piece by piece: see ExitNow. (RunWhy is
+  // the last thing dodo does.)
+  if (options.quiet) ExitNow(plan.UpToDate() ? 0 : 1);
   for (size_t c = 0; c < plan.commands.size(); ++c) {
     const model::CommandVerdict& verdict = plan.commands[c];
     if (!verdict.runs) continue;
@@ -94,7 +97,8 @@ int RunWhy(const WhyOptions& options, std::ostream& out, std::ostream& err) {
     }
   }
   if (plan.UpToDate() && !options.json) out << "up to date\n";
-  return 0;
+  out.flush();
+  ExitNow(0);
 }
 
 }  // namespace dodo::cli

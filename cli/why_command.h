@@ -18,8 +18,9 @@ struct WhyOptions {
 
 CLI::App* AddWhyCommand(CLI::App& app, WhyOptions& options);
 
-// 0 when done (with -q: the build is up to date), 1 with -q when something
-// must rerun or be restored, 2 when the trace cannot be read.
+// Returns 2 when the trace cannot be read. Otherwise it prints its answer and
+// ends dodo (ExitNow) with 0 (with -q: the build is up to date), or 1 with -q
+// when something must rerun or be restored.
 int RunWhy(const WhyOptions& options, std::ostream& out, std::ostream& err);
 
 }  // namespace dodo::cli

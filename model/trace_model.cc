@@ -1,5 +1,6 @@
 #include "model/trace_model.h"
 
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -39,6 +40,19 @@ bool IsJobserverFd(const TraceModel& model, const proto::CommandStart& start, in
   return false;
 }
 
+// The arena's blocks are the model's memory: about six bytes for each byte
+// of trace, all of it written during the load. Mapping a block with its pages
+// already in place costs one call instead of a page fault per 4 KiB, and page
+// faults are slow in a VM (a quarter of a planned no-op's time on xz).
+void* PopulatedBlock(size_t size) {
+  void* block = mmap(nullptr, size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (block == MAP_FAILED) throw std::bad_alloc();
+  return block;
+}
+
+void UnmapBlock(void* block, size_t size) { munmap(block, size); }
+
 }  // namespace
 
 constexpr size_t kMinOperationBytes = 24;
@@ -62,6 +76,8 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
   // of VM the first plan after a pause then took 60% longer, not less.)
   options.start_block_size = std::max<size_t>(file_size / 8, 4096);
   options.max_block_size = std::max<size_t>(file_size / 8, 1 << 20);
+  options.block_alloc = PopulatedBlock;
+  options.block_dealloc = UnmapBlock;
   model.arena_ = std::make_unique<google::protobuf::Arena>(options);
   std::vector<TraceReader::Item> items;
   r.ReadAll(model.arena_.get(), &items);
