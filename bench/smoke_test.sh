@@ -28,7 +28,7 @@ errors = []
 pr = r["projects"].get("hello")
 if pr is None:
     sys.exit("no hello project in the results")
-for v in ("native", "dodo", "strace", "build"):
+for v in ("native", "dodo", "strace", "build", "direct"):
     s = pr["summary"].get(v, {})
     if s.get("ok") != 1:
         errors.append(f"variant {v}: {s}")
