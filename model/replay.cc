@@ -88,7 +88,9 @@ LiveTree::Identity LiveTree::IdentityNow(const std::string& path, bool follow) {
           .ctime_ns = st.st_ctim.tv_sec * 1'000'000'000LL + st.st_ctim.tv_nsec};
 }
 
-const LiveTree::Entry& LiveTree::Lookup(const std::string& path) {
+const LiveTree::Entry& LiveTree::Lookup(const std::string& path) { return LookedUp(path); }
+
+LiveTree::Entry& LiveTree::LookedUp(const std::string& path) {
   auto [it, added] = entries_.try_emplace(path);
   Entry& e = it->second;
   if (!added) return e;
@@ -100,15 +102,13 @@ const LiveTree::Entry& LiveTree::Lookup(const std::string& path) {
 }
 
 absl::StatusOr<FileVersion> LiveTree::Hash(const std::string& path) {
-  Lookup(path);
-  Entry& e = entries_.find(path)->second;
+  Entry& e = LookedUp(path);
   if (!e.version.has_value()) e.version = hasher_->HashFile(Physical(path));
   return *e.version;
 }
 
 const std::string* LiveTree::LinkTarget(const std::string& path) {
-  Lookup(path);
-  Entry& e = entries_.find(path)->second;
+  Entry& e = LookedUp(path);
   if (!e.link_target.has_value()) {
     char target[4096];
     const ssize_t n = readlink(Physical(path).c_str(), target, sizeof(target));
@@ -125,7 +125,7 @@ std::string LiveTree::Check(const TraceModel& model, const proto::Operation& op)
 std::string LiveTree::Check(const TraceModel& model, const proto::Operation& op,
                             const std::string& path) {
   if (path.empty() || path[0] != '/' || DescribesAProcess(path)) return "";
-  const Entry& now = Lookup(path);
+  Entry& now = LookedUp(path);
   const bool exists = now.lstat.error == 0;
   // Only a cause shows the path: most checks find nothing.
   auto shown = [&] { return Display(path); };
@@ -181,7 +181,7 @@ std::string LiveTree::Check(const TraceModel& model, const proto::Operation& op,
       return "";
     }
     case proto::LIST: {
-      entries_[path].listed = true;
+      now.listed = true;
       if (std::string e = existence(); !e.empty() || op.error() != 0) return e;
       // Names the build itself creates or removes come and go with it; the
       // others are inputs.

@@ -90,6 +90,10 @@ class LiveTree {
   }
 
  private:
+  // Lookup's entry, for the members that fill in more of it: one hash of the
+  // path instead of a second find.
+  Entry& LookedUp(const std::string& path);
+
   FileHasher* hasher_;
   const PathMapper* mapper_ = nullptr;
   std::string display_root_;
