@@ -176,7 +176,7 @@ std::string VirtualStore::Canonical(const std::string& path, bool follow) {
 
 tracer::Redirection VirtualStore::RedirectTo(const Staged& staged) const {
   tracer::Redirection redirection;
-  if (!options_.direct) redirection.path = staged.physical;
+  if (!InPlace(staged)) redirection.path = staged.physical;
   return redirection;
 }
 
@@ -265,7 +265,8 @@ tracer::Redirection VirtualStore::OnOpen(const tracer::SyscallEvent& event,
     struct stat parent;
     if (stat(Dirname(real).c_str(), &parent) != 0 || !S_ISDIR(parent.st_mode)) return {};
   }
-  Staged* staged = Stage(real, exists, exists && (flags & O_TRUNC) == 0, event.tgid, event.pid);
+  Staged* staged = Stage(real, exists ? st.st_nlink : 0, exists && (flags & O_TRUNC) == 0,
+                         event.tgid, event.pid);
   if (staged == nullptr) return {};
   tracer::Redirection redirection = RedirectTo(*staged);
   if (!exists && !options_.direct) {
@@ -286,16 +287,21 @@ tracer::Redirection VirtualStore::OnMetadataWrite(const tracer::SyscallEvent& ev
   }
   struct stat st;
   if (lstat(real.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return {};
-  Staged* staged = Stage(real, true, true, event.tgid, event.pid);
+  Staged* staged = Stage(real, st.st_nlink, true, event.tgid, event.pid);
   return staged == nullptr ? tracer::Redirection{} : RedirectTo(*staged);
 }
 
-VirtualStore::Staged* VirtualStore::Stage(const std::string& path, bool exists, bool copy,
+VirtualStore::Staged* VirtualStore::Stage(const std::string& path, nlink_t links, bool copy,
                                           pid_t tgid, pid_t pid) {
+  const bool exists = links > 0;
   Staged staged;
   staged.command = command_of_ ? command_of_(pid) : 0;
-  if (options_.direct) {
+  // `ln a b` makes two names of one file: what is written through one shows
+  // through the other, in the build and after it.
+  staged.in_place = links > 1;
+  if (InPlace(staged)) {
     staged.physical = path;
+    if (staged.in_place) ++stats_.in_place;
   } else {
     // The id makes the name unique; the base name (cut short, so that a
     // 255-byte name still fits) is for people looking at .dodo/stage/.
@@ -380,7 +386,7 @@ void VirtualStore::AfterSyscall(const tracer::SyscallEvent& event, int64_t resul
       const std::string& to = pending.path2;
       if (from == to) return;  // renaming a name onto itself changes nothing
       auto to_it = staged_.find(to);
-      if (to_it != staged_.end() && !options_.direct) {
+      if (to_it != staged_.end() && !InPlace(to_it->second)) {
         // Replaced by the rename: that staged version is gone.
         unlink(to_it->second.physical.c_str());
       }
@@ -389,7 +395,7 @@ void VirtualStore::AfterSyscall(const tracer::SyscallEvent& event, int64_t resul
       if (from_it != staged_.end() && !InProject(to)) {
         // Moved out of the tree (into /tmp, say): it is no longer an output,
         // and the staged bytes must be where the process put them.
-        if (!options_.direct) {
+        if (!InPlace(from_it->second)) {
           const std::string physical = from_it->second.physical;
           struct stat st;
           if (rename(physical.c_str(), to.c_str()) != 0 && stat(physical.c_str(), &st) == 0) {
@@ -407,7 +413,11 @@ void VirtualStore::AfterSyscall(const tracer::SyscallEvent& event, int64_t resul
         staged_.erase(from_it);
         // The real rename moved the placeholder (or the old version) along:
         // it now stands at the new name.
-        if (!options_.direct) logical_of_[moved.physical] = to;
+        if (InPlace(moved)) {
+          moved.physical = to;
+        } else {
+          logical_of_[moved.physical] = to;
+        }
         for (pid_t writer : moved.writers) {
           for (std::string& written : writes_of_[writer]) {
             if (written == from) written = to;
@@ -511,7 +521,7 @@ void VirtualStore::Settle(pid_t tgid, bool failed) {
 }
 
 void VirtualStore::Commit(const std::string& path, Staged& staged) {
-  if (!options_.direct) {
+  if (!InPlace(staged)) {
     struct stat st;
     if (lstat(staged.physical.c_str(), &st) != 0) {
       // Never created (the open failed) or unlinked: nothing to commit.
@@ -543,12 +553,27 @@ void VirtualStore::Commit(const std::string& path, Staged& staged) {
   entry.set_gid(st.st_gid);
   entry.set_mtime_ns(st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec);
   entry.set_command(staged.command);
+  if (st.st_nlink > 1) UpdateOtherNames(st, entry);
   manifest_[entry.path()] = std::move(entry);
+}
+
+void VirtualStore::UpdateOtherNames(const struct stat& file, const proto::ManifestEntry& written) {
+  for (auto& [relative, entry] : manifest_) {
+    if (relative == written.path() || entry.kind() != proto::ENTRY_FILE) continue;
+    struct stat other;
+    const std::string path = absl::StrCat(options_.project_root, "/", relative);
+    if (lstat(path.c_str(), &other) != 0 || other.st_dev != file.st_dev ||
+        other.st_ino != file.st_ino) {
+      continue;
+    }
+    entry = written;
+    entry.set_path(relative);
+  }
 }
 
 void VirtualStore::Discard(const std::string& path, Staged& staged) {
   ++stats_.discarded;
-  if (options_.direct) {
+  if (InPlace(staged)) {
     // Written in place: nothing to take back, but whatever the manifest said
     // about the path no longer describes the tree.
     ForgetManifestEntry(path);
@@ -581,7 +606,7 @@ void VirtualStore::ForgetPath(const std::string& path) {
   canonical_dirs_.clear();  // the name may have been a symlink to a directory
   auto it = staged_.find(path);
   if (it != staged_.end()) {
-    if (!options_.direct) unlink(it->second.physical.c_str());
+    if (!InPlace(it->second)) unlink(it->second.physical.c_str());
     staged_.erase(it);
   }
   ForgetManifestEntry(path);

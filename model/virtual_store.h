@@ -14,6 +14,7 @@
 #ifndef DODO_MODEL_VIRTUAL_STORE_H_
 #define DODO_MODEL_VIRTUAL_STORE_H_
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -51,6 +52,7 @@ struct VirtualStoreStats {
   uint64_t committed = 0;
   uint64_t discarded = 0;         // writers failed: the tree kept its version
   uint64_t symlinks_removed = 0;  // created by a process that failed
+  uint64_t in_place = 0;          // of the staged, files with other hard links, written in place
 };
 
 // Lexically normal absolute form of `path` relative to `base` ("." and ".."
@@ -123,6 +125,10 @@ class VirtualStore : public tracer::PathRedirector, public tracer::EventSink, pu
     absl::flat_hash_set<pid_t> openers;
     bool failed = false;
     uint64_t command = 0;
+    // Written where it is, as with --direct: a file with other hard links.
+    // A staged copy committed by rename would be a new inode, and the other
+    // names would keep the old bytes.
+    bool in_place = false;
   };
   // What a syscall's entry decided, for its exit.
   struct Pending {
@@ -148,11 +154,18 @@ class VirtualStore : public tracer::PathRedirector, public tracer::EventSink, pu
   // Stages `path` for process `tgid`: copies it first when `copy`, makes a
   // placeholder when it does not exist. Null when staging failed (the write
   // then happens in place).
-  Staged* Stage(const std::string& path, bool exists, bool copy, pid_t tgid, pid_t pid);
+  // `links` is the file's link count (0 when it does not exist): with more
+  // than one, it is written in place.
+  Staged* Stage(const std::string& path, nlink_t links, bool copy, pid_t tgid, pid_t pid);
+  // Whether `staged` is the real file itself (--direct, or in place).
+  bool InPlace(const Staged& staged) const { return options_.direct || staged.in_place; }
   void AddWriter(const std::string& path, Staged& staged, pid_t tgid, bool opener = true);
   tracer::Redirection RedirectTo(const Staged& staged) const;
   void Settle(pid_t tgid, bool failed);
   void Commit(const std::string& path, Staged& staged);
+  // The manifest entries of the other names of `file` (hard links) take the
+  // version just committed through one of them.
+  void UpdateOtherNames(const struct stat& file, const proto::ManifestEntry& written);
   void Discard(const std::string& path, Staged& staged);
   void ForgetManifestEntry(const std::string& path);
   void NoteError(absl::Status status);

@@ -455,6 +455,32 @@ TEST_P(VfsTest, PwriteFromTwoThreads) {
 
 // Symlinks the build makes: followed within the build, kept in the tree and
 // recorded in the manifest with their targets.
+// `ln a.txt b.txt` gives one file two names: bytes appended through b.txt
+// show through a.txt, in the build and in the tree after it, whether a.txt
+// is still staged (written by the same shell) or already committed (by an
+// earlier process). A staged copy of b.txt would be a new file, and a.txt
+// would keep "one" alone.
+TEST_P(VfsToolsTest, WritesThroughAHardLinkReachEveryName) {
+  const std::string& ln = tools().ln;
+  for (const std::string& write_a :
+       {std::string("printf 'one\\n' > a.txt"), std::string("sh -c \"printf 'one\\n' > a.txt\"")}) {
+    SCOPED_TRACE(write_a);
+    Project project(MakeTempDir());
+    BuildRun build = BuildIn(project, Sh(write_a + " && " + ln +
+                                         " a.txt b.txt && printf 'two\\n' >> b.txt && "
+                                         "cat a.txt > seen.txt"));
+    ExpectCommitted(project, "a.txt", "one\ntwo\n");
+    ExpectCommitted(project, "b.txt", "one\ntwo\n");
+    ExpectCommitted(project, "seen.txt", "one\ntwo\n");
+    ExpectOp(build, proto::LINK, project.Path("b.txt"));
+    std::optional<struct stat> a = Lstat(project.Path("a.txt"));
+    std::optional<struct stat> b = Lstat(project.Path("b.txt"));
+    ASSERT_TRUE(a.has_value() && b.has_value());
+    EXPECT_EQ(a->st_ino, b->st_ino) << "two files, not two names of one";
+    EXPECT_EQ(a->st_nlink, 2u);
+  }
+}
+
 TEST_P(VfsToolsTest, SymlinkChainIsFollowedAndKept) {
   Project project(MakeTempDir());
   const std::string& ln = tools().ln;
