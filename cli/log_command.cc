@@ -102,9 +102,15 @@ class TextPrinter {
         // What the command left in the files it wrote, before how it ended.
         for (const proto::Output& output : end.outputs()) {
           std::string version = model::FormatVersion(output.version());
+          // A hard link to a file it wrote under another name.
+          std::string other_name;
+          if (output.same_file_as() != 0) {
+            other_name = absl::StrCat(" as another name of ",
+                                      model::Quote(reader_.String(output.same_file_as())));
+          }
           block.lines.push_back(absl::StrCat("  produced ",
                                              model::Quote(reader_.String(output.path())),
-                                             version.empty() ? "" : " ", version));
+                                             other_name, version.empty() ? "" : " ", version));
         }
         PrintBlock(block);
         Print("[", end.id(), "] ", model::FormatCommandEnd(end));
@@ -244,6 +250,9 @@ void PrintJson(const model::TraceReader& reader, const proto::Record& record, st
           const proto::Version& version = output.version();
           model::JsonObject item;
           item.String("path", reader.String(output.path()));
+          if (output.same_file_as() != 0) {
+            item.String("same_file_as", reader.String(output.same_file_as()));
+          }
           if (!version.sha256().empty()) {
             item.String("sha256", absl::BytesToHexString(version.sha256()));
             item.Number("size", version.size());

@@ -390,6 +390,12 @@ std::vector<FinalState> Rebuilder::StatesToRestore(const std::vector<size_t>& co
   std::erase_if(states, [&](const FinalState& state) {
     const size_t last = previous_->LastWrite(state.path);
     if (last == kNever) return false;
+    // Another name of a file written later than any operation on this name
+    // (a hard link): no later command replaced it.
+    if (!state.same_file_as.empty() && state.writer != kNoCommand &&
+        last < previous_->commands()[state.writer].end_at) {
+      return false;
+    }
     const proto::Operation& op = previous_->ops()[last];
     const size_t writer = previous_->IndexOf(op.command());
     if (writer == kNoCommand || members.contains(writer)) return false;
@@ -408,7 +414,7 @@ std::vector<FinalState> Rebuilder::StatesToRestore(const std::vector<size_t>& co
         // .libs/liblzma.a`, then `ar cr` (skipped here), then `ranlib`,
         // which renames its copy onto the archive. Left alone, the archive
         // would be missing for ranlib.
-        if (DiffersFromFinal(FinalState{state.path, output.version()}, *tree_).has_value()) {
+        if (DiffersFromFinal(state.path, output.version(), *tree_).has_value()) {
           kept_later_.erase(state.path);
           return false;
         }
@@ -437,13 +443,41 @@ absl::Status Rebuilder::RestoreOutputs(const std::vector<size_t>& group, bool re
   return RestoreStates(states, redo_removals, &times_set);
 }
 
+bool Rebuilder::LinkToSameFile(const FinalState& state) {
+  const std::string& first = state.same_file_as;
+  // Not behind the virtual store's back: a staged name has its own file.
+  if (first.empty() || tree_->Physical(first) != first ||
+      tree_->Physical(state.path) != state.path) {
+    return false;
+  }
+  if (DiffersFromFinal(first, state.version, *tree_).has_value()) return false;
+  const std::string temp = state.path + ".dodo-link";
+  unlink(temp.c_str());
+  if (link(first.c_str(), temp.c_str()) != 0) return false;
+  if (rename(temp.c_str(), state.path.c_str()) != 0) {
+    unlink(temp.c_str());
+    return false;
+  }
+  return true;
+}
+
 absl::Status Rebuilder::RestoreStates(const std::vector<FinalState>& states, bool redo_removals,
                                       const absl::flat_hash_set<std::string>* times_set) {
   tree_->Forget();
   recorder_->NoteTreeChanged();
   // Directories to remove again, once what was in them is gone.
   std::vector<std::string> removed_dirs;
+  // Other names of files last: linked to their first name once that holds
+  // its version, they are one file again, as the build left them.
+  std::vector<const FinalState*> order;
   for (const FinalState& state : states) {
+    if (state.same_file_as.empty()) order.push_back(&state);
+  }
+  for (const FinalState& state : states) {
+    if (!state.same_file_as.empty()) order.push_back(&state);
+  }
+  for (const FinalState* each : order) {
+    const FinalState& state = *each;
     if (state.version.absent()) {
       // The group removed this path, or renamed it away (depcomp's `mv
       // .deps/x.Tpo .deps/x.Po`, libtool's `.loT`). A command that reran in
@@ -489,7 +523,9 @@ absl::Status Rebuilder::RestoreStates(const std::vector<FinalState>& states, boo
       std::copy(v.sha256().begin(), v.sha256().end(), digest.begin());
       // A path the build has staged is restored into its staged file, which
       // reaches the tree when it is committed.
-      status = store_->Restore(digest, v.mode(), tree_->Physical(state.path));
+      if (!LinkToSameFile(state)) {
+        status = store_->Restore(digest, v.mode(), tree_->Physical(state.path));
+      }
       if (status.ok() && own_times && v.mtime_ns() > 0) {
         const struct timespec times[2] = {{0, UTIME_OMIT},
                                           {v.mtime_ns() / 1000000000, v.mtime_ns() % 1000000000}};
@@ -507,6 +543,7 @@ absl::Status Rebuilder::RestoreStates(const std::vector<FinalState>& states, boo
       status = MakeParentDirs(state.path + "/");
     }
     if (!status.ok()) return status;
+    tree_->Forget(state.path);  // another name linked to it may look again
     ++stats_.files_restored;
   }
   for (auto dir = removed_dirs.rbegin(); dir != removed_dirs.rend(); ++dir) {
@@ -562,7 +599,11 @@ void Rebuilder::CopyRecords(const std::vector<size_t>& commands, uint64_t parent
         auto kept = kept_later_.find(std::string(previous_->String(output.path())));
         if (kept != kept_later_.end()) *output.mutable_version() = kept->second;
       }
+      if (!output.version().sha256().empty()) {
+        recorder_->NoteOutputName(std::string(previous_->String(output.path())));
+      }
       output.set_path(intern(output.path()));
+      if (output.same_file_as() != 0) output.set_same_file_as(intern(output.same_file_as()));
     }
     (void)writer->Write(record);
   };

@@ -133,6 +133,9 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   // its times itself).
   absl::Status RestoreStates(const std::vector<FinalState>& states, bool redo_removals,
                              const absl::flat_hash_set<std::string>* times_set = nullptr);
+  // Restores another name of a file (a hard link) by linking it to the
+  // name it was written under, if that holds its version now.
+  bool LinkToSameFile(const FinalState& state);
   // Writes the records of `commands` into the new trace, `parent` being the
   // new id of the command that started the first of them.
   // With `relist`, directory listings are copied as the tree lists them now

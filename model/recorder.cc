@@ -383,7 +383,10 @@ void Recorder::EndCommand(uint64_t id, proto::CommandEnd::How how, int code, int
   end->set_how(how);
   end->set_exit_code(code);
   end->set_signal(signal);
-  for (const std::string& path : it->second.outputs) {
+  const Command& command = it->second;
+  // Regular files written that have other names, and where their versions went.
+  std::vector<std::pair<struct stat, int>> linked_outputs;
+  for (const std::string& path : command.outputs) {
     proto::Output* output = end->add_outputs();
     output->set_path(writer_->Intern(path));
     struct stat st;
@@ -391,6 +394,8 @@ void Recorder::EndCommand(uint64_t id, proto::CommandEnd::How how, int code, int
       output->mutable_version()->set_absent(true);
     } else if (S_ISREG(st.st_mode)) {
       KeepOutput(path, output->mutable_version());
+      NoteName(path, st);
+      if (st.st_nlink > 1) linked_outputs.emplace_back(st, end->outputs_size() - 1);
     } else if (S_ISLNK(st.st_mode)) {
       char target[4096];
       ssize_t n = readlink(path.c_str(), target, sizeof(target));
@@ -400,8 +405,41 @@ void Recorder::EndCommand(uint64_t id, proto::CommandEnd::How how, int code, int
       output->mutable_version()->set_mode(st.st_mode);
     }
   }
+  for (const std::string& path : command.linked) {
+    struct stat st;
+    if (lstat(Physical(path).c_str(), &st) == 0 && S_ISREG(st.st_mode)) NoteName(path, st);
+  }
+  // A write through one name of a file is a write under all its names: the
+  // others are outputs too, holding the same version.
+  for (const auto& [st, index] : linked_outputs) {
+    auto names = names_of_file_.find({st.st_dev, st.st_ino});
+    if (names == names_of_file_.end()) continue;
+    for (const std::string& name : names->second) {
+      if (command.output_set.contains(name)) continue;
+      struct stat now;
+      if (lstat(Physical(name).c_str(), &now) != 0 || now.st_dev != st.st_dev ||
+          now.st_ino != st.st_ino) {
+        continue;  // replaced since
+      }
+      const proto::Output& written = end->outputs(index);
+      proto::Output* other = end->add_outputs();
+      other->set_path(writer_->Intern(name));
+      *other->mutable_version() = written.version();
+      other->set_same_file_as(written.path());
+    }
+  }
   live_.erase(it);
   Write(record_);
+}
+
+void Recorder::NoteName(const std::string& path, const struct stat& st) {
+  std::vector<std::string>& names = names_of_file_[{st.st_dev, st.st_ino}];
+  if (std::find(names.begin(), names.end(), path) == names.end()) names.push_back(path);
+}
+
+void Recorder::NoteOutputName(const std::string& path) {
+  struct stat st;
+  if (lstat(Physical(path).c_str(), &st) == 0 && S_ISREG(st.st_mode)) NoteName(path, st);
 }
 
 void Recorder::OnWarning(const tracer::WarningEvent& event) {
@@ -571,7 +609,10 @@ void Recorder::OnPathChange(const tracer::SyscallEvent& event, uint64_t command)
       Resolution new_res = ResolveInto(command, event.pid, *event.path2, op.mutable_ref());
       *op.mutable_ref2() = std::move(existing);
       resolver_->Invalidate(new_res.AbsolutePath());
-      if (error == 0) AddOutput(command, new_res.AbsolutePath());
+      if (error == 0) {
+        AddOutput(command, new_res.AbsolutePath());
+        if (Command* owner = LiveCommand(command); owner != nullptr) owner->linked.push_back(path);
+      }
       break;
     }
     case Effect::kRename: {

@@ -3,10 +3,12 @@
 #ifndef DODO_MODEL_RECORDER_H_
 #define DODO_MODEL_RECORDER_H_
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -90,6 +92,11 @@ class Recorder : public tracer::EventSink {
                                             : !fd.path.empty() && external_files_.contains(fd.path);
   }
 
+  // `path` is an output of a command that dodo build copied from the last
+  // trace instead of running: a later command writing the same file under
+  // another name (a hard link) makes it an output of that command too.
+  void NoteOutputName(const std::string& path);
+
   // The command whose program thread `pid` runs; 0 before the root's exec.
   uint64_t CommandOf(pid_t pid) const;
   // A command id for records written by someone else (dodo build copies the
@@ -104,6 +111,8 @@ class Recorder : public tracer::EventSink {
     // Files opened for writing or truncated, in first-write order.
     std::vector<std::string> outputs;
     absl::flat_hash_set<std::string> output_set;
+    // Files it gave another name (link's first argument), in order.
+    std::vector<std::string> linked;
     // Symlinks already reported as followed by this command.
     absl::flat_hash_set<std::string> links_reported;
     // Its observations written since the tree last changed (serialized),
@@ -161,6 +170,10 @@ class Recorder : public tracer::EventSink {
   absl::flat_hash_set<uint64_t> external_pipes_;
   absl::flat_hash_set<std::string> external_files_;
   bool have_root_ = false;
+  // Every name that held a regular file written in the build, or linked to
+  // one, by device and inode: where else a write through one name shows.
+  void NoteName(const std::string& path, const struct stat& st);
+  absl::flat_hash_map<std::pair<dev_t, ino_t>, std::vector<std::string>> names_of_file_;
   proto::Record record_;  // reused to avoid an allocation per operation
 };
 

@@ -422,6 +422,61 @@ TEST_F(RecorderTest, RenameMakesTheOldNameMissingForLaterLookups) {
   EXPECT_EQ(t.Path(renames[0].ref2()), dir_ + "/b");
 }
 
+// `sh -c 'x > a'; ln a b; ln a c; sh -c 'y >> b'`: the append changed a
+// too, so its command lists a as an output holding b's version, another
+// name of b. Not c, which was replaced by another file before it ended.
+TEST_F(RecorderTest, OtherNamesOfAFileWrittenAreOutputsToo) {
+  auto exit = [&](pid_t pid) {
+    tracer::ExitEvent event;
+    event.pid = pid;
+    recorder_->OnExit(event);
+  };
+  Exec(10);
+  Fork(10, 11);
+  Exec(11);
+  recorder_->OnSyscall(Open(11, "a", O_WRONLY | O_CREAT | O_TRUNC));
+  WriteFile(dir_ + "/a", "one\n");
+  exit(11);
+  Fork(10, 12);
+  Exec(12);
+  for (const char* name : {"b", "c"}) {
+    ASSERT_EQ(link((dir_ + "/a").c_str(), (dir_ + "/" + name).c_str()), 0);
+    SyscallEvent ln;
+    ln.pid = ln.tgid = 12;
+    ln.effect = Effect::kLink;
+    ln.syscall = "linkat";
+    ln.path = Arg("a", false);
+    ln.path2 = Arg(name, false);
+    ln.result = 0;
+    recorder_->OnSyscall(ln);
+  }
+  exit(12);
+  Fork(10, 13);
+  Exec(13);
+  recorder_->OnSyscall(Open(13, "b", O_WRONLY | O_APPEND));
+  std::ofstream(dir_ + "/b", std::ios::app) << "two\n";
+  ASSERT_EQ(unlink((dir_ + "/c").c_str()), 0);
+  WriteFile(dir_ + "/c", "one\ntwo\n");
+  exit(13);
+  Loaded t = Finish();
+
+  const proto::CommandEnd* append = nullptr;
+  for (const proto::CommandEnd& end : t.ends) {
+    if (end.id() == t.starts[3].id()) append = &end;
+  }
+  ASSERT_NE(append, nullptr);
+  const Digest both = Sha256OfString("one\ntwo\n");
+  std::vector<std::string> lines;
+  for (const proto::Output& output : append->outputs()) {
+    const std::string& sha = output.version().sha256();
+    lines.push_back(
+        t.Str(output.path()).substr(dir_.size()) + " " +
+        (output.same_file_as() == 0 ? "" : t.Str(output.same_file_as()).substr(dir_.size())) +
+        (sha == std::string(both.begin(), both.end()) ? " one two" : " other"));
+  }
+  EXPECT_EQ(lines, (std::vector<std::string>{"/b  one two", "/a /b one two"}));
+}
+
 TEST_F(RecorderTest, ScriptAndItsInterpreterAreBothExecuted) {
   WriteFile(dir_ + "/build.sh", "#!/bin/sh\ntrue\n");
   ExecEvent exec;

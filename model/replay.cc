@@ -69,6 +69,8 @@ LiveTree::LiveTree(FileHasher* hasher, std::string display_root)
 
 void LiveTree::Forget() { entries_.clear(); }
 
+void LiveTree::Forget(const std::string& path) { entries_.erase(path); }
+
 std::string LiveTree::Display(const std::string& path) const {
   if (!display_root_.empty() && path.starts_with(display_root_) &&
       path.size() > display_root_.size()) {
@@ -405,14 +407,32 @@ class LastWriters {
     if (!before.ended || (now.ended && now.end_rank >= before.end_rank)) it->second = command;
   }
 
+  // Its other names (see proto::Output.same_file_as): written when it ended.
+  void NoteEnd(size_t command) {
+    for (const proto::Output& output : model_.commands()[command].end.outputs()) {
+      if (output.same_file_as() != 0) Note(std::string(model_.String(output.path())), command);
+    }
+  }
+
   std::vector<FinalState> States() const {
     const TraceModel& model = model_;
     std::vector<FinalState> out;
     for (const std::string& path : order_) {
-      const TracedCommand& writer = model.commands()[last_writer_.at(path)];
+      const size_t index = last_writer_.at(path);
+      const TracedCommand& writer = model.commands()[index];
       for (const proto::Output& output : writer.end.outputs()) {
         if (model.String(output.path()) == path) {
-          out.push_back(FinalState{path, output.version()});
+          FinalState& state = out.emplace_back();
+          state.path = path;
+          state.version = output.version();
+          state.writer = index;
+          // Still one file at the end only if nothing changed the other
+          // name after this writer.
+          const std::string_view first = model.String(output.same_file_as());
+          if (auto w = last_writer_.find(std::string(first));
+              w != last_writer_.end() && w->second == index) {
+            state.same_file_as = first;
+          }
           break;
         }
       }
@@ -436,20 +456,22 @@ std::vector<FinalState> FinalStates(const TraceModel& model, const std::vector<s
     model.PathsOf(op, &paths);
     for (const std::string& p : paths.written) last.Note(p, model.IndexOf(op.command()));
   }
+  for (size_t command : commands) last.NoteEnd(command);
   return last.States();
 }
 
-std::optional<std::string> DiffersFromFinal(const FinalState& state, LiveTree& tree) {
-  const proto::Version& v = state.version;
-  const LiveTree::Entry& now = tree.Lookup(state.path);
+std::optional<std::string> DiffersFromFinal(const std::string& path, const proto::Version& version,
+                                            LiveTree& tree) {
+  const proto::Version& v = version;
+  const LiveTree::Entry& now = tree.Lookup(path);
   const bool exists = now.lstat.error == 0;
   const mode_t mode = now.lstat.mode;
-  auto shown = [&] { return tree.Display(state.path); };
+  auto shown = [&] { return tree.Display(path); };
   if (v.absent()) return std::nullopt;  // removals are not redone (see FinalStates users)
   if (!exists) return absl::StrCat(shown(), " is missing");
   if (!v.sha256().empty()) {
     if (!S_ISREG(mode)) return absl::StrCat(shown(), " is no longer a regular file");
-    absl::StatusOr<FileVersion> file = tree.Hash(state.path);
+    absl::StatusOr<FileVersion> file = tree.Hash(path);
     if (!file.ok()) return absl::StrCat(shown(), ": ", file.status().message());
     const std::string& before = v.sha256();
     if (!SameDigest(before, file->sha256)) {
@@ -459,7 +481,7 @@ std::optional<std::string> DiffersFromFinal(const FinalState& state, LiveTree& t
     return std::nullopt;
   }
   if (S_ISLNK(v.mode())) {
-    const std::string* target = tree.LinkTarget(state.path);
+    const std::string* target = tree.LinkTarget(path);
     if (target == nullptr || *target != v.symlink_target()) {
       return absl::StrCat(shown(), " no longer points to ", v.symlink_target());
     }
@@ -467,6 +489,19 @@ std::optional<std::string> DiffersFromFinal(const FinalState& state, LiveTree& t
   }
   if (S_ISDIR(v.mode()) && !S_ISDIR(mode))
     return absl::StrCat(shown(), " is no longer a directory");
+  return std::nullopt;
+}
+
+std::optional<std::string> DiffersFromFinal(const FinalState& state, LiveTree& tree) {
+  std::optional<std::string> differs = DiffersFromFinal(state.path, state.version, tree);
+  if (differs.has_value() || state.same_file_as.empty() || state.version.absent()) return differs;
+  // Copies: a lookup may move the entries of earlier ones.
+  const LiveTree::Identity now = tree.Lookup(state.path).lstat;
+  const LiveTree::Identity first = tree.Lookup(state.same_file_as).lstat;
+  if (first.error != 0 || first.dev != now.dev || first.ino != now.ino) {
+    return absl::StrCat(tree.Display(state.path), " is no longer the file ",
+                        tree.Display(state.same_file_as), " is");
+  }
   return std::nullopt;
 }
 
@@ -536,8 +571,36 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
   LastWriters last_writers(model);  // as FinalStates(model, every command) finds them
   // readers[w]: (command, path) pairs that observed what w left there.
   std::vector<std::vector<std::pair<size_t, std::string>>> readers(n);
+  // Ends that wrote other names of a file (hard links), in trace order: the
+  // command is those names' writer from then on.
+  std::vector<size_t> linked_ends;
+  for (size_t c = 0; c < n; ++c) {
+    const TracedCommand& command = model.commands()[c];
+    if (command.ended &&
+        std::any_of(command.end.outputs().begin(), command.end.outputs().end(),
+                    [](const proto::Output& o) { return o.same_file_as() != 0; })) {
+      linked_ends.push_back(c);
+    }
+  }
+  std::sort(linked_ends.begin(), linked_ends.end(), [&](size_t a, size_t b) {
+    return model.commands()[a].end_rank < model.commands()[b].end_rank;
+  });
+  size_t next_linked_end = 0;
+  auto take_linked_ends = [&](size_t ops_before) {
+    for (; next_linked_end < linked_ends.size(); ++next_linked_end) {
+      const size_t c = linked_ends[next_linked_end];
+      if (model.commands()[c].end_at > ops_before) break;
+      last_writers.NoteEnd(c);
+      for (const proto::Output& output : model.commands()[c].end.outputs()) {
+        if (output.same_file_as() != 0) {
+          writer.insert_or_assign(std::string(model.String(output.path())), c);
+        }
+      }
+    }
+  };
   OpPaths paths;
   for (size_t index = 0; index < model.ops().size(); ++index) {
+    take_linked_ends(index);
     const proto::Operation& op = model.ops()[index];
     const size_t recorded_by = model.IndexOf(op.command());
     if (recorded_by == kNoCommand) continue;
@@ -569,6 +632,7 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
       writer.insert_or_assign(std::move(p), c);
     }
   }
+  take_linked_ends(model.ops().size());
 
   // Pipes: a reader depends on the writers; a pipe with an end outside the
   // recorded commands (a shell builtin, the root's own end) cannot be replayed.

@@ -41,6 +41,8 @@ class LiveTree {
 
   // The tree may have changed (a build ran commands): drop cached answers.
   void Forget();
+  // Only `path` changed.
+  void Forget(const std::string& path);
 
   // `path` as causes show it.
   std::string Display(const std::string& path) const;
@@ -118,10 +120,16 @@ std::vector<std::string> CheckCommands(const TraceModel& model, std::vector<size
 std::vector<size_t> OpsOf(const TraceModel& model, const std::vector<size_t>& commands);
 
 // The final state the recorded build left at each path `commands` changed,
-// in trace order of the last change (their CommandEnd outputs).
+// in trace order of the last change (their CommandEnd outputs). A path that
+// was another name of a file written under one name (a hard link) counts as
+// changed when its writer ended.
 struct FinalState {
   std::string path;
   proto::Version version;
+  // Another name of the file its writer wrote under this one (empty: none).
+  std::string same_file_as;
+  // The command whose end left it so (kNoCommand: not known).
+  size_t writer = kNoCommand;
 };
 std::vector<FinalState> FinalStates(const TraceModel& model, const std::vector<size_t>& commands);
 
@@ -148,7 +156,10 @@ struct Plan {
 Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::string>& argv,
               const std::string& cwd, const std::vector<std::string>& env);
 
-// Whether the tree holds `state` at `state.path` now; if not, a reason.
+// Whether the tree holds `version` at `path` now; if not, a reason.
+std::optional<std::string> DiffersFromFinal(const std::string& path, const proto::Version& version,
+                                            LiveTree& tree);
+// The same for `state`, which must also be the file its `same_file_as` is.
 std::optional<std::string> DiffersFromFinal(const FinalState& state, LiveTree& tree);
 
 // A command line shortened to `width` characters for one-line output.

@@ -598,6 +598,68 @@ TEST_F(ReplayTest, FinalVersionIsTheOneTheWriterThatEndedLastSaw) {
   EXPECT_TRUE(MakePlan(model, live, {"make"}, tree_, kEnv).UpToDate());
 }
 
+// W writes a, L links it as b, X rewrites the file through b (reading in),
+// R reads a. X wrote a too: a's final version is X's, and R depends on X.
+TEST_F(ReplayTest, CommandThatWroteThroughAnotherNameIsTheWriterOfEveryName) {
+  WriteFile(T("in"), "two\n");
+  const uint64_t root = StartRoot();
+  const uint64_t w = trace_.Start(root, Command({"W"}));
+  trace_.Write(w, T("a"));
+  WriteFile(T("a"), "one\n");
+  trace_.End(w);
+  const uint64_t l = trace_.Start(root, Command({"L"}));
+  trace_.Link(l, T("b"), proto::EXISTING);
+  ASSERT_EQ(link(T("a").c_str(), T("b").c_str()), 0);
+  trace_.End(l);
+  const uint64_t x = trace_.Start(root, Command({"X"}));
+  trace_.Read(x, T("in"));
+  trace_.Write(x, T("b"), proto::LINK_NONE);
+  WriteFile(T("b"), "one\ntwo\n");  // in place: a shows it too
+  trace_.OtherName(x, T("a"), T("b"));
+  trace_.End(x);
+  const uint64_t r = trace_.Start(root, Command({"R"}));
+  trace_.Read(r, T("a"));
+  trace_.Write(r, T("out"));
+  WriteFile(T("out"), "one\ntwo\n");
+  trace_.End(r);
+  trace_.End(root);
+  const TraceModel model = Load();
+  const size_t kW = 1, kX = 3, kR = 4;
+
+  std::vector<FinalState> w_alone = FinalStates(model, {kW});
+  ASSERT_EQ(w_alone.size(), 1u);
+  EXPECT_EQ(w_alone[0].version.size(), 4u);
+  EXPECT_EQ(w_alone[0].same_file_as, "");
+  std::vector<FinalState> all = FinalStates(model, {0, 1, 2, 3, 4});
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].path, T("a"));
+  EXPECT_EQ(all[0].version.size(), 8u);
+  EXPECT_EQ(all[0].same_file_as, T("b"));
+  EXPECT_EQ(all[0].writer, kX);
+
+  FileHasher hasher;
+  {
+    LiveTree live(&hasher, tree_);
+    Plan plan = MakePlan(model, live, {"make"}, tree_, kEnv);
+    EXPECT_TRUE(plan.UpToDate()) << (plan.restore_reasons.empty() ? "" : plan.restore_reasons[0]);
+  }
+  {
+    // a holds the same bytes, but is no longer b's file.
+    ASSERT_EQ(unlink(T("a").c_str()), 0);
+    WriteFile(T("a"), "one\ntwo\n");
+    LiveTree live(&hasher, tree_);
+    Plan plan = MakePlan(model, live, {"make"}, tree_, kEnv);
+    EXPECT_THAT(plan.restore_reasons, ElementsAre("a is no longer the file b is"));
+    ASSERT_EQ(unlink(T("a").c_str()), 0);
+    ASSERT_EQ(link(T("b").c_str(), T("a").c_str()), 0);
+  }
+  WriteFile(T("in"), "three\n");
+  LiveTree live(&hasher, tree_);
+  Plan plan = MakePlan(model, live, {"make"}, tree_, kEnv);
+  EXPECT_TRUE(plan.commands[kX].dirty);
+  EXPECT_THAT(plan.commands[kR].causes, ElementsAre("reads a, which 'X' will rewrite"));
+}
+
 TEST_F(ReplayTest, ChangedProgramIsACauseForTheCommandItStarted) {
   const uint64_t root = StartRoot();
   const uint64_t cc = trace_.Start(root, Command({"cc"}));

@@ -174,6 +174,13 @@ void TraceBuilder::End(uint64_t command, int exit_code) {
     }
   }
   outputs_.erase(command);
+  for (const auto& [path, written_as] : other_names_[command]) {
+    proto::Output* output = end->add_outputs();
+    output->set_path(Intern(path));
+    SetFileVersion(hasher_, written_as, output->mutable_version());
+    output->set_same_file_as(Intern(written_as));
+  }
+  other_names_.erase(command);
   if (writer_ != nullptr) {
     EXPECT_TRUE(writer_->Write(record).ok());
   }
@@ -295,6 +302,11 @@ size_t TraceBuilder::List(uint64_t command, const std::string& dir) {
 
 size_t TraceBuilder::Readlink(uint64_t command, const std::string& path) {
   return Add(Observe(command, proto::READLINK, path));
+}
+
+void TraceBuilder::OtherName(uint64_t command, const std::string& path,
+                             const std::string& written_as) {
+  other_names_[command].emplace_back(path, written_as);
 }
 
 void TraceBuilder::AddOutput(uint64_t command, const std::string& path) {

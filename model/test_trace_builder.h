@@ -84,6 +84,9 @@ class TraceBuilder {
   // CommandEnd: EXITED with `exit_code`. Its outputs are the paths the
   // command changed, with the versions the tree holds now.
   void End(uint64_t command, int exit_code = 0);
+  // At its End, `command` also lists `path` as an output: another name of
+  // the file it wrote as `written_as` (a hard link), with its version.
+  void OtherName(uint64_t command, const std::string& path, const std::string& written_as);
 
   // `path` as the recorder refers to it: below the command's working
   // directory relative to it (BASE_CWD), else from "/" (BASE_ROOT), with
@@ -134,6 +137,8 @@ class TraceBuilder {
   size_t ops_ = 0;
   absl::flat_hash_map<uint64_t, std::string> cwd_;
   absl::flat_hash_map<uint64_t, std::vector<std::string>> outputs_;
+  // Per command: (path, written_as) pairs, see OtherName.
+  absl::flat_hash_map<uint64_t, std::vector<std::pair<std::string, std::string>>> other_names_;
 };
 
 }  // namespace dodo::model::testutil

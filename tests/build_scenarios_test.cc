@@ -361,6 +361,77 @@ TEST(BuildScenariosTest, ReplacedOutputThatARerunRemovedIsRestored) {
   EXPECT_EQ(result.incremental.WhyQuiet(), 0);
 }
 
+// Expects `a` and `b` to be two names of one file in `project`, as `ln a b`
+// left them.
+void ExpectOneFile(const Project& project, const std::string& a, const std::string& b) {
+  struct stat first, second;
+  ASSERT_EQ(lstat(project.Path(a).c_str(), &first), 0) << a;
+  ASSERT_EQ(lstat(project.Path(b).c_str(), &second), 0) << b;
+  EXPECT_EQ(first.st_ino, second.st_ino) << a << " and " << b << " are two files";
+  EXPECT_EQ(first.st_nlink, 2u) << a;
+}
+
+// A command that appends through one name of a file (b.txt, linked to a.txt)
+// changes the other name too. When it reruns, so must the command that
+// reads a.txt, and a.txt holds its bytes, not the ones it was written with.
+TEST(BuildScenariosTest, WriteThroughAHardLinkShowsUnderTheOtherName) {
+  ScenarioResult result = RunScenario({
+      .project = "hard_link",
+      .edit = [](const Project& p) { p.Write("extra.txt", "three\n"); },
+      .expected_rerun = Labels({{"root", "sh", "cat", "cat"}}),
+      .outputs = {"a.txt", "b.txt", "seen.txt"},
+  });
+  EXPECT_EQ(result.incremental.Read("seen.txt"), "one\nthree\n");
+  ExpectOneFile(result.clean, "a.txt", "b.txt");
+  ExpectOneFile(result.incremental, "a.txt", "b.txt");
+}
+
+// Nothing changed: a.txt was last written through b.txt, and is up to date
+// as it is. (It used to be restored to what its first writer left.)
+TEST(BuildScenariosTest, HardLinkedOutputsUnchanged) {
+  ScenarioResult result = RunScenario({
+      .project = "hard_link",
+      .expected_rerun = kNothing,
+      .outputs = {"a.txt", "b.txt", "seen.txt"},
+      .why_after_edit = 0,
+  });
+  EXPECT_EQ(result.incremental.Read("a.txt"), "one\ntwo\n");
+  ExpectOneFile(result.incremental, "a.txt", "b.txt");
+}
+
+// a.txt removed, or replaced by a copy: restored as a name of b.txt again.
+TEST(BuildScenariosTest, HardLinkedOutputIsRestoredAsTheSameFile) {
+  for (bool copy : {false, true}) {
+    SCOPED_TRACE(copy ? "replaced by a copy" : "removed");
+    ScenarioResult result = RunScenario({
+        .project = "hard_link",
+        .edit =
+            [copy](const Project& p) {
+              std::optional<std::string> bytes = p.Read("a.txt");
+              p.Remove("a.txt", /*must_exist=*/false);
+              if (copy && bytes.has_value()) p.Write("a.txt", *bytes);
+            },
+        .expected_rerun = kNothing,
+        .outputs = {"a.txt", "b.txt", "seen.txt"},
+        .why_after_edit = 1,
+    });
+    ExpectOneFile(result.incremental, "a.txt", "b.txt");
+  }
+}
+
+// The Dodofile changed: its children are skipped, and what they left
+// restored, the two names as one file.
+TEST(BuildScenariosTest, HardLinkedOutputsOfSkippedCommands) {
+  ScenarioResult result = RunScenario({
+      .project = "hard_link",
+      .edit = [](const Project& p) { p.Append("Dodofile", "# the end\n"); },
+      .expected_rerun = Labels({{"root"}}),
+      .outputs = {"a.txt", "b.txt", "seen.txt"},
+  });
+  ExpectOneFile(result.clean, "a.txt", "b.txt");
+  ExpectOneFile(result.incremental, "a.txt", "b.txt");
+}
+
 TEST(BuildScenariosTest, PipeSkippedTogetherWhenTheRootReruns) {
   RunScenario({
       .project = "pipe",
