@@ -525,7 +525,11 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
   auto add_cause = [&](size_t c, std::string cause) {
     CommandVerdict& v = plan.commands[c];
     v.dirty = true;
-    if (v.causes.size() < 8) v.causes.push_back(std::move(cause));
+    // A script is both executed and read: one change, said once.
+    if (v.causes.size() < 8 &&
+        std::find(v.causes.begin(), v.causes.end(), cause) == v.causes.end()) {
+      v.causes.push_back(std::move(cause));
+    }
   };
 
   // The root: the same command, from the same directory, in what environment.

@@ -660,6 +660,25 @@ TEST_F(ReplayTest, CommandThatWroteThroughAnotherNameIsTheWriterOfEveryName) {
   EXPECT_THAT(plan.commands[kR].causes, ElementsAre("reads a, which 'X' will rewrite"));
 }
 
+// A script is executed by the kernel and read by its interpreter: one edit,
+// one cause, not the same line twice.
+TEST_F(ReplayTest, ScriptExecutedAndReadChangesOnce) {
+  WriteFile(T("build.sh"), "#!/bin/sh\ntrue\n");
+  const uint64_t root = StartRoot();
+  CommandSpec spec = Command({"./build.sh"});
+  spec.executable = T("build.sh");
+  const uint64_t script = trace_.Start(root, spec);
+  trace_.Read(script, T("build.sh"));
+  trace_.End(script);
+  trace_.End(root);
+  const TraceModel model = Load();
+  WriteFile(T("build.sh"), "#!/bin/sh\nfalse\n");
+  FileHasher hasher;
+  LiveTree live(&hasher, tree_);
+  Plan plan = MakePlan(model, live, {"make"}, tree_, kEnv);
+  EXPECT_THAT(plan.commands[1].causes, ElementsAre(HasSubstr("content of build.sh changed")));
+}
+
 TEST_F(ReplayTest, ChangedProgramIsACauseForTheCommandItStarted) {
   const uint64_t root = StartRoot();
   const uint64_t cc = trace_.Start(root, Command({"cc"}));
