@@ -76,8 +76,10 @@ class TraceBuilder {
     record.mutable_warning()->set_message(message);
     Write(record);
   }
-  // `output`: a file the command wrote, if any.
-  void Exit(uint64_t id, int code, const std::string& output = "") {
+  // `output`: a file the command wrote, if any; `other_name`: another name
+  // of that file (a hard link), if any.
+  void Exit(uint64_t id, int code, const std::string& output = "",
+            const std::string& other_name = "") {
     proto::Record record;
     record.mutable_command_end()->set_id(id);
     record.mutable_command_end()->set_how(proto::CommandEnd::EXITED);
@@ -87,6 +89,12 @@ class TraceBuilder {
       out->set_path(writer_->Intern(output));
       out->mutable_version()->set_sha256(std::string(32, '\x42'));
       out->mutable_version()->set_size(7);
+      if (!other_name.empty()) {
+        proto::Output* other = record.mutable_command_end()->add_outputs();
+        other->set_path(writer_->Intern(other_name));
+        *other->mutable_version() = out->version();
+        other->set_same_file_as(out->path());
+      }
     }
     Write(record);
   }
@@ -157,6 +165,25 @@ TEST(LogCommandTest, GroupsOperationsByCommandInTheOrderCommandsEnd) {
                                      R"(  R(GET("Makefile", .)) = OK)",  //
                                      R"(  R(GET("prog", .)) = OK)",      //
                                      "[1] exit 2"));
+}
+
+// After `ln a.o b.o`, cc wrote a.o: b.o is another name of the same file.
+TEST(LogCommandTest, OtherNamesOfAFileWrittenAreShownAsSuch) {
+  std::string path = TempPath("trace");
+  TraceBuilder trace(path);
+  trace.Start(1, 0, 100, {"cc", "-c", "a.c"});
+  trace.Exit(1, 0, "/src/a.o", "/src/b.o");
+  trace.Finish();
+  Result text = RunLogFor(Options(path, false));
+  EXPECT_EQ(text.status, 0);
+  EXPECT_THAT(
+      Lines(text.out),
+      ElementsAre("[1] pid 100: cc -c a.c", R"(  produced "/src/a.o" [sha256:42424242])",
+                  R"(  produced "/src/b.o" as another name of "/src/a.o" [sha256:42424242])",
+                  "[1] exit 0"));
+  Result json = RunLogFor(Options(path, true));
+  EXPECT_EQ(json.status, 0);
+  EXPECT_THAT(json.out, HasSubstr(R"({"path":"/src/b.o","same_file_as":"/src/a.o","sha256":")"));
 }
 
 TEST(LogCommandTest, CommandFilterPrintsOneCommand) {
