@@ -20,8 +20,9 @@ namespace {
 // one writer, so a string is hashed once per build, not once per use.
 class Reinterner {
  public:
-  Reinterner(const TraceModel& from, TraceWriter* to, std::vector<uint32_t>* known)
-      : from_(from), to_(to), known_(*known) {
+  Reinterner(const TraceModel& from, TraceWriter* to, std::vector<uint32_t>* known,
+             const TempRenames* renames = nullptr)
+      : from_(from), to_(to), known_(*known), renames_(renames) {
     known_.resize(from_.strings().size(), 0);
   }
   uint32_t operator()(uint32_t id) {
@@ -33,10 +34,13 @@ class Reinterner {
     }
     return to_->Intern(from_.String(id));
   }
+  // A path under today's temporary names (not cached: the same string of
+  // the last trace may stand for another name in another copy).
+  uint32_t Path(uint32_t id) { return Renamed(id, /*component=*/false); }
   void Ref(proto::Ref* ref) {
-    ref->set_base_path((*this)(ref->base_path()));
+    ref->set_base_path(Path(ref->base_path()));
     for (int i = 0; i < ref->components_size(); ++i) {
-      ref->set_components(i, (*this)(ref->components(i)));
+      ref->set_components(i, Renamed(ref->components(i), /*component=*/true));
     }
   }
   void Op(proto::Operation* op) {
@@ -47,9 +51,19 @@ class Reinterner {
   }
 
  private:
+  uint32_t Renamed(uint32_t id, bool component) {
+    if (renames_ != nullptr && id != 0) {
+      const std::string_view text = from_.String(id);
+      std::optional<std::string> now = component ? renames_->Component(text) : renames_->Path(text);
+      if (now.has_value()) return to_->Intern(*now);
+    }
+    return (*this)(id);
+  }
+
   const TraceModel& from_;
   TraceWriter* to_;
   std::vector<uint32_t>& known_;
+  const TempRenames* renames_;
 };
 
 }  // namespace
@@ -212,7 +226,8 @@ std::string Rebuilder::ChangedDescriptor(const tracer::ExecRequest& request, siz
 
 std::string Rebuilder::WhyRun(const std::vector<size_t>& group, const tracer::ExecRequest& request,
                               size_t matched,
-                              absl::flat_hash_map<size_t, std::vector<Append>>& appends) {
+                              absl::flat_hash_map<size_t, std::vector<Append>>& appends,
+                              const TempRenames* renames) {
   const std::vector<std::string> changed = ChangedVariables(previous_->Env(matched), *request.env);
   if (!changed.empty()) return absl::StrCat("environment variable ", changed[0], " changed");
   // A drained pipe was no input (the recorder left it out): the program
@@ -281,7 +296,7 @@ std::string Rebuilder::WhyRun(const std::vector<size_t>& group, const tracer::Ex
                           ", which is gone: it may be given another file now");
     }
   }
-  std::vector<std::string> causes = CheckCommands(*previous_, group, *tree_, 1);
+  std::vector<std::string> causes = CheckCommands(*previous_, group, *tree_, 1, renames);
   if (!causes.empty()) return causes[0];
   auto in_store = [&](const proto::Version& v) {
     Digest digest;
@@ -555,11 +570,12 @@ absl::Status Rebuilder::RestoreStates(const std::vector<FinalState>& states, boo
   return absl::OkStatus();
 }
 
-void Rebuilder::CopyRecords(const std::vector<size_t>& commands, uint64_t parent, bool relist) {
+void Rebuilder::CopyRecords(const std::vector<size_t>& commands, uint64_t parent, bool relist,
+                            const TempRenames* renames) {
   TraceWriter* writer = recorder_->writer();
   // The copied operations change paths as far as replay is concerned.
   recorder_->NoteTreeChanged();
-  Reinterner intern(*previous_, writer, &reinterned_);
+  Reinterner intern(*previous_, writer, &reinterned_, renames);
   absl::flat_hash_map<uint64_t, uint64_t> new_id;  // recorded id -> id in the new trace
   auto mapped = [&](uint64_t recorded) {
     // Only the exec that started a copied subtree is another command's: the
@@ -578,13 +594,19 @@ void Rebuilder::CopyRecords(const std::vector<size_t>& commands, uint64_t parent
     start->set_id(id);
     start->set_parent_id(mapped(command.start.parent_id()));
     start->set_restored(true);
-    start->set_executable(intern(start->executable()));
-    for (int i = 0; i < start->argv_size(); ++i) start->set_argv(i, intern(start->argv(i)));
+    start->set_executable(intern.Path(start->executable()));
+    for (int i = 0; i < start->argv_size(); ++i) start->set_argv(i, intern.Path(start->argv(i)));
     for (int i = 0; i < start->env_size(); ++i) start->set_env(i, intern(start->env(i)));
-    start->set_cwd(intern(start->cwd()));
-    for (proto::InheritedFd& fd : *start->mutable_fds()) fd.set_path(intern(fd.path()));
+    start->set_cwd(intern.Path(start->cwd()));
+    for (proto::InheritedFd& fd : *start->mutable_fds()) fd.set_path(intern.Path(fd.path()));
     (void)writer->Write(record);
-    if (options_.show_skipped) Progress("skip", previous_->Argv(c));
+    if (options_.show_skipped) {
+      std::vector<std::string> argv = previous_->Argv(c);
+      if (renames != nullptr) {
+        for (std::string& arg : argv) arg = renames->Path(arg).value_or(arg);
+      }
+      Progress("skip", argv);
+    }
   };
   auto write_end = [&](size_t c) {
     const TracedCommand& command = previous_->commands()[c];
@@ -675,11 +697,31 @@ std::optional<int> Rebuilder::BeforeExec(const tracer::ExecRequest& request) {
   // The first recorded child of the matched parent with the same command
   // line and directory that no exec claimed yet.
   size_t matched = kNoCommand;
-  for (size_t child : previous_->commands()[parent->second].children) {
+  const std::vector<size_t>& children = previous_->commands()[parent->second].children;
+  for (size_t child : children) {
     if (!consumed_[child] && previous_->Cwd(child) == request.cwd &&
         previous_->Argv(child) == *request.argv) {
       matched = child;
       break;
+    }
+  }
+  // Else one whose command line differs only in temporary names: the last
+  // build made a file and removed it, this build made one of the same shape
+  // (gcc's `as ... /tmp/ccX1b2Qz.s`).
+  std::optional<TempRenames> renames;
+  if (matched == kNoCommand) {
+    auto was_temporary = [&](const std::string& path) {
+      return previous_->FirstWrite(path) != kNever && tree_->Lookup(path).lstat.error == ENOENT;
+    };
+    for (size_t child : children) {
+      if (consumed_[child] || decided_.contains(child) || previous_->Cwd(child) != request.cwd) {
+        continue;
+      }
+      renames = MatchTempNames(previous_->Argv(child), *request.argv, was_temporary);
+      if (renames.has_value()) {
+        matched = child;
+        break;
+      }
     }
   }
   if (matched == kNoCommand) {
@@ -692,7 +734,15 @@ std::optional<int> Rebuilder::BeforeExec(const tracer::ExecRequest& request) {
   if (decided == decided_.end()) {
     const std::vector<size_t> group = Connected(matched, /*with_subtrees=*/true);
     absl::flat_hash_map<size_t, std::vector<Append>> appends;
-    std::string cause = WhyRun(group, request, matched, appends);
+    std::string cause;
+    if (renames.has_value() && group.size() != previous_->Subtree(matched).size()) {
+      // Its pipe partners would exec later under names of their own.
+      cause =
+          "its command line names temporary files this build named otherwise, and it "
+          "talks to other commands through pipes";
+    } else {
+      cause = WhyRun(group, request, matched, appends, renames ? &*renames : nullptr);
+    }
     bool skip = cause.empty();
     auto appended = std::make_shared<absl::flat_hash_set<std::string>>();
     for (const auto& [top, added] : appends) {
@@ -736,7 +786,7 @@ std::optional<int> Rebuilder::BeforeExec(const tracer::ExecRequest& request) {
       // Copy the matched command's records now, its partners' when they exec.
       std::vector<size_t> own = previous_->Subtree(matched);
       std::sort(own.begin(), own.end());
-      CopyRecords(own, parent_id, /*relist=*/true);
+      CopyRecords(own, parent_id, /*relist=*/true, renames ? &*renames : nullptr);
       return previous_->commands()[matched].end.exit_code();
     }
   } else if (decided->second) {

@@ -21,6 +21,7 @@
 #include "model/recorder.h"
 #include "model/replay.h"
 #include "model/store.h"
+#include "model/temp_names.h"
 #include "model/trace_model.h"
 #include "tracer/events.h"
 
@@ -111,8 +112,11 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   std::vector<size_t> Connected(size_t command, bool with_subtrees) const;
   // Empty if `group` can be skipped now; else why not.
   // Fills `appends` with what the group's top commands added to files.
+  // With `renames`, the exec names temporary files under other names than
+  // the matched command did (see temp_names.h).
   std::string WhyRun(const std::vector<size_t>& group, const tracer::ExecRequest& request,
-                     size_t matched, absl::flat_hash_map<size_t, std::vector<Append>>& appends);
+                     size_t matched, absl::flat_hash_map<size_t, std::vector<Append>>& appends,
+                     const TempRenames* renames);
   // The final states `commands` left, less those a later command of the
   // last build replaced without reading them. config.status writes
   // `# dummy` into each missing .deps/x.Plo, which a compile's `mv x.Tpo
@@ -140,7 +144,8 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   // new id of the command that started the first of them.
   // With `relist`, directory listings are copied as the tree lists them now
   // (see the definition).
-  void CopyRecords(const std::vector<size_t>& commands, uint64_t parent, bool relist);
+  void CopyRecords(const std::vector<size_t>& commands, uint64_t parent, bool relist,
+                   const TempRenames* renames = nullptr);
   void Progress(const char* verb, const std::vector<std::string>& argv);
   // Empty if the process about to exec `matched` holds the same files of
   // the build on its descriptors as the recorded command did; else the

@@ -344,7 +344,8 @@ std::vector<size_t> OpsOf(const TraceModel& model, const std::vector<size_t>& co
 }
 
 std::vector<std::string> CheckCommands(const TraceModel& model, std::vector<size_t> commands,
-                                       LiveTree& tree, size_t max_causes) {
+                                       LiveTree& tree, size_t max_causes,
+                                       const TempRenames* renames) {
   std::vector<std::string> causes;
   std::sort(commands.begin(), commands.end());
   for (size_t c : commands) {
@@ -370,8 +371,25 @@ std::vector<std::string> CheckCommands(const TraceModel& model, std::vector<size
         paths.listing
             ? first_write > index || tree.Lookup(paths.observed).stat.error == 0
             : first_write == kNever || (first_write < index && !written.contains(paths.observed));
+    std::optional<std::string> renamed;
+    if (renames != nullptr) {
+      for (const std::string& path : paths.written) {
+        if (renames->Path(path).has_value()) {
+          causes.push_back(absl::StrCat("it writes ", tree.Display(path),
+                                        ", a temporary file this build named otherwise"));
+          return causes;
+        }
+      }
+      if (paths.observation) renamed = renames->Path(paths.observed);
+      if (renamed.has_value() && paths.listing) {
+        causes.push_back(absl::StrCat("it lists ", tree.Display(paths.observed),
+                                      ", a temporary directory this build named otherwise"));
+        return causes;
+      }
+    }
     if (paths.observation && compare) {
-      std::string cause = tree.Check(model, op);
+      std::string cause =
+          renamed.has_value() ? tree.Check(model, op, *renamed) : tree.Check(model, op);
       if (!cause.empty()) {
         causes.push_back(std::move(cause));
         if (causes.size() >= max_causes) return causes;

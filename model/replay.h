@@ -22,6 +22,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "model/file_hasher.h"
 #include "model/path_mapper.h"
+#include "model/temp_names.h"
 #include "model/trace_model.h"
 
 namespace dodo::model {
@@ -112,8 +113,14 @@ std::vector<std::string> ChangedVariables(const std::vector<std::string>& before
 // first, evaluated against the live tree, and whether they all succeeded.
 // Empty: skipping them and restoring their outputs gives the same tree.
 // Stops after `max_causes`.
+//
+// With `renames`, the commands are looked at as they would run under
+// today's temporary names (see temp_names.h): observations of a renamed path
+// are compared at its new name, and a command that writes, or lists, a
+// renamed path gives a cause (its records would not say what it does now).
 std::vector<std::string> CheckCommands(const TraceModel& model, std::vector<size_t> commands,
-                                       LiveTree& tree, size_t max_causes = 1);
+                                       LiveTree& tree, size_t max_causes = 1,
+                                       const TempRenames* renames = nullptr);
 
 // The operations of `commands` and the execs that started them, as indices
 // into model.ops(), in trace order and each once.

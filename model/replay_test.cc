@@ -566,6 +566,52 @@ TEST_F(ReplayTest, CheckCommandsStopsAtMaxCauses) {
   EXPECT_EQ(Causes(model, {0}).size(), 2u);
 }
 
+// gcc's `as` read a temporary the last build's cc1 wrote and removed; this
+// build's cc1 wrote another. Checked under the new name, the assembler is up
+// to date exactly when the new file holds what the old one held; one that
+// writes or lists a renamed path cannot be checked that way.
+TEST_F(ReplayTest, RenamedTemporaryIsComparedUnderItsNewName) {
+  const uint64_t root = StartRoot();
+  const uint64_t cc1 = trace_.Start(root, Command({"cc1"}));
+  trace_.Write(cc1, T("tmp/ccOld123.s"));
+  WriteFile(T("tmp/ccOld123.s"), "movl $1, %eax\n");
+  trace_.End(cc1);
+  const uint64_t as = trace_.Start(root, Command({"as", "-o", "a.o", T("tmp/ccOld123.s")}));
+  trace_.Read(as, T("tmp/ccOld123.s"));
+  trace_.Write(as, T("a.o"));
+  trace_.End(as);
+  ASSERT_EQ(mkdir(T("tmp/ccDir789").c_str(), 0755), 0);
+  const uint64_t lister = trace_.Start(root, Command({"ls", T("tmp/ccDir789")}));
+  trace_.List(lister, T("tmp/ccDir789"));
+  trace_.End(lister);
+  ASSERT_EQ(rmdir(T("tmp/ccDir789").c_str()), 0);
+  const uint64_t writer = trace_.Start(root, Command({"touch", T("tmp/ccOld123.s")}));
+  trace_.Write(writer, T("tmp/ccOld123.s"));
+  trace_.End(writer);
+  trace_.Unlink(root, T("tmp/ccOld123.s"));
+  ASSERT_EQ(unlink(T("tmp/ccOld123.s").c_str()), 0);
+  trace_.End(root);
+  TraceModel model = Load();
+
+  TempRenames renames;
+  ASSERT_TRUE(renames.Add(T("tmp/ccOld123.s"), T("tmp/ccNew456.s")));
+  ASSERT_TRUE(renames.Add(T("tmp/ccDir789"), T("tmp/ccDir000")));
+  FileHasher hasher;
+  LiveTree live(&hasher, tree_);
+  auto check = [&](size_t command) {
+    live.Forget();
+    return CheckCommands(model, {command}, live, 100, &renames);
+  };
+  // Without the renames, the old name is simply gone.
+  EXPECT_THAT(Causes(model, {2}), ElementsAre(HasSubstr("tmp/ccOld123.s was removed")));
+  WriteFile(T("tmp/ccNew456.s"), "movl $1, %eax\n");
+  EXPECT_THAT(check(2), IsEmpty());
+  WriteFile(T("tmp/ccNew456.s"), "movl $2, %eax\n");
+  EXPECT_THAT(check(2), ElementsAre(HasSubstr("content of tmp/ccNew456.s changed")));
+  EXPECT_THAT(check(3), ElementsAre(HasSubstr("it lists tmp/ccDir789, a temporary")));
+  EXPECT_THAT(check(4), ElementsAre(HasSubstr("it writes tmp/ccOld123.s, a temporary")));
+}
+
 // A shell that writes a log through a descriptor (`exec 5>log`) and has a
 // child write to it too (`cat a >&5`) writes again after the child ended
 // (`echo end >&5`). Writes through a descriptor make no operation, so the

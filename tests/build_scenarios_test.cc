@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -44,13 +45,59 @@ TEST(BuildScenariosTest, CodeChangeRecompilesOneFileAndRelinks) {
   EXPECT_EQ(result.incremental.RunProgram("prog"), "42\n");
 }
 
+// The temporary assembly file of `gcc -c source` in `trace`: the one its
+// cc1 wrote (`program` "cc1") or its as read ("as").
+std::string TempNameIn(const LoadedTrace& trace, std::string_view program,
+                       std::string_view source) {
+  for (const TracedCommand* command : trace.CommandsRunning(program)) {
+    const std::vector<std::string>& argv = command->argv;
+    if (program == "as" && !argv.empty() && argv.back().starts_with("/tmp/")) {
+      const TracedCommand* gcc = trace.Command(command->parent);
+      if (gcc != nullptr && CommandLabel(trace, *gcc) == "gcc -c " + std::string(source)) {
+        return argv.back();
+      }
+    }
+    if (program == "cc1" && std::find(argv.begin(), argv.end(), source) != argv.end()) {
+      auto o = std::find(argv.begin(), argv.end(), "-o");
+      if (o != argv.end() && o + 1 != argv.end()) return *(o + 1);
+    }
+  }
+  return "";
+}
+
 // 2. Early cutoff: without -g a comment does not change a.o, so the link that
-// reads a.o is skipped.
+// reads a.o is skipped. So is the assembler: the rerun cc1 wrote the same
+// assembly, under another random name. Its records are copied under that
+// name, the one this build's cc1 wrote, so the next build is a no-op.
 TEST(BuildScenariosTest, CommentOnlyEditStopsAtTheIdenticalObject) {
-  RunScenario({
+  ScenarioResult result = RunScenario({
       .project = "c_build",
       .edit = [](const Project& p) { p.Append("a.c", "/* comment */\n"); },
-      .expected_rerun = Labels({{"root"}, Compile("a.c")}),
+      .expected_rerun = Labels({{"root"}, CompileToSameAssembly("a.c")}),
+      .outputs = kCOutputs,
+  });
+  const std::string before = TempNameIn(result.first.trace, "as", "a.c");
+  const std::string now = TempNameIn(result.second.trace, "cc1", "a.c");
+  ASSERT_FALSE(before.empty()) << result.first.trace.Dump();
+  ASSERT_FALSE(now.empty()) << result.second.trace.Dump();
+  EXPECT_NE(before, now);
+  EXPECT_EQ(TempNameIn(result.second.trace, "as", "a.c"), now) << result.second.trace.Dump();
+  const std::vector<const TracedOp*> reads = result.second.trace.Find(
+      [&](const TracedOp& op) { return op.kind == proto::READ && op.path == now; });
+  EXPECT_EQ(reads.size(), 1u) << "the skipped as reads what the new cc1 wrote\n"
+                              << result.second.trace.Dump();
+  EXPECT_TRUE(
+      result.second.trace.Find([&](const TracedOp& op) { return op.path == before; }).empty())
+      << "nothing in the new trace names the last build's temporary\n"
+      << result.second.trace.Dump();
+}
+
+// A real change gives other assembly: the assembler runs, under its new name.
+TEST(BuildScenariosTest, ChangedAssemblyRunsTheAssembler) {
+  RunScenario({
+      .project = "c_build",
+      .edit = [](const Project& p) { p.Replace("a.c", "return 41;", "return 40;"); },
+      .expected_rerun = Labels({{"root"}, Compile("a.c"), Link("prog")}),
       .outputs = kCOutputs,
   });
 }
@@ -586,7 +633,7 @@ TEST(BuildScenariosTest, MakeCommentOnlyEditStopsAtTheIdenticalObject) {
       .project = "make_parallel",
       .build_args = {"--", "make", "-j2"},
       .edit = [](const Project& p) { p.Append("util.c", "/* comment */\n"); },
-      .expected_rerun = Labels({{"root"}, Compile("util.c")}),
+      .expected_rerun = Labels({{"root"}, CompileToSameAssembly("util.c")}),
       .outputs = {"hello.o", "bye.o", "util.o", "hello", "bye"},
       .lists_whole_build = false,
   });
@@ -602,7 +649,7 @@ TEST(BuildScenariosTest, RecursiveMakeDecidesEachCommandItStarts) {
       .project = "make_recursive",
       .build_args = {"--explain", "--", "make", "-j2"},
       .edit = [](const Project& p) { p.Append("src/util.c", "/* comment */\n"); },
-      .expected_rerun = Labels({{"root", "make"}, Compile("util.c")}),
+      .expected_rerun = Labels({{"root", "make"}, CompileToSameAssembly("util.c")}),
       .outputs = {"src/hello.o", "src/bye.o", "src/util.o", "src/hello", "src/bye"},
       .lists_whole_build = false,
   });

@@ -257,6 +257,11 @@ std::vector<std::string> Compile(std::string_view source) {
   return {gcc, gcc + " > cc1", gcc + " > as"};
 }
 
+std::vector<std::string> CompileToSameAssembly(std::string_view source) {
+  const std::string gcc = "gcc -c " + std::string(source);
+  return {gcc, gcc + " > cc1"};
+}
+
 std::vector<std::string> Link(std::string_view output) {
   const std::string gcc = "gcc -o " + std::string(output);
   return {gcc, gcc + " > collect2", gcc + " > ld"};

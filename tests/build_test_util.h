@@ -85,6 +85,9 @@ std::string DescribeCommands(const LoadedTrace& trace);
 
 // The labels of compiling `source` with `gcc -c`: gcc, cc1 and as.
 std::vector<std::string> Compile(std::string_view source);
+// gcc and cc1 only: a compile whose assembly came out as before, so that its
+// `as`, matched up to its random input name, was skipped.
+std::vector<std::string> CompileToSameAssembly(std::string_view source);
 // The labels of linking `output` with gcc: gcc, collect2 and ld.
 std::vector<std::string> Link(std::string_view output);
 // Gathers groups of labels into one multiset, e.g.
