@@ -374,9 +374,10 @@ std::vector<std::string> CheckCommands(const TraceModel& model, std::vector<size
     std::optional<std::string> renamed;
     if (renames != nullptr) {
       for (const std::string& path : paths.written) {
-        if (renames->Path(path).has_value()) {
-          causes.push_back(absl::StrCat("it writes ", tree.Display(path),
-                                        ", a temporary file this build named otherwise"));
+        if (renames->Mentions(path)) {
+          causes.push_back(
+              absl::StrCat("it writes ", tree.Display(path),
+                           ", named after a temporary file this build named otherwise"));
           return causes;
         }
       }

@@ -588,6 +588,11 @@ TEST_F(ReplayTest, RenamedTemporaryIsComparedUnderItsNewName) {
   const uint64_t writer = trace_.Start(root, Command({"touch", T("tmp/ccOld123.s")}));
   trace_.Write(writer, T("tmp/ccOld123.s"));
   trace_.End(writer);
+  // Named after its input: a skip would restore ccOld123.o, not ccNew456.o.
+  const uint64_t derived = trace_.Start(root, Command({"as", T("tmp/ccOld123.s")}));
+  trace_.Read(derived, T("tmp/ccOld123.s"));
+  trace_.Write(derived, T("ccOld123.o"));
+  trace_.End(derived);
   trace_.Unlink(root, T("tmp/ccOld123.s"));
   ASSERT_EQ(unlink(T("tmp/ccOld123.s").c_str()), 0);
   trace_.End(root);
@@ -609,7 +614,9 @@ TEST_F(ReplayTest, RenamedTemporaryIsComparedUnderItsNewName) {
   WriteFile(T("tmp/ccNew456.s"), "movl $2, %eax\n");
   EXPECT_THAT(check(2), ElementsAre(HasSubstr("content of tmp/ccNew456.s changed")));
   EXPECT_THAT(check(3), ElementsAre(HasSubstr("it lists tmp/ccDir789, a temporary")));
-  EXPECT_THAT(check(4), ElementsAre(HasSubstr("it writes tmp/ccOld123.s, a temporary")));
+  EXPECT_THAT(check(4),
+              ElementsAre(HasSubstr("it writes tmp/ccOld123.s, named after a temporary")));
+  EXPECT_THAT(check(5), Contains(HasSubstr("it writes ccOld123.o, named after a temporary")));
 }
 
 // A shell that writes a log through a descriptor (`exec 5>log`) and has a

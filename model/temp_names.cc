@@ -53,6 +53,15 @@ std::optional<std::string> TempRenames::Component(std::string_view name) const {
   return std::nullopt;
 }
 
+bool TempRenames::Mentions(std::string_view path) const {
+  for (const auto& [before, now] : pairs_) {
+    std::string_view stem = Basename(before);
+    stem.remove_suffix(Extension(before).size());
+    if (path.find(stem) != std::string_view::npos) return true;
+  }
+  return false;
+}
+
 std::optional<TempRenames> MatchTempNames(
     const std::vector<std::string>& before, const std::vector<std::string>& now,
     const std::function<bool(const std::string&)>& was_temporary) {

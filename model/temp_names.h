@@ -34,6 +34,10 @@ class TempRenames {
   // The new last component for a path component that is the last component
   // of a renamed path (a name looked up in the temporary's directory).
   std::optional<std::string> Component(std::string_view name) const;
+  // Whether `path` holds an old name's random part (its last component
+  // without the extension) anywhere: a renamed path, one below it, or one
+  // named after it (`gcc -c /tmp/ccX.c` writes ccX.o).
+  bool Mentions(std::string_view path) const;
 
  private:
   std::vector<std::pair<std::string, std::string>> pairs_;

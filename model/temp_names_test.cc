@@ -67,6 +67,10 @@ TEST(TempNamesTest, PathsAndComponentsUnderNewNames) {
   EXPECT_EQ(renames.Path("/tmp"), std::nullopt);
   EXPECT_EQ(renames.Component("ccAbC123"), "ccQ9w8E7");
   EXPECT_EQ(renames.Component("tmp"), std::nullopt);
+  EXPECT_TRUE(renames.Mentions("/tmp/ccAbC123/x"));
+  EXPECT_TRUE(renames.Mentions("/home/u/ccAbC123.o"));
+  EXPECT_FALSE(renames.Mentions("/home/u/a.o"));
+  EXPECT_FALSE(renames.Mentions("/tmp/ccQ9w8E7"));
 }
 
 }  // namespace

@@ -92,6 +92,26 @@ TEST(BuildScenariosTest, CommentOnlyEditStopsAtTheIdenticalObject) {
       << result.second.trace.Dump();
 }
 
+// A source that mktemp names at random is compiled where gcc names the
+// object after it, and a rename gives the object a fixed name. The compile
+// matches the last build's up to the temporary name, but its object does not
+// keep its name: a skip would bring back the last build's object under the
+// last build's name, and the rename would find nothing.
+TEST(BuildScenariosTest, ObjectNamedAfterARenamedTemporaryIsMadeAgain) {
+  Project project = Project::Copy("temp_named_source");
+  BuildRun first = project.Build();
+  ASSERT_EQ(first.run.exit_status, 0) << first.run.err;
+  project.Append("Dodofile", "# edited\n");
+  BuildRun second = project.Build();
+  EXPECT_EQ(second.run.exit_status, 0) << second.run.err;
+  EXPECT_EQ(project.Read("out.txt"), "compiled from a temporary\n");
+  const std::vector<const TracedCommand*> compiles = second.trace.CommandsRunning("cc1");
+  ASSERT_EQ(compiles.size(), 1u) << second.trace.Dump();
+  EXPECT_FALSE(compiles[0]->restored) << "the compile was skipped\n"
+                                      << DescribeCommands(second.trace);
+  EXPECT_EQ(project.WhyQuiet(), 0);
+}
+
 // A real change gives other assembly: the assembler runs, under its new name.
 TEST(BuildScenariosTest, ChangedAssemblyRunsTheAssembler) {
   RunScenario({
