@@ -387,6 +387,13 @@ std::vector<std::string> CheckCommands(const TraceModel& model, std::vector<size
                                       ", a temporary directory this build named otherwise"));
         return causes;
       }
+      // A name made from an old one (`x.d` beside `x.c`): the command would
+      // look for it under the new name, which nothing maps.
+      if (paths.observation && !renamed.has_value() && renames->Mentions(paths.observed)) {
+        causes.push_back(absl::StrCat("it looks at ", tree.Display(paths.observed),
+                                      ", named after a temporary file this build named otherwise"));
+        return causes;
+      }
     }
     if (paths.observation && compare) {
       std::string cause =

@@ -117,8 +117,8 @@ std::vector<std::string> ChangedVariables(const std::vector<std::string>& before
 // With `renames`, the commands are looked at as they would run under
 // today's temporary names (see temp_names.h): observations of a renamed path
 // are compared at its new name, and a command that lists a renamed path, or
-// writes a path named after one (`gcc -c /tmp/ccX.c` writes ccX.o), gives
-// a cause: its records would not say what it does now.
+// looks at or writes a path named after one (`gcc -c /tmp/ccX.c` writes
+// ccX.o), gives a cause: its records would not say what it does now.
 std::vector<std::string> CheckCommands(const TraceModel& model, std::vector<size_t> commands,
                                        LiveTree& tree, size_t max_causes = 1,
                                        const TempRenames* renames = nullptr);

@@ -588,6 +588,11 @@ TEST_F(ReplayTest, RenamedTemporaryIsComparedUnderItsNewName) {
   const uint64_t writer = trace_.Start(root, Command({"touch", T("tmp/ccOld123.s")}));
   trace_.Write(writer, T("tmp/ccOld123.s"));
   trace_.End(writer);
+  // Looks for a file named after its input.
+  const uint64_t prober = trace_.Start(root, Command({"probe", T("tmp/ccOld123.s")}));
+  trace_.Read(prober, T("tmp/ccOld123.s"));
+  trace_.Get(prober, T("tmp/ccOld123.d"));
+  trace_.End(prober);
   // Named after its input: a skip would restore ccOld123.o, not ccNew456.o.
   const uint64_t derived = trace_.Start(root, Command({"as", T("tmp/ccOld123.s")}));
   trace_.Read(derived, T("tmp/ccOld123.s"));
@@ -616,7 +621,8 @@ TEST_F(ReplayTest, RenamedTemporaryIsComparedUnderItsNewName) {
   EXPECT_THAT(check(3), ElementsAre(HasSubstr("it lists tmp/ccDir789, a temporary")));
   EXPECT_THAT(check(4),
               ElementsAre(HasSubstr("it writes tmp/ccOld123.s, named after a temporary")));
-  EXPECT_THAT(check(5), Contains(HasSubstr("it writes ccOld123.o, named after a temporary")));
+  EXPECT_THAT(check(5), Contains(HasSubstr("it looks at tmp/ccOld123.d, named after a temporary")));
+  EXPECT_THAT(check(6), Contains(HasSubstr("it writes ccOld123.o, named after a temporary")));
 }
 
 // A shell that writes a log through a descriptor (`exec 5>log`) and has a
