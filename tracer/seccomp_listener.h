@@ -5,6 +5,19 @@
 // result. No ptrace stop is involved, so a lookup costs two context switches
 // and no wait_task_inactive, and with SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP both
 // switches stay on the caller's CPU.
+//
+// One thread serves every notification, even when two processes trap at
+// once on two CPUs. More threads were measured (two processes each calling
+// readlink 100,000 times, 2 vCPUs) and lost, because each way of sharing
+// the descriptor undoes the synchronous wake-up:
+// - all threads in poll(): every notification wakes every idle thread;
+//   26 us per call against 22-24 us with one thread;
+// - one epoll set per thread with EPOLLEXCLUSIVE: one thread is woken, but
+//   epoll wakes it on its own CPU, not the caller's; two processes gained
+//   (13 us), a single one lost (16 us against 10 us);
+// - one thread polling at a time, handing over after each receive: the
+//   hand-over is a cross-CPU wake; 18 us for two, 22 us for one.
+// A -j2 build of xz took as long with two threads as with one.
 #ifndef DODO_TRACER_SECCOMP_LISTENER_H_
 #define DODO_TRACER_SECCOMP_LISTENER_H_
 
