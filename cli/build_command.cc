@@ -248,7 +248,7 @@ int RunBuild(const BuildOptions& options) {
     if (plan.UpToDate()) {
       const int exit_status = previous->commands()[previous->root()].end.exit_code();
       stamp = model::UpToDateStamp::FromPlan(tree, (*store)->dir() + "/", root,
-                                             previous->commands().size(), exit_status, plan_start);
+                                             previous->build_size(), exit_status, plan_start);
       if (!options.show_skipped) {
         // Nothing to run, restore or relist: a new trace would say what the
         // last one says, so it stays, and neither the trace nor the manifest
@@ -258,7 +258,7 @@ int RunBuild(const BuildOptions& options) {
         if (stamp.has_value() && exit_status == 0) {
           (void)stamp->Write((*store)->stamp_path(), (*store)->trace_path());
         }
-        Summary({.skipped = previous->commands().size()}, start);
+        Summary({.skipped = previous->build_size()}, start);
         ExitNow(exit_status);
       }
     }
@@ -325,6 +325,7 @@ int RunBuild(const BuildOptions& options) {
   }
   absl::Status committed = (*vfs)->Finish(status == 0);
   absl::Status recorded = recorder.Finish();
+  if (ran) rebuilder.KeepDormant();
   if (recorded.ok()) recorded = committed;
   absl::Status finished = (*writer)->Finish(status);
   if (recorded.ok() && finished.ok()) finished = (*store)->CommitTrace();

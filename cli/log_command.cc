@@ -22,7 +22,10 @@ namespace {
 constexpr size_t kMaxBufferedOperations = 10'000;
 
 constexpr char kLogHelp[] = R"(Each command (one successful exec) prints as a block:
-  [ID] (parent ID) pid PID: ARGV...      its heading
+  [ID] (parent ID) pid PID: ARGV...      its heading; "restored" before pid:
+                                         skipped by dodo build, its records
+                                         copied; "dormant": kept from an
+                                         earlier build, not part of this one
     <operation> = <result>               what it did, in order
     produced "/path" [sha256:...]        a file it wrote, as it left it
   [ID] exit 0                            how it ended
@@ -194,6 +197,9 @@ void PrintJson(const model::TraceReader& reader, const proto::Record& record, st
           .String("cwd", reader.String(start.cwd()))
           .Number("start_time_ns", start.start_time_ns());
       if (start.restored()) json.Bool("restored", true);
+      if (start.dormant()) {
+        json.Bool("dormant", true).Number("dormant_builds", start.dormant_builds());
+      }
       // What each inherited descriptor was: the exec gate compares them,
       // so `dodo build --explain`'s "descriptor 1 was ..." can be checked.
       if (!start.fds().empty()) {

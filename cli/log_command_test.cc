@@ -43,9 +43,12 @@ class TraceBuilder {
     writer_ = std::move(*writer);
   }
 
-  void Start(uint64_t id, uint64_t parent, int pid, std::vector<std::string> argv) {
+  void Start(uint64_t id, uint64_t parent, int pid, std::vector<std::string> argv,
+             uint32_t dormant_builds = 0) {
     proto::Record record;
     proto::CommandStart* start = record.mutable_command_start();
+    start->set_dormant(dormant_builds != 0);
+    start->set_dormant_builds(dormant_builds);
     start->set_id(id);
     start->set_parent_id(parent);
     start->set_pid(pid);
@@ -184,6 +187,26 @@ TEST(LogCommandTest, OtherNamesOfAFileWrittenAreShownAsSuch) {
   Result json = RunLogFor(Options(path, true));
   EXPECT_EQ(json.status, 0);
   EXPECT_THAT(json.out, HasSubstr(R"({"path":"/src/b.o","same_file_as":"/src/a.o","sha256":")"));
+}
+
+// A dormant command (kept from an earlier build, no part of this one) says
+// so in its heading and in JSON.
+TEST(LogCommandTest, DormantCommandsAreMarked) {
+  std::string path = TempPath("trace");
+  TraceBuilder trace(path);
+  trace.Start(1, 0, 100, {"make"});
+  trace.Exit(1, 0);
+  trace.Start(2, 1, 90, {"cc", "-c", "b.c"}, /*dormant_builds=*/3);
+  trace.Exit(2, 0);
+  trace.Finish();
+  Result text = RunLogFor(Options(path, false));
+  EXPECT_EQ(text.status, 0);
+  EXPECT_THAT(Lines(text.out),
+              ElementsAre("[1] pid 100: make", "[1] exit 0",
+                          "[2] (parent 1) dormant pid 90: cc -c b.c", "[2] exit 0"));
+  Result json = RunLogFor(Options(path, true));
+  EXPECT_EQ(json.status, 0);
+  EXPECT_THAT(json.out, HasSubstr(R"("dormant":true,"dormant_builds":3)"));
 }
 
 TEST(LogCommandTest, CommandFilterPrintsOneCommand) {

@@ -390,7 +390,12 @@ std::string FormatCommandHeader(const proto::CommandStart& command, StringLookup
   std::string out = absl::StrCat("[", command.id(), "]");
   if (command.parent_id() != 0) absl::StrAppend(&out, " (parent ", command.parent_id(), ")");
   // A command dodo build skipped: its records come from the last build.
-  if (command.restored()) absl::StrAppend(&out, " restored");
+  // Dormant: kept from an earlier build for matching, no part of this one.
+  if (command.dormant()) {
+    absl::StrAppend(&out, " dormant");
+  } else if (command.restored()) {
+    absl::StrAppend(&out, " restored");
+  }
   absl::StrAppend(&out, " pid ", command.pid(), ":");
   if (command.argv().empty()) {
     absl::StrAppend(&out, " ", ShellWord(Lookup(strings, command.executable())));

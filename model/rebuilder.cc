@@ -246,7 +246,10 @@ std::string Rebuilder::WhyRun(const std::vector<size_t>& group, const tracer::Ex
   if (std::string changed = ChangedDescriptor(request, matched); !changed.empty()) return changed;
   if (plan_ != nullptr) {
     for (size_t member : group) {
-      if (plan_->commands[member].pinned) return plan_->commands[member].causes.back();
+      // (The plan covers the build's commands, not the dormant ones.)
+      if (member < plan_->commands.size() && plan_->commands[member].pinned) {
+        return plan_->commands[member].causes.back();
+      }
     }
   }
   // A pipe whose other end is no recorded command of the group cannot be
@@ -401,6 +404,9 @@ absl::Status Rebuilder::ReplayAppends(const std::vector<Append>& appends,
 
 std::vector<FinalState> Rebuilder::StatesToRestore(const std::vector<size_t>& commands) {
   std::vector<FinalState> states = FinalStates(*previous_, commands);
+  // A dormant group was not part of the last build: no later command of it
+  // replaced what the group left.
+  if (!commands.empty() && previous_->IsDormant(commands.front())) return states;
   const absl::flat_hash_set<size_t> members(commands.begin(), commands.end());
   std::erase_if(states, [&](const FinalState& state) {
     const size_t last = previous_->LastWrite(state.path);
@@ -571,10 +577,13 @@ absl::Status Rebuilder::RestoreStates(const std::vector<FinalState>& states, boo
 }
 
 void Rebuilder::CopyRecords(const std::vector<size_t>& commands, uint64_t parent, bool relist,
-                            const TempRenames* renames) {
+                            const TempRenames* renames, CopyAs as) {
   TraceWriter* writer = recorder_->writer();
   // The copied operations change paths as far as replay is concerned.
-  recorder_->NoteTreeChanged();
+  if (as != CopyAs::kDormant) recorder_->NoteTreeChanged();
+  auto dormant = [&](size_t c) {
+    return as == CopyAs::kDormant || (as == CopyAs::kAsRecorded && previous_->IsDormant(c));
+  };
   Reinterner intern(*previous_, writer, &reinterned_, renames);
   absl::flat_hash_map<uint64_t, uint64_t> new_id;  // recorded id -> id in the new trace
   auto mapped = [&](uint64_t recorded) {
@@ -594,12 +603,21 @@ void Rebuilder::CopyRecords(const std::vector<size_t>& commands, uint64_t parent
     start->set_id(id);
     start->set_parent_id(mapped(command.start.parent_id()));
     start->set_restored(true);
+    if (as == CopyAs::kDormant) {
+      start->set_dormant(true);
+      start->set_dormant_builds(command.start.dormant_builds() + 1);
+    } else if (as == CopyAs::kSkipped) {
+      start->clear_dormant();
+      start->clear_dormant_builds();
+    }
     start->set_executable(intern.Path(start->executable()));
     for (int i = 0; i < start->argv_size(); ++i) start->set_argv(i, intern.Path(start->argv(i)));
     for (int i = 0; i < start->env_size(); ++i) start->set_env(i, intern(start->env(i)));
     start->set_cwd(intern.Path(start->cwd()));
     for (proto::InheritedFd& fd : *start->mutable_fds()) fd.set_path(intern.Path(fd.path()));
     (void)writer->Write(record);
+    if (dormant(c)) return;
+    ++stats_.skipped;
     if (options_.show_skipped) {
       std::vector<std::string> argv = previous_->Argv(c);
       if (renames != nullptr) {
@@ -614,7 +632,14 @@ void Rebuilder::CopyRecords(const std::vector<size_t>& commands, uint64_t parent
     proto::CommandEnd* end = record.mutable_command_end();
     *end = command.end;
     end->set_id(new_id[command.start.id()]);
+    const bool kept_dormant = dormant(c);
     for (proto::Output& output : *end->mutable_outputs()) {
+      if (kept_dormant) {
+        // No output of this build's: only interned anew.
+        output.set_path(intern(output.path()));
+        if (output.same_file_as() != 0) output.set_same_file_as(intern(output.same_file_as()));
+        continue;
+      }
       // What the tree keeps instead (see StatesToRestore): the new trace
       // must end where the tree does.
       if (!kept_later_.empty()) {
@@ -681,7 +706,71 @@ void Rebuilder::CopyRecords(const std::vector<size_t>& commands, uint64_t parent
     (void)writer->Write(record);
   }
   write_marks_before(static_cast<size_t>(-1));
-  stats_.skipped += commands.size();
+}
+
+bool Rebuilder::Superseded(size_t recorded, uint64_t parent) const {
+  auto started = unmatched_.find(parent);
+  if (started == unmatched_.end()) return false;
+  const std::string cwd = previous_->Cwd(recorded);
+  const std::vector<std::string> argv = previous_->Argv(recorded);
+  for (const auto& [now_cwd, now_argv] : started->second) {
+    if (now_cwd != cwd || now_argv.size() != argv.size()) continue;
+    size_t differences = 0;
+    for (size_t i = 0; i < argv.size() && differences < 2; ++i) {
+      if (argv[i] != now_argv[i]) ++differences;
+    }
+    if (differences <= 1) return true;
+  }
+  return false;
+}
+
+void Rebuilder::KeepDormant() {
+  if (previous_ == nullptr) return;
+  // The matched commands that ran, in the order the new trace numbers them.
+  std::vector<std::pair<uint64_t, size_t>> ran(match_.begin(), match_.end());
+  std::sort(ran.begin(), ran.end());
+  tree_->Forget();  // the build is over: the tree is the one it leaves
+  // Only records a later skip can use: a command whose outputs are all in
+  // the tree as it left them, one of them at least in the project. A link
+  // that reran wrote another prog; gcc's collect2 names a new temporary in
+  // every build; a command that only prints says nothing a skip restores.
+  // Such records would never be matched, yet keep old outputs in the store.
+  auto outputs_still_there = [&](const std::vector<size_t>& subtree) {
+    bool in_project = false;
+    for (const FinalState& state : FinalStates(*previous_, subtree)) {
+      if (state.version.absent()) continue;
+      if (DiffersFromFinal(state, *tree_).has_value()) return false;
+      if (!options_.project_root.empty() && state.path.starts_with(options_.project_root)) {
+        in_project = true;
+      }
+    }
+    return in_project;
+  };
+  for (const auto& [id, recorded] : ran) {
+    const TracedCommand& command = previous_->commands()[recorded];
+    for (const std::vector<size_t>* started : {&command.children, &command.dormant_children}) {
+      for (size_t child : *started) {
+        if (consumed_[child]) continue;
+        const TracedCommand& kept = previous_->commands()[child];
+        // A failed command would run anyway; old ones (a command line that
+        // changes with every build leaves one per build) are let go.
+        if (!kept.Succeeded() || kept.start.dormant_builds() >= kMaxDormantBuilds) continue;
+        std::vector<size_t> subtree = previous_->Subtree(child);
+        // Pipes to other commands are matched as groups (see Connected),
+        // which the dormant records do not keep.
+        if (std::any_of(subtree.begin(), subtree.end(), [&](size_t c) {
+              return previous_->commands()[c].uses_pipes || !previous_->commands()[c].ended;
+            })) {
+          continue;
+        }
+        if (Superseded(child, id)) continue;
+        std::sort(subtree.begin(), subtree.end());
+        if (!outputs_still_there(subtree)) continue;
+        CopyRecords(subtree, id, /*relist=*/false, nullptr, CopyAs::kDormant);
+        ++stats_.kept_dormant;
+      }
+    }
+  }
 }
 
 std::optional<int> Rebuilder::BeforeExec(const tracer::ExecRequest& request) {
@@ -697,7 +786,12 @@ std::optional<int> Rebuilder::BeforeExec(const tracer::ExecRequest& request) {
   // The first recorded child of the matched parent with the same command
   // line and directory that no exec claimed yet.
   size_t matched = kNoCommand;
-  const std::vector<size_t>& children = previous_->commands()[parent->second].children;
+  // Then the dormant ones: commands it started in an earlier build and not
+  // in the last (make found their targets up to date then).
+  const TracedCommand& started_by = previous_->commands()[parent->second];
+  std::vector<size_t> children = started_by.children;
+  children.insert(children.end(), started_by.dormant_children.begin(),
+                  started_by.dormant_children.end());
   for (size_t child : children) {
     if (!consumed_[child] && previous_->Cwd(child) == request.cwd &&
         previous_->Argv(child) == *request.argv) {
@@ -711,7 +805,8 @@ std::optional<int> Rebuilder::BeforeExec(const tracer::ExecRequest& request) {
   std::optional<TempRenames> renames;
   if (matched == kNoCommand) {
     auto was_temporary = [&](const std::string& path) {
-      return previous_->FirstWrite(path) != kNever && tree_->Lookup(path).lstat.error == ENOENT;
+      return (previous_->FirstWrite(path) != kNever || previous_->DormantWrites(path)) &&
+             tree_->Lookup(path).lstat.error == ENOENT;
     };
     for (size_t child : children) {
       if (consumed_[child] || decided_.contains(child) || previous_->Cwd(child) != request.cwd) {
@@ -725,6 +820,11 @@ std::optional<int> Rebuilder::BeforeExec(const tracer::ExecRequest& request) {
     }
   }
   if (matched == kNoCommand) {
+    // An exec that searches PATH tries one file after another. Once one try
+    // matched a command, the later tries of the same exec find it taken:
+    // they change neither the match nor the cause.
+    if (pending_.contains(request.pid)) return std::nullopt;
+    unmatched_[parent_id].push_back({request.cwd, *request.argv});
     if (options_.explain) run_cause_[request.pid] = RunCause(request, parent_id, matched);
     return std::nullopt;
   }
@@ -839,7 +939,8 @@ absl::StatusOr<int> Rebuilder::SkipEverything(const Plan& plan) {
   if (absl::Status s = RestoreStates(plan.restores, /*redo_removals=*/false); !s.ok()) return s;
   std::vector<size_t> all(previous_->commands().size());
   for (size_t c = 0; c < all.size(); ++c) all[c] = c;
-  CopyRecords(all, 0, /*relist=*/false);
+  // The dormant commands stay dormant (nothing ran that could start them).
+  CopyRecords(all, 0, /*relist=*/false, nullptr, CopyAs::kAsRecorded);
   return previous_->commands()[previous_->root()].end.exit_code();
 }
 

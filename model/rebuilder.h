@@ -31,6 +31,7 @@ struct RebuildStats {
   uint64_t run = 0;             // commands exec'd in this build
   uint64_t skipped = 0;         // commands not run (copied from the last build)
   uint64_t files_restored = 0;  // outputs written back from the store
+  uint64_t kept_dormant = 0;    // commands not started, kept for later builds
 };
 
 struct RebuildOptions {
@@ -72,6 +73,15 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   // Nothing runs: copies the whole last build into the new trace and
   // restores `plan.restores`. Returns the root's recorded exit status.
   absl::StatusOr<int> SkipEverything(const Plan& plan);
+
+  // After the build: keeps the records of the last build's commands that a
+  // command which ran in this build did not start again (make found their
+  // targets up to date), as dormant records (proto::CommandStart.dormant)
+  // of the new trace. A later build in which that command starts them again
+  // matches them like its own: `as` need not run again for a header edit
+  // only because the build before did not compile that file at all.
+  // Call once every command has ended, before the trace is finished.
+  void KeepDormant();
 
   const RebuildStats& stats() const { return stats_; }
   // The first restore that failed (the build then ran the command instead).
@@ -144,8 +154,19 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   // new id of the command that started the first of them.
   // With `relist`, directory listings are copied as the tree lists them now
   // (see the definition).
+  // As what the copies go into the new trace: commands this build skipped,
+  // dormant commands (KeepDormant), or each as it was recorded (a whole
+  // build skipped, whose dormant commands stay dormant).
+  enum class CopyAs { kSkipped, kDormant, kAsRecorded };
   void CopyRecords(const std::vector<size_t>& commands, uint64_t parent, bool relist,
-                   const TempRenames* renames = nullptr);
+                   const TempRenames* renames = nullptr, CopyAs as = CopyAs::kSkipped);
+  // Whether `parent` (a new command id) started, instead of the recorded
+  // command, one that matched nothing and differs from it in one argument
+  // at most: another version of it (collect2's `-fresolution=/tmp/ccX.res`,
+  // a changed flag), which leaves the recorded one no use.
+  bool Superseded(size_t recorded, uint64_t parent) const;
+  // Builds in a row a command is kept dormant at most.
+  static constexpr uint32_t kMaxDormantBuilds = 100;
   void Progress(const char* verb, const std::vector<std::string>& argv);
   // Empty if the process about to exec `matched` holds the same files of
   // the build on its descriptors as the recorded command did; else the
@@ -190,6 +211,10 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
       appended_paths_;
   // Recorded command -> why its group runs (only with `explain`).
   absl::flat_hash_map<size_t, std::string> group_cause_;
+  // New command id -> the commands it started that matched none of the
+  // last build's (directory and argv), for Superseded.
+  absl::flat_hash_map<uint64_t, std::vector<std::pair<std::string, std::vector<std::string>>>>
+      unmatched_;
   // Thread about to exec -> why it runs (only with `explain`).
   absl::flat_hash_map<pid_t, std::string> run_cause_;
 };

@@ -311,7 +311,7 @@ std::string Shadows(const TraceModel& model, size_t command, size_t op_index,
 // Exec operations that started a command: checked for that command.
 absl::flat_hash_map<size_t, size_t> ExecOwners(const TraceModel& model) {
   absl::flat_hash_map<size_t, size_t> out;
-  for (size_t c = 0; c < model.commands().size(); ++c) {
+  for (size_t c = 0; c < model.build_size(); ++c) {
     if (model.commands()[c].exec_op.has_value()) out[*model.commands()[c].exec_op] = c;
   }
   return out;
@@ -355,7 +355,25 @@ std::vector<std::string> CheckCommands(const TraceModel& model, std::vector<size
     }
   }
   absl::flat_hash_set<std::string> written;
-  for (size_t index : OpsOf(model, commands)) {
+  const std::vector<size_t> ops = OpsOf(model, commands);
+  // Dormant commands were no part of the last build (see
+  // TraceModel::build_size): of what their build wrote, only their own
+  // writes are known.
+  absl::flat_hash_map<std::string, size_t> own_first_write;
+  const bool dormant = !commands.empty() && model.IsDormant(commands.front());
+  if (dormant) {
+    OpPaths paths;
+    for (size_t index : ops) {
+      model.PathsOf(model.ops()[index], &paths);
+      for (std::string& p : paths.written) own_first_write.try_emplace(std::move(p), index);
+    }
+  }
+  auto first_write_of = [&](const std::string& path) {
+    if (!dormant) return model.FirstWrite(path);
+    auto it = own_first_write.find(path);
+    return it == own_first_write.end() ? kNever : it->second;
+  };
+  for (size_t index : ops) {
     const proto::Operation& op = model.ops()[index];
     OpPaths paths = model.PathsOf(op);
     // Not compared: what the commands changed themselves, and what the
@@ -366,7 +384,7 @@ std::vector<std::string> CheckCommands(const TraceModel& model, std::vector<size
     // directory the build made, as MakePlan does, unless it is gone now: the
     // build removed it again (configure's `rm -rf conftest.dir`, or
     // config.guess's `mktemp -d /tmp/cgXXXXXX`).
-    const size_t first_write = paths.observation ? model.FirstWrite(paths.observed) : kNever;
+    const size_t first_write = paths.observation ? first_write_of(paths.observed) : kNever;
     const bool compare =
         paths.listing
             ? first_write > index || tree.Lookup(paths.observed).stat.error == 0
@@ -542,7 +560,8 @@ bool Plan::UpToDate() const {
 Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::string>& argv,
               const std::string& cwd, const std::vector<std::string>& env) {
   Plan plan;
-  const size_t n = model.commands().size();
+  // Dormant commands are no part of the build (proto::CommandStart.dormant).
+  const size_t n = model.build_size();
   plan.commands.resize(n);
   if (n == 0) {
     plan.root_changed = true;
@@ -629,7 +648,7 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
     }
   };
   OpPaths paths;
-  for (size_t index = 0; index < model.ops().size(); ++index) {
+  for (size_t index = 0; index < model.build_ops(); ++index) {
     take_linked_ends(index);
     const proto::Operation& op = model.ops()[index];
     const size_t recorded_by = model.IndexOf(op.command());
@@ -662,7 +681,7 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
       writer.insert_or_assign(std::move(p), c);
     }
   }
-  take_linked_ends(model.ops().size());
+  take_linked_ends(model.build_ops());
 
   // Pipes: a reader depends on the writers; a pipe with an end outside the
   // recorded commands (a shell builtin, the root's own end) cannot be replayed.

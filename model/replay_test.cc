@@ -108,6 +108,60 @@ TEST_F(ReplayTest, OpsOfGivesEachOperationOnceInTraceOrder) {
 
 // CheckCommands
 
+// Dormant commands (kept from an earlier build for matching) come after the
+// build's records and are no part of the build: no child, write or plan of
+// it, yet each can be checked as a group of its own.
+TEST_F(ReplayTest, DormantCommandsAreNoPartOfTheBuild) {
+  WriteFile(T("a.c"), "a");
+  WriteFile(T("b.c"), "b");
+  const uint64_t root = StartRoot();
+  const uint64_t compile_a = trace_.Start(root, Command({"cc", "a.c"}));
+  trace_.Read(compile_a, T("a.c"));
+  WriteFile(T("a.o"), "A");
+  trace_.Write(compile_a, T("a.o"));
+  trace_.End(compile_a);
+  trace_.End(root);
+  CommandSpec kept = Command({"cc", "b.c"});
+  kept.dormant = true;
+  const uint64_t compile_b = trace_.Start(root, kept);
+  trace_.Read(compile_b, T("b.c"));
+  trace_.Get(compile_b, T("b.o"));  // ENOENT: not made yet
+  WriteFile(T("b.o"), "B");
+  trace_.Write(compile_b, T("b.o"));
+  trace_.End(compile_b);
+  const TraceModel model = Load();
+
+  ASSERT_EQ(model.commands().size(), 3u);
+  EXPECT_EQ(model.build_size(), 2u);
+  const size_t a = model.IndexOf(compile_a);
+  const size_t b = model.IndexOf(compile_b);
+  EXPECT_FALSE(model.IsDormant(a));
+  EXPECT_TRUE(model.IsDormant(b));
+  EXPECT_THAT(model.commands()[model.root()].children, ElementsAre(a));
+  EXPECT_THAT(model.commands()[model.root()].dormant_children, ElementsAre(b));
+  // The exec that started it is its own, not an operation of the root's.
+  ASSERT_TRUE(model.commands()[b].exec_op.has_value());
+  EXPECT_GE(*model.commands()[b].exec_op, model.build_ops());
+  for (size_t index : model.commands()[model.root()].ops) EXPECT_LT(index, model.build_ops());
+  EXPECT_EQ(model.FirstWrite(T("b.o")), kNever);
+  EXPECT_TRUE(model.DormantWrites(T("b.o")));
+  EXPECT_FALSE(model.DormantWrites(T("a.o")));
+  EXPECT_THAT(model.pipes(), IsEmpty());
+
+  // Its output, missing before it made it, is there now: no cause.
+  EXPECT_THAT(Causes(model, {b}), IsEmpty());
+  // Its input changed and its output is gone: a cause for it as a group,
+  // nothing for the build, which neither reruns it nor restores b.o.
+  WriteFile(T("b.c"), "changed");
+  ASSERT_EQ(unlink(T("b.o").c_str()), 0);
+  EXPECT_THAT(Causes(model, {b}), Contains(HasSubstr("b.c")));
+  FileHasher hasher;
+  LiveTree live(&hasher, tree_);
+  const Plan plan = MakePlan(model, live, {"make"}, tree_, kEnv);
+  EXPECT_EQ(plan.commands.size(), 2u);
+  EXPECT_TRUE(plan.UpToDate());
+}
+
 TEST_F(ReplayTest, UnchangedTreeHasNoCauses) {
   WriteFile(T("src/a.c"), "int a;");
   ASSERT_EQ(symlink("a.c", T("src/link").c_str()), 0);

@@ -135,6 +135,7 @@ uint64_t TraceBuilder::StartWithoutExec(uint64_t parent, const CommandSpec& spec
   for (const std::string& entry : spec.env) start->add_env(Intern(entry));
   start->set_cwd(Intern(spec.cwd));
   start->set_start_time_ns(static_cast<int64_t>(id));
+  start->set_dormant(spec.dormant);
   if (writer_ != nullptr) {
     EXPECT_TRUE(writer_->Write(record).ok());
   }

@@ -55,7 +55,8 @@ struct CommandSpec {
   std::string executable;  // absolute path of the program file
   std::vector<std::string> argv;
   std::vector<std::string> env;
-  std::string cwd;  // absolute
+  std::string cwd;       // absolute
+  bool dormant = false;  // kept from an earlier build (proto::CommandStart.dormant)
 };
 
 // A command running `cwd`/bin/`argv[0]` in `cwd`; the program file is made

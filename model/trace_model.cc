@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -87,6 +88,9 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
   // (command, pipe id) -> 1: holds the read end, 2: the write end, 3: both.
   absl::flat_hash_map<std::pair<size_t, uint64_t>, int> pipe_ends;
   absl::flat_hash_set<uint64_t> jobserver_pipes;
+  // Where the dormant records begin (see proto::CommandStart.dormant):
+  // every record from the first dormant start on is theirs.
+  std::optional<size_t> first_dormant;
   for (const TraceReader::Item& item : items) {
     switch (item.operation != nullptr ? proto::Record::kOperation : item.record->kind_case()) {
       case proto::Record::kCommandStart: {
@@ -96,11 +100,19 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
         command.start_at = model.ops_.size();
         command.start_rank = starts_and_ends++;
         model.index_of_[command.start.id()] = index;
+        if (command.start.dormant() && !first_dormant.has_value()) {
+          first_dormant = index;
+          model.build_ops_ = model.ops_.size();
+        }
         if (command.start.parent_id() != 0) {
           auto parent = model.index_of_.find(command.start.parent_id());
           if (parent != model.index_of_.end()) {
             command.parent = parent->second;
-            model.commands_[parent->second].children.push_back(index);
+            TracedCommand& started_by = model.commands_[parent->second];
+            (first_dormant.has_value() && parent->second < *first_dormant
+                 ? started_by.dormant_children
+                 : started_by.children)
+                .push_back(index);
           }
         }
         just_started = index;
@@ -127,7 +139,12 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
                                       : item.record->unsafe_arena_release_operation());
         auto it = model.index_of_.find(op.command());
         if (it == model.index_of_.end()) break;
-        model.commands_[it->second].ops.push_back(index);
+        // Among the dormant records, an operation of a build command is the
+        // exec (or a symlink read before it) that started a dormant one:
+        // it belongs to no command of the build.
+        if (!first_dormant.has_value() || it->second >= *first_dormant) {
+          model.commands_[it->second].ops.push_back(index);
+        }
         if (just_started != kNoCommand) {
           // The recorder writes a command's start, then the exec that ran it
           // (the parent's operation; the root's own), after the root's PATH
@@ -168,8 +185,12 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
   // others: that is make's jobserver (tokens, not data) or a self-pipe.
   std::vector<std::pair<std::pair<size_t, uint64_t>, int>> ends(pipe_ends.begin(), pipe_ends.end());
   std::sort(ends.begin(), ends.end());
+  model.build_size_ = first_dormant.value_or(model.commands_.size());
+  if (!first_dormant.has_value()) model.build_ops_ = model.ops_.size();
   for (const auto& [key, bits] : ends) {
-    if (jobserver_pipes.contains(key.second)) continue;
+    if (jobserver_pipes.contains(key.second) || bits == 3) continue;
+    model.commands_[key.first].uses_pipes = true;
+    if (model.IsDormant(key.first)) continue;
     if (bits == 1) model.pipes_[key.second].readers.push_back(key.first);
     if (bits == 2) model.pipes_[key.second].writers.push_back(key.first);
   }
@@ -183,6 +204,10 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
     }
     model.PathsOf(model.ops_[index], &paths);
     for (std::string& p : paths.written) {
+      if (index >= model.build_ops_) {
+        model.dormant_writes_.insert(std::move(p));
+        continue;
+      }
       auto [it, added] = model.writes_.try_emplace(std::move(p), Writes{index, index});
       it->second.last = index;
     }

@@ -15,6 +15,7 @@
 
 #include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "google/protobuf/arena.h"
 #include "proto/trace.pb.h"
@@ -29,7 +30,13 @@ struct TracedCommand {
   bool ended = false;
   size_t parent = kNoCommand;    // index into TraceModel::commands
   std::vector<size_t> children;  // indices, in start order
-  std::vector<size_t> ops;       // indices into TraceModel::ops, in trace order
+  // Dormant commands kept under this one: it started them in an earlier
+  // build, not in this one (see proto::CommandStart.dormant). A dormant
+  // command's own children are dormant and listed in `children`.
+  std::vector<size_t> dormant_children;
+  // Holds one end of a pipe, not both (make's jobserver is no such pipe).
+  bool uses_pipes = false;
+  std::vector<size_t> ops;  // indices into TraceModel::ops, in trace order
   // The parent's successful EXEC operation that started this command (it is
   // the parent's operation: the parent looked the program up and ran it).
   std::optional<size_t> exec_op;
@@ -77,8 +84,19 @@ class TraceModel {
   // then says so.
   static absl::StatusOr<TraceModel> Load(const std::string& path);
 
+  // Every command: first the build's, in start order, then the dormant ones
+  // (proto::CommandStart.dormant), which only a rebuild matches against.
   const std::vector<TracedCommand>& commands() const { return commands_; }
+  // Every operation: first the build's, then the dormant commands'.
   const OpList& ops() const { return ops_; }
+  // How many commands and operations are the build's: replay and plans look
+  // at those only. Dormant ones are never in pipes() nor in
+  // FirstWrite/LastWrite/BuildWrites.
+  size_t build_size() const { return build_size_; }
+  size_t build_ops() const { return build_ops_; }
+  bool IsDormant(size_t command) const { return command >= build_size_; }
+  // Whether a dormant command created, changed or removed `path`.
+  bool DormantWrites(const std::string& path) const { return dormant_writes_.contains(path); }
   // Index of the command with trace id `id`, or kNoCommand.
   size_t IndexOf(uint64_t id) const;
   // Index of the root command (the first one), or kNoCommand for an empty trace.
@@ -151,6 +169,9 @@ class TraceModel {
     size_t last;
   };
   absl::flat_hash_map<std::string, Writes> writes_;  // path -> ops that changed it
+  absl::flat_hash_set<std::string> dormant_writes_;
+  size_t build_size_ = 0;
+  size_t build_ops_ = 0;
   bool complete_ = false;
   std::string warning_;
 };

@@ -133,7 +133,7 @@ absl::StatusOr<bool> StampLastBuild(const std::string& store_dir, const RootCall
   const Plan plan = MakePlan(*model, tree, root.argv, root.cwd, root.env);
   if (!plan.UpToDate()) return false;
   std::optional<UpToDateStamp> stamp =
-      UpToDateStamp::FromPlan(tree, store_dir + "/", root, model->commands().size(),
+      UpToDateStamp::FromPlan(tree, store_dir + "/", root, model->build_size(),
                               model->commands()[model->root()].end.exit_code(), plan_start);
   if (!stamp.has_value()) return false;
   return stamp->Write(store_dir + "/uptodate", trace_path, &before);

@@ -661,6 +661,71 @@ TEST(BuildScenariosTest, MakeCommentOnlyEditStopsAtTheIdenticalObject) {
   EXPECT_EQ(result.incremental.RunProgram("bye"), "bye, make\n");
 }
 
+// make left main.c's compile out of the build after a util.c edit: its
+// record is kept dormant. When a util.h edit makes make start it again, it
+// is matched like any other, and its assembler, given the same assembly, is
+// skipped. Before dormant records, the whole compile ran, as under make.
+TEST(BuildScenariosTest, CompileMakeDidNotStartLastTimeIsMatchedWhenItStartsAgain) {
+  const std::vector<std::string> make = {"--", "make", "-j2"};
+  Project project = Project::Copy("make");
+  ASSERT_EQ(project.Build(make).run.exit_status, 0);
+  project.Append("util.c", "/* comment */\n");
+  BuildRun second = project.Build(make);
+  ASSERT_EQ(second.run.exit_status, 0);
+  EXPECT_EQ(RanLabels(second.trace), Labels({{"root"}, CompileToSameAssembly("util.c")}))
+      << DescribeCommands(second.trace);
+  EXPECT_EQ(DormantLabels(second.trace), Labels({Compile("main.c")}))
+      << DescribeCommands(second.trace);
+  EXPECT_EQ(project.WhyQuiet(), 0);
+
+  project.Append("util.h", "/* comment */\n");
+  BuildRun third = project.Build(make);
+  ASSERT_EQ(third.run.exit_status, 0);
+  EXPECT_EQ(RanLabels(third.trace),
+            Labels({{"root"}, CompileToSameAssembly("main.c"), CompileToSameAssembly("util.c")}))
+      << DescribeCommands(third.trace);
+  EXPECT_EQ(DormantLabels(third.trace), kNothing) << DescribeCommands(third.trace);
+
+  Project clean = Project::Copy("make");
+  clean.Append("util.c", "/* comment */\n");
+  clean.Append("util.h", "/* comment */\n");
+  ASSERT_EQ(clean.Build(make).run.exit_status, 0);
+  ExpectSameFiles(project, clean, {"main.o", "util.o", "hello"});
+  EXPECT_EQ(project.WhyQuiet(), 0);
+}
+
+// A dormant command is no part of the build: its outputs are neither
+// restored by a build that does not start it nor a reason to rerun. Once
+// its parent starts it again with the same inputs, it is skipped and its
+// output comes back from the store.
+TEST(BuildScenariosTest, DormantCommandsOutputsComeBackOnlyWhenItIsStartedAgain) {
+  Project project = Project::Copy("conditional");
+  ASSERT_EQ(project.Build().run.exit_status, 0);
+  ASSERT_EQ(project.Read("out.txt"), "kept\n");
+  project.Remove("flag");
+  BuildRun second = project.Build();
+  ASSERT_EQ(second.run.exit_status, 0);
+  EXPECT_EQ(RanLabels(second.trace), Labels({{"root"}})) << DescribeCommands(second.trace);
+  EXPECT_EQ(DormantLabels(second.trace), Labels({{"cp"}})) << DescribeCommands(second.trace);
+
+  // A build without flag never writes out.txt: gone, it stays gone.
+  project.Remove("out.txt");
+  EXPECT_EQ(project.WhyQuiet(), 0);
+  BuildRun third = project.Build();
+  ASSERT_EQ(third.run.exit_status, 0);
+  EXPECT_EQ(RanLabels(third.trace), kNothing) << DescribeCommands(third.trace);
+  EXPECT_EQ(project.Read("out.txt"), std::nullopt);
+  EXPECT_EQ(DormantLabels(third.trace), Labels({{"cp"}})) << DescribeCommands(third.trace);
+
+  project.Write("flag", "");
+  BuildRun fourth = project.Build();
+  ASSERT_EQ(fourth.run.exit_status, 0);
+  EXPECT_EQ(RanLabels(fourth.trace), Labels({{"root"}})) << DescribeCommands(fourth.trace);
+  EXPECT_EQ(project.Read("out.txt"), "kept\n");
+  EXPECT_EQ(DormantLabels(fourth.trace), kNothing) << DescribeCommands(fourth.trace);
+  EXPECT_EQ(project.WhyQuiet(), 0);
+}
+
 // The same under a recursive make: the sub-make reruns (it saw util.c
 // change), but what it starts is decided command by command, so the links of
 // the unchanged util.o are skipped. --explain says why each command ran.

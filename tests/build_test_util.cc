@@ -229,14 +229,24 @@ std::string CommandLabel(const LoadedTrace& trace, const TracedCommand& command)
 std::multiset<std::string> RanLabels(const LoadedTrace& trace) {
   std::multiset<std::string> labels;
   for (const TracedCommand& command : trace.commands) {
-    if (!command.restored) labels.insert(CommandLabel(trace, command));
+    if (!command.restored && !command.dormant) labels.insert(CommandLabel(trace, command));
   }
   return labels;
 }
 
 std::multiset<std::string> AllLabels(const LoadedTrace& trace) {
   std::multiset<std::string> labels;
-  for (const TracedCommand& command : trace.commands) labels.insert(CommandLabel(trace, command));
+  for (const TracedCommand& command : trace.commands) {
+    if (!command.dormant) labels.insert(CommandLabel(trace, command));
+  }
+  return labels;
+}
+
+std::multiset<std::string> DormantLabels(const LoadedTrace& trace) {
+  std::multiset<std::string> labels;
+  for (const TracedCommand& command : trace.commands) {
+    if (command.dormant) labels.insert(CommandLabel(trace, command));
+  }
   return labels;
 }
 
@@ -246,8 +256,10 @@ std::string DescribeCommands(const LoadedTrace& trace) {
     std::string argv = Joined(command.argv);
     if (argv.size() > 100) argv = argv.substr(0, 100) + "...";
     text += "  [" + std::to_string(command.id) + "] parent " + std::to_string(command.parent) +
-            (command.restored ? " restored " : " ran      ") + CommandLabel(trace, command) +
-            "  (" + argv + ")\n";
+            (command.dormant    ? " dormant  "
+             : command.restored ? " restored "
+                                : " ran      ") +
+            CommandLabel(trace, command) + "  (" + argv + ")\n";
   }
   return text;
 }

@@ -77,8 +77,11 @@ class Project {
 std::string CommandLabel(const LoadedTrace& trace, const TracedCommand& command);
 // The labels of the commands that ran (restored == false).
 std::multiset<std::string> RanLabels(const LoadedTrace& trace);
-// The labels of all commands, run or restored.
+// The labels of all commands of the build, run or restored.
 std::multiset<std::string> AllLabels(const LoadedTrace& trace);
+// The labels of the dormant commands: kept from an earlier build, not part
+// of this one (proto::CommandStart.dormant).
+std::multiset<std::string> DormantLabels(const LoadedTrace& trace);
 // One line per command: id, parent, ran/restored, label and argv; for
 // failure messages, next to LoadedTrace::Dump().
 std::string DescribeCommands(const LoadedTrace& trace);

@@ -76,6 +76,7 @@ LoadedTrace LoadTrace(const std::string& path) {
         for (uint32_t arg : s.argv()) c.argv.emplace_back(r.String(arg));
         c.cwd = std::string(r.String(s.cwd()));
         c.restored = s.restored();
+        c.dormant = s.dormant();
         c.fds.assign(s.fds().begin(), s.fds().end());
         trace.commands.push_back(std::move(c));
         break;

@@ -23,6 +23,7 @@ struct TracedCommand {
   std::string cwd;
   std::vector<proto::InheritedFd> fds;
   bool restored = false;  // `dodo build` skipped it (copied from the last build)
+  bool dormant = false;   // kept from an earlier build, no part of this one
   bool ended = false;
   proto::CommandEnd::How how = proto::CommandEnd::HOW_UNKNOWN;
   int exit_code = 0;
