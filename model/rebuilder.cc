@@ -789,15 +789,17 @@ std::optional<int> Rebuilder::BeforeExec(const tracer::ExecRequest& request) {
   // Then the dormant ones: commands it started in an earlier build and not
   // in the last (make found their targets up to date then).
   const TracedCommand& started_by = previous_->commands()[parent->second];
-  std::vector<size_t> children = started_by.children;
-  children.insert(children.end(), started_by.dormant_children.begin(),
-                  started_by.dormant_children.end());
-  for (size_t child : children) {
-    if (!consumed_[child] && previous_->Cwd(child) == request.cwd &&
-        previous_->Argv(child) == *request.argv) {
-      matched = child;
-      break;
+  const std::vector<size_t>* const candidates[] = {&started_by.children,
+                                                   &started_by.dormant_children};
+  for (const std::vector<size_t>* children : candidates) {
+    for (size_t child : *children) {
+      if (!consumed_[child] && previous_->Cwd(child) == request.cwd &&
+          previous_->Argv(child) == *request.argv) {
+        matched = child;
+        break;
+      }
     }
+    if (matched != kNoCommand) break;
   }
   // Else one whose command line differs only in temporary names: the last
   // build made a file and removed it, this build made one of the same shape
@@ -808,15 +810,18 @@ std::optional<int> Rebuilder::BeforeExec(const tracer::ExecRequest& request) {
       return (previous_->FirstWrite(path) != kNever || previous_->DormantWrites(path)) &&
              tree_->Lookup(path).lstat.error == ENOENT;
     };
-    for (size_t child : children) {
-      if (consumed_[child] || decided_.contains(child) || previous_->Cwd(child) != request.cwd) {
-        continue;
+    for (const std::vector<size_t>* children : candidates) {
+      for (size_t child : *children) {
+        if (consumed_[child] || decided_.contains(child) || previous_->Cwd(child) != request.cwd) {
+          continue;
+        }
+        renames = MatchTempNames(previous_->Argv(child), *request.argv, was_temporary);
+        if (renames.has_value()) {
+          matched = child;
+          break;
+        }
       }
-      renames = MatchTempNames(previous_->Argv(child), *request.argv, was_temporary);
-      if (renames.has_value()) {
-        matched = child;
-        break;
-      }
+      if (matched != kNoCommand) break;
     }
   }
   if (matched == kNoCommand) {
