@@ -618,6 +618,9 @@ void Rebuilder::CopyRecords(const std::vector<size_t>& commands, uint64_t parent
     (void)writer->Write(record);
     if (dormant(c)) return;
     ++stats_.skipped;
+    if (as == CopyAs::kSkipped && !command.dormant_children.empty()) {
+      skipped_with_dormant_.emplace_back(id, c);
+    }
     if (options_.show_skipped) {
       std::vector<std::string> argv = previous_->Argv(c);
       if (renames != nullptr) {
@@ -726,9 +729,13 @@ bool Rebuilder::Superseded(size_t recorded, uint64_t parent) const {
 
 void Rebuilder::KeepDormant() {
   if (previous_ == nullptr) return;
-  // The matched commands that ran, in the order the new trace numbers them.
-  std::vector<std::pair<uint64_t, size_t>> ran(match_.begin(), match_.end());
-  std::sort(ran.begin(), ran.end());
+  // The matched commands that ran, in the order the new trace numbers them;
+  // then the skipped ones that had dormant children: their own children were
+  // copied with them and never exec'd, so only the dormant ones are kept.
+  std::vector<std::pair<uint64_t, size_t>> parents(match_.begin(), match_.end());
+  std::sort(parents.begin(), parents.end());
+  const size_t ran = parents.size();
+  parents.insert(parents.end(), skipped_with_dormant_.begin(), skipped_with_dormant_.end());
   tree_->Forget();  // the build is over: the tree is the one it leaves
   // Only records a later skip can use: a command whose outputs are all in
   // the tree as it left them, one of them at least in the project. A link
@@ -746,9 +753,14 @@ void Rebuilder::KeepDormant() {
     }
     return in_project;
   };
-  for (const auto& [id, recorded] : ran) {
+  for (size_t i = 0; i < parents.size(); ++i) {
+    const auto& [id, recorded] = parents[i];
     const TracedCommand& command = previous_->commands()[recorded];
-    for (const std::vector<size_t>* started : {&command.children, &command.dormant_children}) {
+    const std::vector<const std::vector<size_t>*> lists =
+        i < ran
+            ? std::vector<const std::vector<size_t>*>{&command.children, &command.dormant_children}
+            : std::vector<const std::vector<size_t>*>{&command.dormant_children};
+    for (const std::vector<size_t>* started : lists) {
       for (size_t child : *started) {
         if (consumed_[child]) continue;
         const TracedCommand& kept = previous_->commands()[child];

@@ -211,6 +211,8 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
       appended_paths_;
   // Recorded command -> why its group runs (only with `explain`).
   absl::flat_hash_map<size_t, std::string> group_cause_;
+  // Skipped commands that had dormant children: (new id, recorded command).
+  std::vector<std::pair<uint64_t, size_t>> skipped_with_dormant_;
   // New command id -> the commands it started that matched none of the
   // last build's (directory and argv), for Superseded.
   absl::flat_hash_map<uint64_t, std::vector<std::pair<std::string, std::vector<std::string>>>>

@@ -694,6 +694,41 @@ TEST(BuildScenariosTest, CompileMakeDidNotStartLastTimeIsMatchedWhenItStartsAgai
   EXPECT_EQ(project.WhyQuiet(), 0);
 }
 
+// Under a recursive make, a sub-make that is skipped (an edit of the top
+// Makefile only) carries its own records over; the dormant compiles kept
+// under it stay too, and are matched once it reruns and starts them.
+TEST(BuildScenariosTest, DormantCompilesStayUnderASkippedSubMake) {
+  const std::vector<std::string> make = {"--", "make", "-j2"};
+  Project project = Project::Copy("make_recursive");
+  ASSERT_EQ(project.Build(make).run.exit_status, 0);
+  project.Append("src/util.c", "/* comment */\n");
+  ASSERT_EQ(project.Build(make).run.exit_status, 0);
+  project.Append("Makefile", "# comment\n");
+  BuildRun top_only = project.Build(make);
+  ASSERT_EQ(top_only.run.exit_status, 0);
+  EXPECT_EQ(RanLabels(top_only.trace), Labels({{"root"}})) << DescribeCommands(top_only.trace);
+  EXPECT_EQ(DormantLabels(top_only.trace), Labels({Compile("hello.c"), Compile("bye.c")}))
+      << DescribeCommands(top_only.trace);
+
+  project.Append("src/util.h", "/* comment */\n");
+  BuildRun header = project.Build(make);
+  ASSERT_EQ(header.run.exit_status, 0);
+  EXPECT_EQ(RanLabels(header.trace), Labels({{"root", "make"},
+                                             CompileToSameAssembly("hello.c"),
+                                             CompileToSameAssembly("bye.c"),
+                                             CompileToSameAssembly("util.c")}))
+      << DescribeCommands(header.trace);
+
+  Project clean = Project::Copy("make_recursive");
+  clean.Append("src/util.c", "/* comment */\n");
+  clean.Append("Makefile", "# comment\n");
+  clean.Append("src/util.h", "/* comment */\n");
+  ASSERT_EQ(clean.Build(make).run.exit_status, 0);
+  ExpectSameFiles(project, clean,
+                  {"src/hello.o", "src/bye.o", "src/util.o", "src/hello", "src/bye"});
+  EXPECT_EQ(project.WhyQuiet(), 0);
+}
+
 // A dormant command is no part of the build: its outputs are neither
 // restored by a build that does not start it nor a reason to rerun. Once
 // its parent starts it again with the same inputs, it is skipped and its
