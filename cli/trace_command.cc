@@ -97,8 +97,9 @@ int RunTrace(const TraceOptions& options) {
               << r.repeats_dropped << " repeats left out), " << r.warnings << " warnings; "
               << t.processes << " processes, " << t.seccomp_stops << " seccomp stops, "
               << t.exit_stops << " exit stops, " << t.event_stops << " event stops, "
-              << t.notifications << " listener notifications; resolver " << resolver.cache_hits()
-              << " hits / " << resolver.cache_misses() << " misses; " << hasher.files_read()
+              << t.notifications << " listener notifications (" << t.listeners
+              << " listeners); resolver " << resolver.cache_hits() << " hits / "
+              << resolver.cache_misses() << " misses; " << hasher.files_read()
               << " files hashed; dodo's own CPU " << SelfCpuSeconds() << " s\n";
   }
   return *status;

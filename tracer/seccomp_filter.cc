@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "tracer/syscall_table.h"
@@ -30,32 +31,22 @@ absl::Status Check(int rc, const char* what, int nr) {
 constexpr scmp_datum_t kOpenChangesOrLists =
     O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_DIRECTORY | O_NOFOLLOW;
 
-// A read-only open goes to the listener; any flag of kOpenChangesOrLists
-// (O_TMPFILE includes O_DIRECTORY) sends it to a ptrace stop, whose exit
-// stop learns the new descriptor.
-absl::Status AddSplitOpenRow(scmp_filter_ctx ctx, const SyscallRow& row) {
+// Only a read-only open goes to the listener; any flag of
+// kOpenChangesOrLists (O_TMPFILE includes O_DIRECTORY) leaves it to the
+// plain filter's ptrace stop, whose exit stop learns the new descriptor.
+absl::Status AddReadOnlyOpenRule(scmp_filter_ctx ctx, const SyscallRow& row) {
   const unsigned flags = static_cast<unsigned>(row.flags);
-  absl::Status status =
-      Check(seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, row.nr, 1,
-                             SCMP_CMP(flags, SCMP_CMP_MASKED_EQ, kOpenChangesOrLists, 0)),
-            "read-only open rule", row.nr);
-  for (scmp_datum_t bit : {O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_DIRECTORY, O_NOFOLLOW}) {
-    if (!status.ok()) return status;
-    status = Check(seccomp_rule_add(ctx, SCMP_ACT_TRACE(static_cast<uint16_t>(row.nr)), row.nr, 1,
-                                    SCMP_CMP(flags, SCMP_CMP_MASKED_EQ, bit, bit)),
-                   "open rule", row.nr);
-  }
-  return status;
+  return Check(seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, row.nr, 1,
+                                SCMP_CMP(flags, SCMP_CMP_MASKED_EQ, kOpenChangesOrLists, 0)),
+               "read-only open rule", row.nr);
 }
 
-absl::Status AddTracedRow(scmp_filter_ctx ctx, const SyscallRow& row, bool with_listener) {
-  if (with_listener && row.listener && row.handler == Handler::kOpen) {
-    return AddSplitOpenRow(ctx, row);
-  }
+absl::Status AddTracedRow(scmp_filter_ctx ctx, const SyscallRow& row, bool listener_only) {
+  if (listener_only && !row.listener) return absl::OkStatus();
+  if (listener_only && row.handler == Handler::kOpen) return AddReadOnlyOpenRule(ctx, row);
   // `trace` names the action of the row's rule, whichever it is.
-  const uint32_t trace = with_listener && row.listener
-                             ? SCMP_ACT_NOTIFY
-                             : SCMP_ACT_TRACE(static_cast<uint16_t>(row.nr));
+  const uint32_t trace =
+      listener_only ? SCMP_ACT_NOTIFY : SCMP_ACT_TRACE(static_cast<uint16_t>(row.nr));
   switch (row.filter) {
     case Filter::kNone:
       return Check(seccomp_rule_add(ctx, trace, row.nr, 0), "trace rule", row.nr);
@@ -84,14 +75,21 @@ absl::Status AddTracedRow(scmp_filter_ctx ctx, const SyscallRow& row, bool with_
 
 }  // namespace
 
-absl::StatusOr<SeccompFilter> SeccompFilter::Build(bool with_listener) {
+absl::StatusOr<SeccompFilter> SeccompFilter::Build() { return Build(/*listener_only=*/false); }
+
+absl::StatusOr<SeccompFilter> SeccompFilter::BuildListenerOnly() {
+  return Build(/*listener_only=*/true);
+}
+
+absl::StatusOr<SeccompFilter> SeccompFilter::Build(bool listener_only) {
   // Allow by default, so that a syscall whose argument filter does not match
   // runs untouched; numbers nobody knows are trapped explicitly below.
   scmp_filter_ctx raw = seccomp_init(SCMP_ACT_ALLOW);
   if (raw == nullptr) return absl::InternalError("seccomp_init failed");
-  SeccompFilter filter(raw, with_listener);
+  SeccompFilter filter(raw);
   absl::Status status =
-      Check(seccomp_attr_set(raw, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_TRACE(kTraceDataBadArch)),
+      Check(seccomp_attr_set(raw, SCMP_FLTATR_ACT_BADARCH,
+                             listener_only ? SCMP_ACT_ALLOW : SCMP_ACT_TRACE(kTraceDataBadArch)),
             "bad-arch action", -1);
   if (!status.ok()) return status;
   // A binary search tree of syscall numbers instead of a linear list.
@@ -100,6 +98,7 @@ absl::StatusOr<SeccompFilter> SeccompFilter::Build(bool with_listener) {
 
   for (int nr = 0; nr <= kHighestNumberChecked; ++nr) {
     const SyscallRow* row = FindSyscall(nr);
+    if (listener_only && (row == nullptr || row->action != Action::kTrace)) continue;
     if (row == nullptr) {
       char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
       const bool known = name != nullptr;
@@ -113,7 +112,7 @@ absl::StatusOr<SeccompFilter> SeccompFilter::Build(bool with_listener) {
       status = Check(seccomp_rule_add(raw, SCMP_ACT_TRACE(static_cast<uint16_t>(nr)), nr, 0),
                      "refuse rule", nr);
     } else {
-      status = AddTracedRow(raw, *row, with_listener);
+      status = AddTracedRow(raw, *row, listener_only);
     }
     if (!status.ok()) return status;
   }
@@ -126,20 +125,27 @@ absl::Status SeccompFilter::Load() const {
   return absl::OkStatus();
 }
 
-int SeccompFilter::ListenerFd() const {
-  if (!with_listener_) return -1;
-  const int fd = seccomp_notify_fd(ctx_.get());
-  return fd >= 0 ? fd : -1;
+absl::StatusOr<size_t> SeccompFilter::ProgramSize() const {
+  absl::StatusOr<std::vector<sock_filter>> program = Program();
+  if (!program.ok()) return program.status();
+  return program->size();
 }
 
-absl::StatusOr<size_t> SeccompFilter::ProgramSize() const {
-  int fd = memfd_create("dodo-bpf", MFD_CLOEXEC);
+absl::StatusOr<std::vector<sock_filter>> SeccompFilter::Program() const {
+  // libseccomp 2.5 exports only to a descriptor.
+  const int fd = memfd_create("dodo-bpf", MFD_CLOEXEC);
   if (fd < 0) return absl::InternalError(absl::StrCat("memfd_create: ", strerror(errno)));
-  int rc = seccomp_export_bpf(ctx_.get(), fd);
-  off_t size = lseek(fd, 0, SEEK_CUR);
+  const int rc = seccomp_export_bpf(ctx_.get(), fd);
+  const off_t size = lseek(fd, 0, SEEK_CUR);
+  if (rc != 0 || size < 0 || size % sizeof(sock_filter) != 0) {
+    close(fd);
+    return absl::InternalError(absl::StrCat("seccomp_export_bpf: ", strerror(rc != 0 ? -rc : EIO)));
+  }
+  std::vector<sock_filter> program(static_cast<size_t>(size) / sizeof(sock_filter));
+  const ssize_t got = pread(fd, program.data(), static_cast<size_t>(size), 0);
   close(fd);
-  if (rc != 0) return absl::InternalError(absl::StrCat("seccomp_export_bpf: ", strerror(-rc)));
-  return static_cast<size_t>(size) / 8;  // struct sock_filter is 8 bytes
+  if (got != size) return absl::InternalError("seccomp_export_bpf: short read");
+  return program;
 }
 
 }  // namespace dodo::tracer

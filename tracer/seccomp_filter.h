@@ -2,10 +2,12 @@
 #ifndef DODO_TRACER_SECCOMP_FILTER_H_
 #define DODO_TRACER_SECCOMP_FILTER_H_
 
+#include <linux/filter.h>
 #include <seccomp.h>
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -22,31 +24,31 @@ class SeccompFilter {
   // Translates the table: allowed rows and numbers the table does not name
   // but libseccomp knows pass, traced rows trap (with their argument
   // filters), refused rows and unknown numbers trap for the tracer to refuse,
-  // and any other architecture (int 0x80, x32) traps too. With
-  // `with_listener`, rows marked `listener` go to the seccomp listener
-  // (SECCOMP_RET_USER_NOTIF) instead, and Load() creates it.
-  static absl::StatusOr<SeccompFilter> Build(bool with_listener = false);
+  // and any other architecture (int 0x80, x32) traps too.
+  static absl::StatusOr<SeccompFilter> Build();
+  // The filter stacked on one process so that its lookups reach a listener
+  // of its own: the listener rows (with their argument filters) notify, and
+  // everything else is allowed, which leaves it to the filter underneath.
+  // The kernel picks the newest filter among those returning the same
+  // action, so the lookups go to this listener.
+  static absl::StatusOr<SeccompFilter> BuildListenerOnly();
 
   // Installs the filter in the calling process (sets PR_SET_NO_NEW_PRIVS).
   // Called in the child between fork and exec, so it must not allocate.
   absl::Status Load() const;
 
-  // After Load() of a filter built with a listener: the listener's
-  // descriptor in the calling process (close-on-exec), or -1.
-  int ListenerFd() const;
-  bool with_listener() const { return with_listener_; }
-
   // Number of BPF instructions, for tests and benchmarks.
   absl::StatusOr<size_t> ProgramSize() const;
+  // The BPF program itself, for a process to load on the tracer's behalf.
+  absl::StatusOr<std::vector<sock_filter>> Program() const;
 
  private:
   struct Release {
     void operator()(void* ctx) const { seccomp_release(ctx); }
   };
-  SeccompFilter(scmp_filter_ctx ctx, bool with_listener)
-      : ctx_(ctx), with_listener_(with_listener) {}
+  static absl::StatusOr<SeccompFilter> Build(bool listener_only);
+  explicit SeccompFilter(scmp_filter_ctx ctx) : ctx_(ctx) {}
   std::unique_ptr<void, Release> ctx_;
-  bool with_listener_ = false;
 };
 
 }  // namespace dodo::tracer

@@ -3,15 +3,13 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <utility>
-
-#include "absl/strings/str_cat.h"
 
 namespace dodo::tracer {
 namespace {
@@ -24,8 +22,19 @@ namespace {
 #define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
 #endif
 
-absl::Status ErrnoStatus(int error, const char* what) {
-  return absl::ErrnoToStatus(error, absl::StrCat("seccomp listener: ", what));
+// Sent to a listener thread to end its wait in the receive ioctl. Its
+// handler does nothing; installed without SA_RESTART, it makes the ioctl
+// return EINTR.
+constexpr int kWakeSignal = SIGURG;
+
+void OnWakeSignal(int) {}
+
+void InstallWakeHandler() {
+  struct sigaction action {};
+  action.sa_handler = OnWakeSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;
+  sigaction(kWakeSignal, &action, nullptr);
 }
 
 }  // namespace
@@ -34,12 +43,8 @@ absl::Status SeccompListener::Start(int listener_fd, Handler handler) {
   Stop();
   listener_fd_ = listener_fd;
   handler_ = std::move(handler);
-  wake_fd_ = eventfd(0, EFD_CLOEXEC);
-  if (wake_fd_ < 0) {
-    const int error = errno;
-    Stop();
-    return ErrnoStatus(error, "eventfd");
-  }
+  stop_.store(false, std::memory_order_release);
+  InstallWakeHandler();
   // The traced thread and dodo's listener thread hand the CPU to each other
   // instead of waking one another across CPUs. Older kernels refuse the
   // flag; notifications then work as before, only slower.
@@ -48,46 +53,57 @@ absl::Status SeccompListener::Start(int listener_fd, Handler handler) {
 
   // The new thread inherits the signal mask: block everything while it
   // starts, so that SIGINT and friends keep interrupting the caller's
-  // waitpid() and never this thread's poll().
+  // waitpid() and never this thread's ioctl(). Only Stop()'s signal
+  // reaches the thread.
   sigset_t all;
   sigset_t previous;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &previous);
-  thread_ = std::thread([this] { Serve(); });
+  finished_.store(false, std::memory_order_release);
+  thread_ = std::thread([this] {
+    sigset_t wake;
+    sigemptyset(&wake);
+    sigaddset(&wake, kWakeSignal);
+    pthread_sigmask(SIG_UNBLOCK, &wake, nullptr);
+    Serve();
+    finished_.store(true, std::memory_order_release);
+  });
   pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   return absl::OkStatus();
 }
 
 void SeccompListener::Stop() {
   if (thread_.joinable()) {
-    const uint64_t one = 1;
-    (void)!write(wake_fd_, &one, sizeof(one));
+    stop_.store(true, std::memory_order_release);
+    // The signal can land just before the thread enters the ioctl, where
+    // it changes nothing: send it until the thread has seen the flag.
+    while (!finished_.load(std::memory_order_acquire)) {
+      pthread_kill(thread_.native_handle(), kWakeSignal);
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
     thread_.join();
   }
-  if (wake_fd_ >= 0) close(std::exchange(wake_fd_, -1));
   if (listener_fd_ >= 0) close(std::exchange(listener_fd_, -1));
 }
 
 void SeccompListener::Serve() {
-  pollfd watched[2] = {{.fd = listener_fd_, .events = POLLIN, .revents = 0},
-                       {.fd = wake_fd_, .events = POLLIN, .revents = 0}};
-  while (true) {
-    // Waiting in poll() rather than in the receive ioctl matters: the
-    // synchronous wake-up is delivered to poll's wait queue.
-    if (poll(watched, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    if (watched[1].revents != 0) return;
-    const short events = watched[0].revents;
-    if ((events & POLLIN) == 0) {
-      if ((events & (POLLHUP | POLLERR | POLLNVAL)) != 0) return;  // no process left
-      continue;
-    }
+  // Waiting in the receive ioctl itself, not in poll() first, saves a
+  // syscall per notification; the synchronous wake-up reaches both waits
+  // on this kernel (a readlink loop: 7.8 us per call against 8.4 us).
+  while (!stop_.load(std::memory_order_acquire)) {
     seccomp_notif request;
     std::memset(&request, 0, sizeof(request));  // the kernel wants it zeroed
     if (ioctl(listener_fd_, SECCOMP_IOCTL_NOTIF_RECV, &request) != 0) {
-      continue;  // ENOENT: the caller went away (a signal) before we got it
+      if (errno == EINTR) continue;  // Stop()'s signal: the loop checks the flag
+      if (errno != ENOENT) return;
+      // The caller went away (a signal) before we got it, or no process
+      // uses the filter any more: the descriptor then reports a hang-up.
+      pollfd watched = {.fd = listener_fd_, .events = POLLIN, .revents = 0};
+      if (poll(&watched, 1, 0) == 1 && (watched.revents & POLLHUP) != 0 &&
+          (watched.revents & POLLIN) == 0) {
+        return;
+      }
+      continue;
     }
     const ListenerAnswer answer = handler_(request);
     if (answer.install_fd >= 0) {

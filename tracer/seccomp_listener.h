@@ -6,10 +6,10 @@
 // and no wait_task_inactive, and with SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP both
 // switches stay on the caller's CPU.
 //
-// One thread serves every notification, even when two processes trap at
-// once on two CPUs. More threads were measured (two processes each calling
-// readlink 100,000 times, 2 vCPUs) and lost, because each way of sharing
-// the descriptor undoes the synchronous wake-up:
+// One thread serves one listener descriptor. Sharing a descriptor among
+// threads was measured (two processes each calling readlink 100,000 times,
+// 2 vCPUs) and lost, because each way of doing it undoes the synchronous
+// wake-up:
 // - all threads in poll(): every notification wakes every idle thread;
 //   26 us per call against 22-24 us with one thread;
 // - one epoll set per thread with EPOLLEXCLUSIVE: one thread is woken, but
@@ -17,13 +17,16 @@
 //   (13 us), a single one lost (16 us against 10 us);
 // - one thread polling at a time, handing over after each receive: the
 //   hand-over is a cross-CPU wake; 18 us for two, 22 us for one.
-// A -j2 build of xz took as long with two threads as with one.
+// What works is one descriptor per process tree that runs on its own, each
+// with its thread (listener_policy.h): 9.8-10.6 us per call for two
+// processes side by side, against 19 us for two on one shared descriptor.
 #ifndef DODO_TRACER_SECCOMP_LISTENER_H_
 #define DODO_TRACER_SECCOMP_LISTENER_H_
 
 #include <linux/seccomp.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <thread>
@@ -57,18 +60,22 @@ class SeccompListener {
   // `handler`, on a thread of its own that blocks every signal (they stay
   // with the thread that called Start).
   absl::Status Start(int listener_fd, Handler handler);
-  // Ends the thread and closes the descriptor. Calls still blocked then get
+  // Ends the thread (a signal, SIGURG, interrupts its wait) and closes the
+  // descriptor. Calls still blocked then get
   // ENOSYS from the kernel; call it once the traced processes are gone.
   void Stop();
   bool running() const { return thread_.joinable(); }
+  // Whether the thread has ended because no process uses the filter now.
+  bool finished() const { return finished_.load(std::memory_order_acquire); }
 
  private:
   void Serve();
 
   int listener_fd_ = -1;
-  int wake_fd_ = -1;  // eventfd: written by Stop()
+  std::atomic<bool> stop_{false};  // set by Stop()
   Handler handler_;
   std::thread thread_;
+  std::atomic<bool> finished_{false};
 };
 
 }  // namespace dodo::tracer

@@ -1,10 +1,13 @@
 #include "tracer/syscall_table.h"
 
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <seccomp.h>
 
 #include <cstdlib>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "tracer/seccomp_filter.h"
@@ -173,14 +176,29 @@ TEST(SyscallTableTest, ListenerRowsAreTheLookupsAndOpensTheTracerCanAnswer) {
                                              "readlinkat", "open", "openat"}));
 }
 
-TEST(SeccompFilterTest, ListenerRulesBuild) {
-  absl::StatusOr<SeccompFilter> plain = SeccompFilter::Build(false);
-  absl::StatusOr<SeccompFilter> with_listener = SeccompFilter::Build(true);
+// What each program can return: the plain filter traps with ptrace and
+// never notifies; the one stacked for a listener notifies and otherwise
+// allows, leaving every other decision to the plain filter under it.
+std::set<uint32_t> ReturnedActions(const SeccompFilter& filter) {
+  absl::StatusOr<std::vector<sock_filter>> program = filter.Program();
+  EXPECT_TRUE(program.ok()) << program.status();
+  std::set<uint32_t> actions;
+  if (!program.ok()) return actions;
+  for (const sock_filter& insn : *program) {
+    if (insn.code == (BPF_RET | BPF_K)) actions.insert(insn.k & SECCOMP_RET_ACTION_FULL);
+  }
+  return actions;
+}
+
+TEST(SeccompFilterTest, ListenerOnlyFilterNotifiesOrAllows) {
+  absl::StatusOr<SeccompFilter> plain = SeccompFilter::Build();
+  absl::StatusOr<SeccompFilter> listener_only = SeccompFilter::BuildListenerOnly();
   ASSERT_TRUE(plain.ok()) << plain.status();
-  ASSERT_TRUE(with_listener.ok()) << with_listener.status();
-  EXPECT_FALSE(plain->with_listener());
-  EXPECT_TRUE(with_listener->with_listener());
-  EXPECT_EQ(plain->ListenerFd(), -1);
+  ASSERT_TRUE(listener_only.ok()) << listener_only.status();
+  EXPECT_EQ(ReturnedActions(*plain), (std::set<uint32_t>{SECCOMP_RET_ALLOW, SECCOMP_RET_TRACE}));
+  EXPECT_EQ(ReturnedActions(*listener_only),
+            (std::set<uint32_t>{SECCOMP_RET_ALLOW, SECCOMP_RET_USER_NOTIF}));
+  EXPECT_LT(*listener_only->ProgramSize(), *plain->ProgramSize());
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/close_range.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -184,15 +186,23 @@ struct Tracer::Tracee {
   bool report_at_exit = true;
   bool notify_redirector = false;
   bool fix_readlink = false;
+
+  // Whether a filter with a listener is in the thread's chain (given to it
+  // or to an ancestor), and the name of the program it runs.
+  bool has_listener = false;
+  std::string program;
+  // The exec stopped at runs again after the listener's injection: its
+  // entry has been handled already.
+  bool exec_rerun = false;
 };
 
 Tracer::Tracer(EventSink* sink) : sink_(sink) {}
 Tracer::~Tracer() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     KillAll();
   }
-  listener_.Stop();
+  for (const std::unique_ptr<SeccompListener>& listener : listeners_) listener->Stop();
 }
 
 void Tracer::Warn(pid_t pid, std::string syscall, std::string message) {
@@ -204,18 +214,11 @@ void Tracer::Warn(pid_t pid, std::string syscall, std::string message) {
 }
 
 absl::StatusOr<pid_t> Tracer::Launch(const std::vector<std::string>& argv,
-                                     const SeccompFilter& filter,
-                                     const SeccompFilter* plain_filter) {
+                                     const SeccompFilter& filter) {
   std::vector<char*> args;
   for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
   const pid_t parent = getpid();
-  // The child tells through this pipe which descriptor its seccomp listener
-  // is (-1: none), so that the parent can copy it before the exec closes it.
-  int listener_pipe[2] = {-1, -1};
-  if (filter.with_listener() && pipe2(listener_pipe, O_CLOEXEC) != 0) {
-    return absl::InternalError(absl::StrCat("pipe2: ", strerror(errno)));
-  }
 
   pid_t child = fork();
   if (child < 0) return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
@@ -227,19 +230,10 @@ absl::StatusOr<pid_t> Tracer::Launch(const std::vector<std::string>& argv,
     // Stop until the parent has seized us: nothing runs untraced, and the
     // filter (whose traps need a tracer) is installed only once one exists.
     raise(SIGSTOP);
-    int listener = -1;
-    if (filter.Load().ok()) {
-      listener = filter.ListenerFd();
-    } else if (plain_filter == nullptr || !plain_filter->Load().ok()) {
+    if (!filter.Load().ok()) {
       dprintf(2, "dodo: cannot install the seccomp filter\n");
       _exit(127);
     }
-    // A kernel without listeners (or a listener already further up) gets
-    // the plain filter: every lookup is a ptrace stop then.
-    if (listener_pipe[1] >= 0) {
-      (void)!write(listener_pipe[1], &listener, sizeof(listener));
-    }
-    // The exec stops at the tracer first: the listener is still open then.
     execvp(args[0], args.data());
     dprintf(2, "dodo: %s: %s\n", args[0], strerror(errno));
     _exit(errno == ENOENT ? 127 : 126);
@@ -260,47 +254,38 @@ absl::StatusOr<pid_t> Tracer::Launch(const std::vector<std::string>& argv,
   // The child sits in a group-stop; SIGCONT ends it. The loop sees the
   // SIGCONT delivery and the stop reports like any other tracee's.
   kill(child, SIGCONT);
-  if (listener_pipe[0] >= 0) {
-    close(listener_pipe[1]);
-    listener_pipe_ = listener_pipe[0];  // read at the first seccomp stop
-  }
   return child;
 }
 
-void Tracer::TakeListener() {
-  int listener = -1;
-  ssize_t got;
-  do {
-    got = read(listener_pipe_, &listener, sizeof(listener));
-  } while (got < 0 && errno == EINTR);
-  close(std::exchange(listener_pipe_, -1));
-  if (got != sizeof(listener) || listener < 0) return;  // the plain filter
-  // The root is stopped at its first exec: its listener is still open.
-  absl::StatusOr<int> copy = CopyFdFromProcess(root_pid_, listener);
-  absl::Status started = copy.status();
-  if (copy.ok()) {
-    started = listener_.Start(*copy, [this](const seccomp_notif& request) {
-      std::lock_guard<std::mutex> lock(mu_);
-      return OnNotification(request);
-    });
-  }
-  if (!started.ok()) {
-    // Every lookup would fail with ENOSYS: the command cannot run right.
-    Warn(root_pid_, "seccomp", std::string(started.message()));
-    stopping_ = true;
-    KillAll();
-  }
+bool Tracer::ServeListener(int fd) {
+  // Listeners whose processes are all gone have ended their threads.
+  std::erase_if(listeners_, [](const std::unique_ptr<SeccompListener>& listener) {
+    if (!listener->finished()) return false;
+    listener->Stop();
+    return true;
+  });
+  auto listener = std::make_unique<SeccompListener>();
+  const absl::Status started = listener->Start(fd, [this](const seccomp_notif& request) {
+    absl::MutexLock lock(&mu_);
+    return OnNotification(request);
+  });
+  if (!started.ok()) return false;
+  listeners_.push_back(std::move(listener));
+  return true;
 }
 
 absl::StatusOr<int> Tracer::Run(const std::vector<std::string>& argv) {
   if (argv.empty()) return absl::InvalidArgumentError("no command to run");
-  absl::StatusOr<SeccompFilter> filter = SeccompFilter::Build(use_listener_);
+  // Every lookup starts as a ptrace stop; listeners come per process, at
+  // exec (listener_policy.h).
+  absl::StatusOr<SeccompFilter> filter = SeccompFilter::Build();
   if (!filter.ok()) return filter.status();
-  std::optional<SeccompFilter> plain;
   if (use_listener_) {
-    absl::StatusOr<SeccompFilter> built = SeccompFilter::Build(false);
-    if (!built.ok()) return built.status();
-    plain = *std::move(built);
+    absl::StatusOr<SeccompFilter> listener_only = SeccompFilter::BuildListenerOnly();
+    if (!listener_only.ok()) return listener_only.status();
+    absl::StatusOr<std::vector<sock_filter>> program = listener_only->Program();
+    if (!program.ok()) return program.status();
+    listener_program_ = *std::move(program);
   }
   // Orphans (double-forked daemons) are re-parented to dodo, and stay traced.
   if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
@@ -308,13 +293,13 @@ absl::StatusOr<int> Tracer::Run(const std::vector<std::string>& argv) {
   }
   g_stop_signal = 0;
   InstallSignalHandlers();
-  absl::StatusOr<pid_t> root = Launch(argv, *filter, plain.has_value() ? &*plain : nullptr);
+  absl::StatusOr<pid_t> root = Launch(argv, *filter);
   if (!root.ok()) {
     RestoreSignalHandlers();
     return root.status();
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     root_pid_ = *root;
     Tracee& t = Adopt(root_pid_, root_pid_, nullptr, false, false);
     t.awaiting_first_stop = false;  // its stop was consumed by Launch
@@ -323,8 +308,8 @@ absl::StatusOr<int> Tracer::Run(const std::vector<std::string>& argv) {
   }
 
   Loop();
-  listener_.Stop();
-  if (listener_pipe_ >= 0) close(std::exchange(listener_pipe_, -1));
+  for (const std::unique_ptr<SeccompListener>& listener : listeners_) listener->Stop();
+  listeners_.clear();
   RestoreSignalHandlers();
   alarm(0);
   if (g_stop_signal != 0) return 128 + g_stop_signal;
@@ -342,6 +327,8 @@ Tracer::Tracee& Tracer::Adopt(pid_t tid, pid_t tgid, const Tracee* parent, bool 
   } else {
     tracee->fds = share_fds ? parent->fds : std::make_shared<FdTable>(*parent->fds);
     tracee->cwd = share_fs ? parent->cwd : std::make_shared<std::string>(*parent->cwd);
+    tracee->has_listener = parent->has_listener;
+    tracee->program = parent->program;
   }
   ++stats_.processes;
   Tracee& ref = *tracee;
@@ -362,7 +349,7 @@ void Tracer::Resume(pid_t pid, bool want_exit_stop, int signal) {
 void Tracer::Loop() {
   while (true) {
     if (g_stop_signal != 0 && !stopping_) {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       stopping_ = true;
       KillAll();
     }
@@ -372,7 +359,7 @@ void Tracer::Loop() {
       if (errno == EINTR) continue;
       break;  // ECHILD: every traced process is gone
     }
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (WIFSTOPPED(status)) {
       OnStop(pid, status);
     } else if (WIFEXITED(status) || WIFSIGNALED(status)) {
@@ -395,6 +382,14 @@ void Tracer::OnGone(pid_t pid, int status) {
   event.signaled = WIFSIGNALED(status);
   event.code = WIFEXITED(status) ? WEXITSTATUS(status) : 0;
   event.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  if (leader) {
+    auto parent = parent_of_.find(pid);
+    if (parent != parent_of_.end()) {
+      auto count = live_children_.find(parent->second);
+      if (count != live_children_.end() && --count->second <= 0) live_children_.erase(count);
+      parent_of_.erase(parent);
+    }
+  }
   if (it != tracees_.end()) {
     tracees_.erase(it);
     sink_->OnExit(event);
@@ -490,6 +485,10 @@ void Tracer::OnForkEvent(Tracee& parent) {
   fork_event.share_fs = (flags & CLONE_FS) != 0;
   const pid_t tgid = fork_event.thread ? parent.tgid : child;
   Tracee& t = Adopt(child, tgid, &parent, fork_event.share_fds, fork_event.share_fs);
+  if (!fork_event.thread) {
+    parent_of_[child] = parent.tgid;
+    if (++live_children_[parent.tgid] >= 2) listener_policy_.SawParallelChildren(parent.program);
+  }
   // A copied address space has the parent's scratch mapping at the same
   // address. A shared one (threads) gets its own, so two threads never write
   // paths over each other; a vfork child may share, its parent is suspended.
@@ -550,6 +549,7 @@ void Tracer::OnExecEvent(pid_t pid) {
   event.former_tid = former != pid ? former : 0;
   event.path = std::move(t.exec_path);
   event.executable = ReadProcLink(pid, "exe");
+  t.program = event.executable.substr(event.executable.rfind('/') + 1);
   event.argv = std::move(t.exec_argv);
   event.env = std::move(t.exec_env);
   event.cwd = *t.cwd;
@@ -589,7 +589,6 @@ void Tracer::OnSeccompStop(Tracee& t) {
     Resume(t.tid, false);
     return;
   }
-  if (listener_pipe_ >= 0 && t.tid == root_pid_) TakeListener();
   const uint64_t nr = info.seccomp.nr;
   const uint32_t data = info.seccomp.ret_data;
   if (data == kTraceDataBadArch) {
@@ -613,6 +612,13 @@ void Tracer::OnSeccompStop(Tracee& t) {
     Resume(t.tid, false);
     return;
   }
+  if (std::exchange(t.exec_rerun, false) && row->handler == Handler::kExec) {
+    // The exec again, after the listener's injection: handled already.
+    t.pending = row;
+    std::memcpy(t.args, info.seccomp.args, sizeof(t.args));
+    Resume(t.tid, true);
+    return;
+  }
   if (redirector_ != nullptr && redirector_->RewritesPaths() && IsPathHandler(row->handler) &&
       t.scratch == 0 && !t.scratch_failed) {
     switch (InjectScratch(t)) {
@@ -630,6 +636,18 @@ void Tracer::OnSeccompStop(Tracee& t) {
   t.notify_redirector = false;
   t.fix_readlink = false;
   const bool want_exit = HandleSyscall(t, *row, info.seccomp.args);
+  if (want_exit && row->handler == Handler::kExec && WantsOwnListener(t)) {
+    switch (InjectListener(t)) {
+      case Injection::kDone:
+        t.exec_rerun = true;
+        Resume(t.tid, false);
+        return;
+      case Injection::kGone:
+        return;
+      case Injection::kFailed:
+        break;  // the exec goes on; the process's lookups stay ptrace stops
+    }
+  }
   if (want_exit) {
     t.pending = row;
     std::memcpy(t.args, info.seccomp.args, sizeof(t.args));
@@ -1015,27 +1033,18 @@ void Tracer::SyncFds(FdTable& fds, pid_t pid, bool after_exec) const {
   });
 }
 
-Tracer::Injection Tracer::InjectScratch(Tracee& t) {
+Tracer::Injection Tracer::InjectSyscall(Tracee& t, const uint64_t (&call)[7], int64_t* result) {
   user_regs_struct saved;
-  if (ptrace(PTRACE_GETREGS, t.tid, nullptr, &saved) != 0) {
-    t.scratch_failed = true;
-    return Injection::kFailed;
-  }
+  if (ptrace(PTRACE_GETREGS, t.tid, nullptr, &saved) != 0) return Injection::kFailed;
   user_regs_struct regs = saved;
-  regs.orig_rax = SYS_mmap;
-  regs.rdi = 0;
-  regs.rsi = kScratchSize;
-  regs.rdx = PROT_READ | PROT_WRITE;
-  regs.r10 = MAP_PRIVATE | MAP_ANONYMOUS;
-  regs.r8 = static_cast<unsigned long long>(-1);
-  regs.r9 = 0;
+  regs.orig_rax = call[0];
+  for (int i = 0; i < 6; ++i) *ArgRegister(regs, i) = call[i + 1];
   if (ptrace(PTRACE_SETREGS, t.tid, nullptr, &regs) != 0 ||
       ptrace(PTRACE_SYSCALL, t.tid, nullptr, nullptr) != 0) {
-    t.scratch_failed = true;
     return Injection::kFailed;
   }
-  // The next stop of this thread is mmap's exit: signals are delivered only
-  // on the way back to user space, after it. Only death can come first.
+  // The next stop of this thread is the call's exit: signals are delivered
+  // only on the way back to user space, after it. Only death can come first.
   const pid_t tid = t.tid;
   int status = 0;
   pid_t got;
@@ -1049,18 +1058,89 @@ Tracer::Injection Tracer::InjectScratch(Tracee& t) {
   ++stats_.exit_stops;
   user_regs_struct after;
   const bool have = ptrace(PTRACE_GETREGS, tid, nullptr, &after) == 0;
-  const int64_t address = have ? static_cast<int64_t>(after.rax) : -1;
+  *result = have ? static_cast<int64_t>(after.rax) : -EIO;
   // Back to the original call, one instruction earlier, so it runs again.
   saved.rip -= kSyscallInsnLength;
   saved.rax = saved.orig_rax;
   ptrace(PTRACE_SETREGS, tid, nullptr, &saved);
+  return Injection::kDone;
+}
+
+Tracer::Injection Tracer::InjectScratch(Tracee& t) {
+  const uint64_t call[7] = {SYS_mmap,
+                            0,
+                            kScratchSize,
+                            PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS,
+                            static_cast<uint64_t>(-1),
+                            0};
+  int64_t address = -1;
+  const Injection injected = InjectSyscall(t, call, &address);
+  if (injected == Injection::kFailed) t.scratch_failed = true;
+  if (injected != Injection::kDone) return injected;
   if (address < 0 && address > -4096) {
     t.scratch_failed = true;
-    Warn(tid, "mmap", "no scratch memory for path rewriting: paths are not redirected");
+    Warn(t.tid, "mmap", "no scratch memory for path rewriting: paths are not redirected");
   } else {
     t.scratch = static_cast<uint64_t>(address);
     ++stats_.scratch_mapped;
   }
+  return Injection::kDone;
+}
+
+bool Tracer::WantsOwnListener(const Tracee& t) const {
+  if (listener_program_.empty() || listeners_refused_ || t.has_listener || stopping_) return false;
+  // The path the exec will look at, as the process gave it.
+  const std::string path = JoinPath(t.exec_path.base, t.exec_path.path);
+  return listener_policy_.WantsOwn(ProgramOf(path));
+}
+
+Tracer::Injection Tracer::InjectListener(Tracee& t) {
+  // The program goes on the process's stack, past the red zone that the
+  // code around the stopped syscall may be using; the kernel copies it in.
+  constexpr uint64_t kRedZone = 128;
+  user_regs_struct regs;
+  if (ptrace(PTRACE_GETREGS, t.tid, nullptr, &regs) != 0) return Injection::kFailed;
+  const size_t program_bytes = listener_program_.size() * sizeof(sock_filter);
+  const uint64_t program_at = (regs.rsp - kRedZone - program_bytes) & ~uint64_t{15};
+  const uint64_t header_at = program_at - 16;
+  struct {
+    uint16_t len;
+    uint8_t padding[6];
+    uint64_t filter;
+  } header = {
+      .len = static_cast<uint16_t>(listener_program_.size()), .padding = {}, .filter = program_at};
+  static_assert(sizeof(header) == sizeof(sock_fprog));
+  if (!WriteMemory(t.tid, program_at, listener_program_.data(), program_bytes).ok() ||
+      !WriteMemory(t.tid, header_at, &header, sizeof(header)).ok()) {
+    return Injection::kFailed;  // no room below the stack pointer
+  }
+  const uint64_t call[7] = {
+      SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, header_at, 0, 0, 0};
+  int64_t fd = -1;
+  const Injection injected = InjectSyscall(t, call, &fd);
+  if (injected != Injection::kDone) return injected;
+  if (fd < 0) {
+    // EBUSY: a tool around dodo has a listener in the chain already; the
+    // kernel allows one. Other errors: a kernel without listeners.
+    listeners_refused_ = true;
+    return Injection::kDone;  // the exec runs again, without a listener
+  }
+  // The descriptor is close-on-exec: the exec that runs next removes it
+  // from the process, and dodo keeps its copy.
+  absl::StatusOr<int> copy = CopyFdFromProcess(t.tgid, static_cast<int>(fd));
+  if (!copy.ok() || !ServeListener(*copy)) {
+    // Nobody would answer the process's lookups.
+    if (copy.ok()) close(*copy);
+    Warn(t.tid, "seccomp",
+         absl::StrCat("cannot serve the process's seccomp listener: ",
+                      copy.ok() ? "no thread" : copy.status().message()));
+    stopping_ = true;
+    KillAll();
+    return Injection::kDone;
+  }
+  t.has_listener = true;
+  ++stats_.listeners;
   return Injection::kDone;
 }
 

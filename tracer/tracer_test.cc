@@ -1,6 +1,7 @@
 #include "tracer/tracer.h"
 
 #include <fcntl.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace dodo::tracer {
@@ -117,6 +119,14 @@ TEST(TracerTest, ExecReportsDrainedPipes) {
   EXPECT_EQ(stdin_drained, (std::vector<bool>{true, false}));
 }
 
+// //testdata/programs:lookups, from the test's runfiles.
+std::string LookupsProgram() {
+  const char* root = getenv("TEST_SRCDIR");
+  const char* workspace = getenv("TEST_WORKSPACE");
+  if (root == nullptr || workspace == nullptr) return "testdata/programs/lookups";
+  return std::string(root) + "/" + workspace + "/testdata/programs/lookups";
+}
+
 // The stat, access and readlink families and read-only opens come from the
 // seccomp listener, not from ptrace stops; the events are the same.
 class TracerModeTest : public testing::TestWithParam<bool> {
@@ -128,18 +138,15 @@ TEST_P(TracerModeTest, LookupsAndReadOnlyOpensAreReportedEitherWay) {
   CountingSink sink;
   Tracer tracer(&sink);
   tracer.set_use_listener(listener());
-  // 200 stat() calls through `test -e`, and 100 read-only opens by `<`.
-  absl::StatusOr<int> status =
-      tracer.Run({"/bin/sh", "-c",
-                  "i=0; while [ $i -lt 200 ]; do test -e /nonexistent/$i; i=$((i+1)); done; "
-                  "i=0; while [ $i -lt 100 ]; do read line < /etc/hostname; i=$((i+1)); done"});
+  // 200 rounds of stat, access and a read-only open.
+  absl::StatusOr<int> status = tracer.Run({LookupsProgram(), "200", "/etc/hostname"});
   ASSERT_TRUE(status.ok()) << status.status();
   EXPECT_EQ(*status, 0);
   int lookups = 0;
   int opens = 0;
   for (const SyscallEvent& event : sink.syscalls) {
     if (!event.path.has_value()) continue;
-    if (absl::StartsWith(event.path->path, "/nonexistent/")) {
+    if (absl::StartsWith(event.path->path, "/etc/hostname.missing/")) {
       ++lookups;
       EXPECT_EQ(event.effect, Effect::kStat);
       EXPECT_FALSE(event.result.has_value());  // reported at entry
@@ -152,17 +159,14 @@ TEST_P(TracerModeTest, LookupsAndReadOnlyOpensAreReportedEitherWay) {
     }
   }
   EXPECT_EQ(lookups, 200);
-  EXPECT_EQ(opens, 100);
+  EXPECT_EQ(opens, 200);
   EXPECT_EQ(tracer.stats().notifications > 0, listener());
+  EXPECT_EQ(tracer.stats().listeners, listener() ? 1u : 0u);
 }
 
 TEST(TracerTest, TheListenerSavesAPtraceStopPerLookupAndReadOnlyOpen) {
-  // 100 of each: stat (test -e), access (test -r), read-only open (`.` of
-  // an empty file), with and without the listener.
-  const std::vector<std::string> argv = {
-      "/bin/sh", "-c",
-      "i=0; while [ $i -lt 100 ]; do test -e /nonexistent; test -r /; . /dev/null; "
-      "i=$((i+1)); done"};
+  // 100 of each: stat, access, read-only open, with and without the listener.
+  const std::vector<std::string> argv = {LookupsProgram(), "100", "/etc/hostname"};
   TracerStats stats[2];
   for (bool listener : {false, true}) {
     CountingSink sink;
@@ -178,6 +182,46 @@ TEST(TracerTest, TheListenerSavesAPtraceStopPerLookupAndReadOnlyOpen) {
   EXPECT_GE(stats[false].seccomp_stops, stats[true].seccomp_stops + 300);
   // The opens' exit stops are gone too.
   EXPECT_GE(stats[false].exit_stops, stats[true].exit_stops + 100);
+}
+
+// Processes that run side by side get listeners of their own; the shell
+// that starts them gets none (its lookups are ptrace stops), so that its
+// children can. Every lookup is reported either way.
+TEST(TracerTest, ProcessesSideBySideHaveListenersOfTheirOwn) {
+  CountingSink sink;
+  Tracer tracer(&sink);
+  const std::string lookups = LookupsProgram();
+  absl::StatusOr<int> status =
+      tracer.Run({"/bin/sh", "-c",
+                  absl::StrCat(lookups, " 300 /etc/hostname & ", lookups,
+                               " 300 /etc/passwd; wait $!; test -e /nonexistent-shell-lookup")});
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(*status, 1);  // the last test -e
+  EXPECT_EQ(tracer.stats().listeners, 2u);
+  EXPECT_GE(tracer.stats().notifications, 2u * 900);
+  int lookups_seen[2] = {0, 0};
+  bool shell_lookup = false;
+  for (const SyscallEvent& event : sink.syscalls) {
+    if (!event.path.has_value()) continue;
+    if (absl::StartsWith(event.path->path, "/etc/hostname.missing/")) ++lookups_seen[0];
+    if (absl::StartsWith(event.path->path, "/etc/passwd.missing/")) ++lookups_seen[1];
+    if (event.path->path == "/nonexistent-shell-lookup") shell_lookup = true;
+  }
+  EXPECT_EQ(lookups_seen[0], 300);
+  EXPECT_EQ(lookups_seen[1], 300);
+  EXPECT_TRUE(shell_lookup);
+}
+
+// An exec that will fail gets no listener: the filter would stay behind in
+// the process that goes on, with the listener's descriptor open.
+TEST(TracerTest, FailingExecGetsNoListener) {
+  CountingSink sink;
+  Tracer tracer(&sink);
+  absl::StatusOr<int> status =
+      tracer.Run({"/bin/sh", "-c", "/nonexistent/program; /etc/hostname; exit 0"});
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(*status, 0);
+  EXPECT_EQ(tracer.stats().listeners, 0u);
 }
 
 std::string ReadFile(const std::string& path) {
@@ -217,12 +261,13 @@ TEST_P(TracerModeTest, RedirectedLookupsAndReadsSeeTheRealFile) {
   tracer.set_path_redirector(&redirector);
   // cat: openat; test -e: stat; readlink: readlinkat; stat -c: statx;
   // test -r: faccessat. None of /virtual exists: only redirection finds it.
+  // The programs, not the shell's builtins: the shell has no listener.
   absl::StatusOr<int> status = tracer.Run(
       {"/bin/sh", "-c",
        "cd " + dir +
-           " && cat /virtual/file > cat.out && test -e /virtual/file && "
+           " && cat /virtual/file > cat.out && /usr/bin/test -e /virtual/file && "
            "readlink /virtual/link > readlink.out && stat -c %s /virtual/file > stat.out && "
-           "test -r /virtual/file && ! test -e /virtual/missing"});
+           "/usr/bin/test -r /virtual/file && ! /usr/bin/test -e /virtual/missing"});
   ASSERT_TRUE(status.ok()) << status.status();
   EXPECT_EQ(*status, 0);
   EXPECT_EQ(ReadFile(dir + "/cat.out"), "hello\n");
