@@ -69,8 +69,8 @@ CLI::App* AddBuildCommand(CLI::App& app, BuildOptions& options) {
                   "Keep what failed commands wrote in .dodo/failed/PATH, for debugging");
   build->add_flag("--ptrace-only", options.ptrace_only,
                   "Stop at every traced syscall with ptrace, not using the seccomp listener\n"
-                  "for lookups and read-only opens (slower; for programs that install a\n"
-                  "seccomp listener of their own, which the kernel allows only once)");
+                  "for lookups and read-only opens (slower; lets a program install a seccomp\n"
+                  "listener of its own, refused otherwise, whose calls then go unrecorded)");
   build->add_flag("--no-background-plan", options.no_background_plan,
                   "After a build that ran commands, do not start the detached dodo that\n"
                   "plans the next build at once and writes .dodo/uptodate (which lets the\n"

@@ -32,8 +32,8 @@ CLI::App* AddTraceCommand(CLI::App& app, TraceOptions& options) {
                   "Print tracer counts (stops, commands, operations) to stderr at the end");
   trace->add_flag("--ptrace-only", options.ptrace_only,
                   "Stop at every traced syscall with ptrace, not using the seccomp listener\n"
-                  "for lookups and read-only opens (slower; for programs that install a\n"
-                  "seccomp listener of their own, which the kernel allows only once)");
+                  "for lookups and read-only opens (slower; lets a program install a seccomp\n"
+                  "listener of its own, refused otherwise, whose calls then go unrecorded)");
   trace->add_flag("--keep-repeats", options.keep_repeats,
                   "Also record each observation a command repeats with the same result while\n"
                   "nothing has changed since (left out by default: they add no dependency;\n"

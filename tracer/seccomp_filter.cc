@@ -1,6 +1,7 @@
 #include "tracer/seccomp_filter.h"
 
 #include <fcntl.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -65,6 +66,12 @@ absl::Status AddTracedRow(scmp_filter_ctx ctx, const SyscallRow& row, bool liste
         if (!status.ok()) return status;
       }
       return absl::OkStatus();
+    case Filter::kNewListener:
+      return Check(
+          seccomp_rule_add(ctx, trace, row.nr, 2, SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER),
+                           SCMP_A1(SCMP_CMP_MASKED_EQ, SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                                   SECCOMP_FILTER_FLAG_NEW_LISTENER)),
+          "seccomp rule", row.nr);
     case Filter::kCloneUntraced:
       return Check(seccomp_rule_add(ctx, trace, row.nr, 1,
                                     SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_UNTRACED, CLONE_UNTRACED)),

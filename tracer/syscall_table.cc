@@ -766,6 +766,15 @@ constexpr SyscallRow kRows[] = {
      .filter = Filter::kCloneUntraced},
     {.nr = SYS_clone3, .name = "clone3", .action = A::kTrace, .handler = H::kClone3},
 
+    // A filter with a listener of the program's own would take the calls it
+    // names away from dodo (its action outranks SECCOMP_RET_TRACE): refused
+    // with EBUSY, as the kernel does when the chain has a listener already.
+    {.nr = SYS_seccomp,
+     .name = "seccomp",
+     .action = A::kTrace,
+     .handler = H::kSeccomp,
+     .filter = Filter::kNewListener},
+
     // Refused: dodo cannot follow these faithfully.
     {.nr = SYS_uselib, .name = "uselib", .action = A::kRefuse, .why = kNotFollowable},
     {.nr = SYS_chroot,

@@ -40,6 +40,7 @@ enum class Handler : uint8_t {
   kNewFd,         // socket, eventfd, memfd_create, ...: the result is a new fd
   kClone,         // clone with CLONE_UNTRACED (the filter passes only those)
   kClone3,        // clone3: flags in memory
+  kSeccomp,       // seccomp() asking for a listener (the filter passes only those)
   kUnknown,       // a number the table does not know (default action)
 };
 
@@ -58,6 +59,7 @@ enum class Filter : uint8_t {
   kNotEmptyPath,   // skip when AT_EMPTY_PATH is in `flags`: fstat() goes through newfstatat(fd, "")
   kFcntlDup,       // only F_DUPFD, F_DUPFD_CLOEXEC and F_SETFD
   kCloneUntraced,  // only when CLONE_UNTRACED is set
+  kNewListener,    // seccomp(SECCOMP_SET_MODE_FILTER) with SECCOMP_FILTER_FLAG_NEW_LISTENER
 };
 
 constexpr int8_t kNoArg = -1;

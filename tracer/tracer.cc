@@ -562,14 +562,18 @@ void Tracer::OnExecEvent(pid_t pid) {
   Resume(pid, false);
 }
 
-void Tracer::Refuse(Tracee& t, const char* syscall, const std::string& why) {
-  ++stats_.refused;
+void Tracer::FailCall(Tracee& t, int error) {
   user_regs_struct regs;
   if (ptrace(PTRACE_GETREGS, t.tid, nullptr, &regs) == 0) {
     regs.orig_rax = static_cast<unsigned long long>(-1);  // skip the call
-    regs.rax = static_cast<unsigned long long>(-ENOSYS);
+    regs.rax = static_cast<unsigned long long>(-error);
     ptrace(PTRACE_SETREGS, t.tid, nullptr, &regs);
   }
+}
+
+void Tracer::Refuse(Tracee& t, const char* syscall, const std::string& why) {
+  ++stats_.refused;
+  FailCall(t, ENOSYS);
   Warn(t.tid, syscall, absl::StrCat("refused with ENOSYS: ", why));
   Resume(t.tid, false);
 }
@@ -879,6 +883,11 @@ bool Tracer::HandleSyscall(Tracee& t, const SyscallRow& row, const uint64_t* arg
       t.restore_flags = true;
       return true;
     }
+    case Handler::kSeccomp:
+      // Under --ptrace-only the program may have its listener, and the
+      // calls its filter sends there are not seen (docs/language.md §4).
+      if (use_listener_) FailCall(t, EBUSY);
+      return false;
     case Handler::kNone:
     case Handler::kUnknown:
       return false;
@@ -1051,6 +1060,16 @@ Tracer::Injection Tracer::InjectSyscall(Tracee& t, const uint64_t (&call)[7], in
   do {
     got = waitpid(tid, &status, __WALL);
   } while (got < 0 && errno == EINTR);
+  if (got == tid && WIFSTOPPED(status) && (status >> 16) == PTRACE_EVENT_SECCOMP) {
+    // The filter traps the call (seccomp() asking for a listener is): it is
+    // ours, let it run.
+    ++stats_.seccomp_stops;
+    if (ptrace(PTRACE_SYSCALL, tid, nullptr, nullptr) == 0) {
+      do {
+        got = waitpid(tid, &status, __WALL);
+      } while (got < 0 && errno == EINTR);
+    }
+  }
   if (got != tid || !WIFSTOPPED(status)) {
     if (got == tid) OnGone(tid, status);
     return Injection::kGone;

@@ -99,6 +99,8 @@ class Tracer {
                               const std::string& path, bool logical);
   void FinishSyscall(Tracee& t, int64_t result);
   void Refuse(Tracee& t, const char* syscall, const std::string& why);
+  // Skips the syscall `t` is stopped at; it returns -error.
+  void FailCall(Tracee& t, int error);
   // Turns the syscall `t` is stopped at into exit_group(status).
   bool ReplaceWithExit(Tracee& t, int status);
   bool ReadPathArg(Tracee& t, int8_t dirfd_index, int8_t path_index, bool follow,

@@ -119,13 +119,15 @@ TEST(TracerTest, ExecReportsDrainedPipes) {
   EXPECT_EQ(stdin_drained, (std::vector<bool>{true, false}));
 }
 
-// //testdata/programs:lookups, from the test's runfiles.
-std::string LookupsProgram() {
+// A program of //testdata/programs, from the test's runfiles.
+std::string TestProgram(const std::string& name) {
   const char* root = getenv("TEST_SRCDIR");
   const char* workspace = getenv("TEST_WORKSPACE");
-  if (root == nullptr || workspace == nullptr) return "testdata/programs/lookups";
-  return std::string(root) + "/" + workspace + "/testdata/programs/lookups";
+  if (root == nullptr || workspace == nullptr) return "testdata/programs/" + name;
+  return std::string(root) + "/" + workspace + "/testdata/programs/" + name;
 }
+
+std::string LookupsProgram() { return TestProgram("lookups"); }
 
 // The stat, access and readlink families and read-only opens come from the
 // seccomp listener, not from ptrace stops; the events are the same.
@@ -210,6 +212,27 @@ TEST(TracerTest, ProcessesSideBySideHaveListenersOfTheirOwn) {
   EXPECT_EQ(lookups_seen[0], 300);
   EXPECT_EQ(lookups_seen[1], 300);
   EXPECT_TRUE(shell_lookup);
+}
+
+// A program's own seccomp listener would take the calls its filter names
+// away from dodo, so it is refused with EBUSY even in a process that dodo
+// gave no listener (a copy of the program named `make` gets none). Under
+// --ptrace-only it is let through.
+TEST(TracerTest, AListenerOfTheProgramsOwnIsRefused) {
+  char dir_template[] = "/tmp/dodo-new-listener-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string copy = std::string(dir_template) + "/make";
+  ASSERT_EQ(std::system(absl::StrCat("cp ", TestProgram("new_listener"), " ", copy).c_str()), 0);
+  for (bool listener : {true, false}) {
+    CountingSink sink;
+    Tracer tracer(&sink);
+    tracer.set_use_listener(listener);
+    absl::StatusOr<int> status = tracer.Run({copy});
+    ASSERT_TRUE(status.ok()) << status.status();
+    EXPECT_EQ(*status, listener ? 0 : 1) << "listener " << listener;
+    EXPECT_EQ(tracer.stats().listeners, 0u);
+  }
+  ASSERT_EQ(std::system(absl::StrCat("rm -rf ", dir_template).c_str()), 0);
 }
 
 // An exec that will fail gets no listener: the filter would stay behind in
