@@ -6,13 +6,14 @@
 
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
 namespace dodo::tracer {
 namespace {
 
-class ProgramOfTest : public ::testing::Test {
+class ExamineProgramTest : public ::testing::Test {
  protected:
   void SetUp() override {
     char pattern[] = "/tmp/dodo-policy-XXXXXX";
@@ -31,46 +32,78 @@ class ProgramOfTest : public ::testing::Test {
   std::string dir_;
 };
 
-TEST_F(ProgramOfTest, BinaryIsNamedAfterTheFileItsLinksLeadTo) {
+TEST_F(ExamineProgramTest, BinaryIsNamedAfterTheFileItsLinksLeadTo) {
   const std::string copy = dir_ + "/cc1";
   ASSERT_EQ(std::system(("cp /bin/true " + copy).c_str()), 0);
   ASSERT_EQ(symlink(copy.c_str(), (dir_ + "/compiler").c_str()), 0);
-  EXPECT_EQ(ProgramOf(copy), "cc1");
-  EXPECT_EQ(ProgramOf(dir_ + "/compiler"), "cc1");
+  EXPECT_EQ(ExamineProgram(copy).name, "cc1");
+  EXPECT_EQ(ExamineProgram(dir_ + "/compiler").name, "cc1");
+  EXPECT_FALSE(ExamineProgram(copy).script);
 }
 
-TEST_F(ProgramOfTest, ScriptIsNamedAfterItsInterpreter) {
+TEST_F(ExamineProgramTest, ScriptIsNamedAfterItsInterpreter) {
   ASSERT_EQ(symlink("/bin/true", (dir_ + "/shell").c_str()), 0);
-  EXPECT_EQ(ProgramOf(Write("configure", "#!" + dir_ + "/shell\necho hi\n", 0755)), "true");
-  EXPECT_EQ(ProgramOf(Write("gen.py", "#! /usr/bin/env  python3 -u\n", 0755)), "python3");
-  EXPECT_EQ(ProgramOf(Write("plain", "#!/usr/bin/env -S make -f\n", 0755)), "env");
+  EXPECT_EQ(ExamineProgram(Write("configure", "#!" + dir_ + "/shell\necho hi\n", 0755)).name,
+            "true");
+  EXPECT_EQ(ExamineProgram(Write("gen.py", "#! /usr/bin/env  python3 -u\n", 0755)).name, "python3");
+  EXPECT_EQ(ExamineProgram(Write("plain", "#!/usr/bin/env -S make -f\n", 0755)).name, "env");
+  EXPECT_TRUE(ExamineProgram(dir_ + "/configure").script);
+  EXPECT_TRUE(ExamineProgram(dir_ + "/gen.py").script);
 }
 
-TEST_F(ProgramOfTest, NothingWhenTheExecWouldFail) {
-  EXPECT_EQ(ProgramOf(dir_ + "/missing"), "");
-  EXPECT_EQ(ProgramOf(Write("no-magic", "echo hi\n", 0755)), "");
-  EXPECT_EQ(ProgramOf(Write("not-executable", "#!/bin/sh\n", 0644)), "");
-  EXPECT_EQ(ProgramOf("relative/path"), "");
+TEST_F(ExamineProgramTest, NothingWhenTheExecWouldFail) {
+  EXPECT_EQ(ExamineProgram(dir_ + "/missing").name, "");
+  EXPECT_EQ(ExamineProgram(Write("no-magic", "echo hi\n", 0755)).name, "");
+  EXPECT_EQ(ExamineProgram(Write("not-executable", "#!/bin/sh\n", 0644)).name, "");
+  EXPECT_EQ(ExamineProgram("relative/path").name, "");
 }
 
-TEST(ListenerPolicyTest, JobRunnersShellsAndWrappersGetNone) {
+// A binary run with no arguments but its name.
+Program Binary(const char* name) { return {name, false}; }
+
+TEST(ListenerPolicyTest, JobRunnersWrappersAndCommandStringShellsGetNone) {
   ListenerPolicy policy;
-  for (const char* name :
-       {"make", "ninja", "dash", "bash", "bash5.2", "env", "xargs", "python3.11"}) {
-    EXPECT_FALSE(policy.WantsOwn(name)) << name;
+  for (const char* name : {"make", "ninja", "env", "xargs", "python3.11", "busybox"}) {
+    EXPECT_FALSE(policy.WantsOwn(Binary(name), {name, "all"})) << name;
   }
-  EXPECT_FALSE(policy.WantsOwn(""));
+  EXPECT_FALSE(policy.WantsOwn(Binary(""), {"x"}));
   for (const char* name : {"x86_64-linux-gnu-gcc-12", "cc1", "as", "ld.bfd", "cp"}) {
-    EXPECT_TRUE(policy.WantsOwn(name)) << name;
+    EXPECT_TRUE(policy.WantsOwn(Binary(name), {name, "-o", "x"})) << name;
+  }
+}
+
+TEST(ListenerPolicyTest, ShellGetsOneOnlyForAScriptFile) {
+  ListenerPolicy policy;
+  const std::vector<std::vector<std::string>> command_or_input = {
+      {"sh", "-c", "./configure && make -j2"},
+      {"/bin/sh", "-ec", "cd sub && make"},
+      {"bash", "-o", "pipefail", "-xc", "a | b"},
+      {"bash", "--norc", "-c", "true"},
+      {"sh"},
+      {"sh", "-s", "arg"},
+      {"sh", "-e", "--"},
+  };
+  for (const char* shell : {"sh", "dash", "bash", "bash5.2", "zsh"}) {
+    for (const std::vector<std::string>& argv : command_or_input) {
+      EXPECT_FALSE(policy.WantsOwn(Binary(shell), argv)) << shell << " " << argv[1 % argv.size()];
+    }
+    EXPECT_TRUE(policy.WantsOwn(Binary(shell), {"sh", "./configure", "--prefix=/usr"})) << shell;
+    EXPECT_TRUE(policy.WantsOwn(Binary(shell), {"sh", "-e", "-o", "errexit", "gen.sh"}));
+    EXPECT_TRUE(policy.WantsOwn(Binary(shell), {"bash", "--", "-c"}));
+    // A "#!" script run by the shell: its argv is the script's own.
+    EXPECT_TRUE(policy.WantsOwn({shell, true}, {"../libtool", "--mode=compile", "-c", "a.c"}));
+    // The traced command itself (a Dodofile, a build script) gets none.
+    EXPECT_FALSE(policy.WantsOwn({shell, true}, {"./Dodofile"}, /*root=*/true));
+    EXPECT_FALSE(policy.WantsOwn(Binary(shell), {"sh", "build.sh"}, /*root=*/true));
   }
 }
 
 TEST(ListenerPolicyTest, ProgramSeenRunningTwoChildrenAtOnceGetsNoneAfterwards) {
   ListenerPolicy policy;
-  ASSERT_TRUE(policy.WantsOwn("lto-wrapper"));
+  ASSERT_TRUE(policy.WantsOwn(Binary("lto-wrapper"), {"lto-wrapper"}));
   policy.SawParallelChildren("lto-wrapper");
-  EXPECT_FALSE(policy.WantsOwn("lto-wrapper"));
-  EXPECT_TRUE(policy.WantsOwn("cc1"));
+  EXPECT_FALSE(policy.WantsOwn(Binary("lto-wrapper"), {"lto-wrapper"}));
+  EXPECT_TRUE(policy.WantsOwn(Binary("cc1"), {"cc1"}));
 }
 
 }  // namespace

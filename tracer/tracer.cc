@@ -1111,7 +1111,7 @@ bool Tracer::WantsOwnListener(const Tracee& t) const {
   if (listener_program_.empty() || listeners_refused_ || t.has_listener || stopping_) return false;
   // The path the exec will look at, as the process gave it.
   const std::string path = JoinPath(t.exec_path.base, t.exec_path.path);
-  return listener_policy_.WantsOwn(ProgramOf(path));
+  return listener_policy_.WantsOwn(ExamineProgram(path), t.exec_argv, t.tgid == root_pid_);
 }
 
 Tracer::Injection Tracer::InjectListener(Tracee& t) {

@@ -214,6 +214,56 @@ TEST(TracerTest, ProcessesSideBySideHaveListenersOfTheirOwn) {
   EXPECT_TRUE(shell_lookup);
 }
 
+// A shell running a script file gets a listener, and the commands of the
+// script share it instead of each getting one: lookups of the shell's own
+// and of its commands are notifications, none a ptrace stop. As the traced
+// command itself, the script gets none and its two commands one each.
+TEST(TracerTest, AScriptSharesItsShellsListener) {
+  char dir_template[] = "/tmp/dodo-script-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string script = std::string(dir_template) + "/run.sh";
+  const std::string lookups = LookupsProgram();
+  std::ofstream(script) << absl::StrCat("#!/bin/sh\n", lookups, " 200 /etc/hostname\n", lookups,
+                                        " 200 /etc/passwd\n",
+                                        "i=0; while [ $i -lt 300 ]; do test -e "
+                                        "/nonexistent-script-lookup/$i || :; i=$((i+1)); done\n");
+  ASSERT_EQ(chmod(script.c_str(), 0755), 0);
+  // `; exit $?` keeps the shell from running the script in its own process,
+  // which would make the script the root.
+  for (const std::vector<std::string>& argv :
+       {std::vector<std::string>{"/bin/sh", "-c", script + "; exit $?"},
+        std::vector<std::string>{"/bin/sh", "-c", "/bin/sh -e " + script + "; exit $?"}}) {
+    CountingSink sink;
+    Tracer tracer(&sink);
+    absl::StatusOr<int> status = tracer.Run(argv);
+    ASSERT_TRUE(status.ok()) << status.status();
+    EXPECT_EQ(*status, 0);
+    EXPECT_EQ(tracer.stats().listeners, 1u) << argv[0];
+    EXPECT_GE(tracer.stats().notifications, 2u * 600 + 300);
+    // The shell's 300 builtin lookups made no ptrace stop.
+    EXPECT_LT(tracer.stats().seccomp_stops, 100u);
+    int lookups_seen[2] = {0, 0};
+    int shell_lookups = 0;
+    for (const SyscallEvent& event : sink.syscalls) {
+      if (!event.path.has_value()) continue;
+      if (absl::StartsWith(event.path->path, "/etc/hostname.missing/")) ++lookups_seen[0];
+      if (absl::StartsWith(event.path->path, "/etc/passwd.missing/")) ++lookups_seen[1];
+      if (absl::StartsWith(event.path->path, "/nonexistent-script-lookup/")) ++shell_lookups;
+    }
+    EXPECT_EQ(lookups_seen[0], 200);
+    EXPECT_EQ(lookups_seen[1], 200);
+    EXPECT_EQ(shell_lookups, 300);
+  }
+  CountingSink sink;
+  Tracer tracer(&sink);
+  absl::StatusOr<int> status = tracer.Run({script});
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(*status, 0);
+  EXPECT_EQ(tracer.stats().listeners, 2u);
+  EXPECT_GE(tracer.stats().seccomp_stops, 300u);
+  ASSERT_EQ(std::system(absl::StrCat("rm -rf ", dir_template).c_str()), 0);
+}
+
 // A program's own seccomp listener would take the calls its filter names
 // away from dodo, so it is refused with EBUSY even in a process that dodo
 // gave no listener (a copy of the program named `make` gets none). Under
@@ -241,7 +291,7 @@ TEST(TracerTest, FailingExecGetsNoListener) {
   CountingSink sink;
   Tracer tracer(&sink);
   absl::StatusOr<int> status =
-      tracer.Run({"/bin/sh", "-c", "/nonexistent/program; /etc/hostname; exit 0"});
+      tracer.Run({"/bin/sh", "-c", "/nonexistent/program; /dev/null; exit 0"});
   ASSERT_TRUE(status.ok()) << status.status();
   EXPECT_EQ(*status, 0);
   EXPECT_EQ(tracer.stats().listeners, 0u);
