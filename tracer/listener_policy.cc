@@ -99,7 +99,7 @@ bool ListenerPolicy::WantsOwn(const Program& executable, const std::vector<std::
   for (absl::string_view name : kNoOwnListener) {
     if (program == name) return false;
   }
-  // Versioned names: bash5.2, python3.11, ...
+  // Versioned names: python3.11, perl5.36, ...
   const absl::string_view stem = program.substr(0, program.find_first_of("0123456789.-"));
   for (absl::string_view name : {"python", "perl", "make"}) {
     if (stem == name) return false;

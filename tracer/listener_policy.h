@@ -34,11 +34,12 @@
 
 namespace dodo::tracer {
 
-// The program an exec of the absolute `path` would run, by the name of the
-// file's name with symbolic links resolved for a binary, the interpreter's
-// for a "#!" script ("#!/usr/bin/env X" runs X). Empty when a look at the
-// file says the exec will fail (missing, not executable, neither ELF nor
-// "#!"): a listener installed then would stay behind in the process.
+// The program an exec of the absolute `path` would run. It is named after
+// the file, with symbolic links resolved, for a binary, and after the
+// interpreter for a "#!" script ("#!/usr/bin/env X" runs X). The name is
+// empty when a look at the file says the exec will fail (missing, not
+// executable, neither ELF nor "#!"): a listener installed then would stay
+// behind in the process.
 struct Program {
   std::string name;
   bool script = false;  // a "#!" file, run by the interpreter `name`
