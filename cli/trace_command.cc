@@ -34,6 +34,10 @@ CLI::App* AddTraceCommand(CLI::App& app, TraceOptions& options) {
                   "Stop at every traced syscall with ptrace, not using the seccomp listener\n"
                   "for lookups and read-only opens (slower; lets a program install a seccomp\n"
                   "listener of its own, refused otherwise, whose calls then go unrecorded)");
+  trace->add_flag("--no-bpf", options.no_bpf,
+                  "Trap readlink like the other lookups instead of reading it from an eBPF\n"
+                  "program on the syscall's tracepoints (used when dodo may load one: root,\n"
+                  "or CAP_BPF and CAP_PERFMON; glibc's realpath() makes many readlinks)");
   trace->add_flag("--keep-repeats", options.keep_repeats,
                   "Also record each observation a command repeats with the same result while\n"
                   "nothing has changed since (left out by default: they add no dependency;\n"
@@ -77,6 +81,7 @@ int RunTrace(const TraceOptions& options) {
   recorder.set_keep_repeats(options.keep_repeats);
   tracer::Tracer tracer(&recorder);
   tracer.set_use_listener(!options.ptrace_only);
+  tracer.set_use_bpf(!options.no_bpf);
   absl::StatusOr<int> status = tracer.Run(options.command);
   absl::Status recorded = recorder.Finish();
   absl::Status finished = (*writer)->Finish(status.ok() ? *status : kToolFailure);
@@ -97,10 +102,12 @@ int RunTrace(const TraceOptions& options) {
               << r.repeats_dropped << " repeats left out), " << r.warnings << " warnings; "
               << t.processes << " processes, " << t.seccomp_stops << " seccomp stops, "
               << t.exit_stops << " exit stops, " << t.event_stops << " event stops, "
-              << t.notifications << " listener notifications (" << t.listeners
-              << " listeners); resolver " << resolver.cache_hits() << " hits / "
-              << resolver.cache_misses() << " misses; " << hasher.files_read()
-              << " files hashed; dodo's own CPU " << SelfCpuSeconds() << " s\n";
+              << t.notifications << " listener notifications (" << t.listeners << " listeners), "
+              << t.observed << " readlinks from eBPF (" << t.observed_lost << " lost"
+              << (tracer.bpf_refusal().empty() ? "" : "; off: " + tracer.bpf_refusal())
+              << "); resolver " << resolver.cache_hits() << " hits / " << resolver.cache_misses()
+              << " misses; " << hasher.files_read() << " files hashed; dodo's own CPU "
+              << SelfCpuSeconds() << " s\n";
   }
   return *status;
 }

@@ -15,6 +15,7 @@ struct TraceOptions {
   bool stats = false;
   bool ptrace_only = false;   // no seccomp listener: every trap is a ptrace stop
   bool keep_repeats = false;  // write observations a command repeats unchanged
+  bool no_bpf = false;        // trap readlink instead of reading it from eBPF
 };
 
 // Exit status of dodo itself failing (not the traced command), as

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "tracer/bpf_observer.h"
 #include "tracer/syscall_table.h"
 
 namespace dodo::tracer {
@@ -82,13 +83,15 @@ absl::Status AddTracedRow(scmp_filter_ctx ctx, const SyscallRow& row, bool liste
 
 }  // namespace
 
-absl::StatusOr<SeccompFilter> SeccompFilter::Build() { return Build(/*listener_only=*/false); }
-
-absl::StatusOr<SeccompFilter> SeccompFilter::BuildListenerOnly() {
-  return Build(/*listener_only=*/true);
+absl::StatusOr<SeccompFilter> SeccompFilter::Build(bool readlinks_observed) {
+  return Build(/*listener_only=*/false, readlinks_observed);
 }
 
-absl::StatusOr<SeccompFilter> SeccompFilter::Build(bool listener_only) {
+absl::StatusOr<SeccompFilter> SeccompFilter::BuildListenerOnly(bool readlinks_observed) {
+  return Build(/*listener_only=*/true, readlinks_observed);
+}
+
+absl::StatusOr<SeccompFilter> SeccompFilter::Build(bool listener_only, bool readlinks_observed) {
   // Allow by default, so that a syscall whose argument filter does not match
   // runs untouched; numbers nobody knows are trapped explicitly below.
   scmp_filter_ctx raw = seccomp_init(SCMP_ACT_ALLOW);
@@ -115,6 +118,8 @@ absl::StatusOr<SeccompFilter> SeccompFilter::Build(bool listener_only) {
                      "unknown-number rule", nr);
     } else if (row->action == Action::kAllow) {
       continue;
+    } else if (readlinks_observed && BpfObserver::Observes(nr)) {
+      continue;  // the eBPF observer reports it without stopping the caller
     } else if (row->action == Action::kRefuse) {
       status = Check(seccomp_rule_add(raw, SCMP_ACT_TRACE(static_cast<uint16_t>(nr)), nr, 0),
                      "refuse rule", nr);

@@ -3,7 +3,10 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <set>
 #include <string>
@@ -199,6 +202,33 @@ TEST(SeccompFilterTest, ListenerOnlyFilterNotifiesOrAllows) {
   EXPECT_EQ(ReturnedActions(*listener_only),
             (std::set<uint32_t>{SECCOMP_RET_ALLOW, SECCOMP_RET_USER_NOTIF}));
   EXPECT_LT(*listener_only->ProgramSize(), *plain->ProgramSize());
+}
+
+// Loads `filter` in a child and calls readlink there: 0 when the call ran,
+// 1 when the filter trapped it (with no tracer, a trap fails with ENOSYS).
+int ChildReadlinkTrapped(const SeccompFilter& filter) {
+  const pid_t child = fork();
+  if (child == 0) {
+    if (!filter.Load().ok()) _exit(2);
+    char buffer[64];
+    const bool trapped = readlink("/proc/self/exe", buffer, sizeof(buffer)) < 0 && errno == ENOSYS;
+    _exit(trapped ? 1 : 0);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST(SeccompFilterTest, ObservedReadlinksAreLeftUntrapped) {
+  absl::StatusOr<SeccompFilter> trapping = SeccompFilter::Build();
+  absl::StatusOr<SeccompFilter> observed = SeccompFilter::Build(/*readlinks_observed=*/true);
+  ASSERT_TRUE(trapping.ok()) << trapping.status();
+  ASSERT_TRUE(observed.ok()) << observed.status();
+  EXPECT_EQ(ChildReadlinkTrapped(*trapping), 1);
+  EXPECT_EQ(ChildReadlinkTrapped(*observed), 0);
+  absl::StatusOr<SeccompFilter> listener_only = SeccompFilter::BuildListenerOnly(true);
+  ASSERT_TRUE(listener_only.ok()) << listener_only.status();
+  EXPECT_LT(*listener_only->ProgramSize(), *SeccompFilter::BuildListenerOnly()->ProgramSize());
 }
 
 }  // namespace

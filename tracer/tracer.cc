@@ -8,6 +8,8 @@
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -203,6 +205,7 @@ Tracer::~Tracer() {
     KillAll();
   }
   for (const std::unique_ptr<SeccompListener>& listener : listeners_) listener->Stop();
+  StopDrainThread();
 }
 
 void Tracer::Warn(pid_t pid, std::string syscall, std::string message) {
@@ -267,6 +270,7 @@ bool Tracer::ServeListener(int fd) {
   auto listener = std::make_unique<SeccompListener>();
   const absl::Status started = listener->Start(fd, [this](const seccomp_notif& request) {
     absl::MutexLock lock(&mu_);
+    DrainObserved();
     return OnNotification(request);
   });
   if (!started.ok()) return false;
@@ -278,10 +282,21 @@ absl::StatusOr<int> Tracer::Run(const std::vector<std::string>& argv) {
   if (argv.empty()) return absl::InvalidArgumentError("no command to run");
   // Every lookup starts as a ptrace stop; listeners come per process, at
   // exec (listener_policy.h).
-  absl::StatusOr<SeccompFilter> filter = SeccompFilter::Build();
+  // The observer cannot redirect a path, so a redirector keeps readlink
+  // trapped.
+  if (use_bpf_ && redirector_ == nullptr) {
+    absl::StatusOr<std::unique_ptr<BpfObserver>> observer = BpfObserver::Start();
+    if (observer.ok()) {
+      observer_ = *std::move(observer);
+    } else {
+      bpf_refusal_ = std::string(observer.status().message());
+    }
+  }
+  const bool observed = observer_ != nullptr;
+  absl::StatusOr<SeccompFilter> filter = SeccompFilter::Build(observed);
   if (!filter.ok()) return filter.status();
   if (use_listener_) {
-    absl::StatusOr<SeccompFilter> listener_only = SeccompFilter::BuildListenerOnly();
+    absl::StatusOr<SeccompFilter> listener_only = SeccompFilter::BuildListenerOnly(observed);
     if (!listener_only.ok()) return listener_only.status();
     absl::StatusOr<std::vector<sock_filter>> program = listener_only->Program();
     if (!program.ok()) return program.status();
@@ -305,9 +320,17 @@ absl::StatusOr<int> Tracer::Run(const std::vector<std::string>& argv) {
     t.awaiting_first_stop = false;  // its stop was consumed by Launch
     *t.cwd = ReadProcLink(root_pid_, "cwd");
     SyncFds(*t.fds, root_pid_, /*after_exec=*/false);
+    // Still stopped: the loop resumes it.
+    WatchProcess(root_pid_);
   }
+  StartDrainThread();
 
   Loop();
+  StopDrainThread();
+  // Every tracee is gone: orphans from now on (the observer's closer) are
+  // not ours to wait for.
+  prctl(PR_SET_CHILD_SUBREAPER, 0);
+  observer_.reset();
   for (const std::unique_ptr<SeccompListener>& listener : listeners_) listener->Stop();
   listeners_.clear();
   RestoreSignalHandlers();
@@ -360,6 +383,7 @@ void Tracer::Loop() {
       break;  // ECHILD: every traced process is gone
     }
     absl::MutexLock lock(&mu_);
+    DrainObserved();
     if (WIFSTOPPED(status)) {
       OnStop(pid, status);
     } else if (WIFEXITED(status) || WIFSIGNALED(status)) {
@@ -382,6 +406,14 @@ void Tracer::OnGone(pid_t pid, int status) {
   event.signaled = WIFSIGNALED(status);
   event.code = WIFEXITED(status) ? WEXITSTATUS(status) : 0;
   event.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  if (leader && observer_ != nullptr) {
+    // The loop drained the ring before this: what is still missing was lost.
+    if (const uint32_t lost = observer_->Unwatch(pid); lost > 0) {
+      stats_.observed_lost += lost;
+      Warn(pid, "readlink",
+           absl::StrCat(lost, " readlink calls went unrecorded: the eBPF ring buffer was full"));
+    }
+  }
   if (leader) {
     auto parent = parent_of_.find(pid);
     if (parent != parent_of_.end()) {
@@ -486,6 +518,7 @@ void Tracer::OnForkEvent(Tracee& parent) {
   const pid_t tgid = fork_event.thread ? parent.tgid : child;
   Tracee& t = Adopt(child, tgid, &parent, fork_event.share_fds, fork_event.share_fs);
   if (!fork_event.thread) {
+    WatchProcess(child);  // before it first runs: it is still stopped
     parent_of_[child] = parent.tgid;
     if (++live_children_[parent.tgid] >= 2) listener_policy_.SawParallelChildren(parent.program);
   }
@@ -507,6 +540,87 @@ void Tracer::OnForkEvent(Tracee& parent) {
       Resume(child, false);
     }
   }
+}
+
+void Tracer::WatchProcess(pid_t tgid) {
+  if (observer_ == nullptr) return;
+  if (absl::Status watched = observer_->Watch(tgid); !watched.ok()) {
+    // Its readlinks run untrapped all the same: say that they are missing.
+    Warn(tgid, "readlink",
+         absl::StrCat("readlink calls go unrecorded in this process: ", watched.message()));
+  }
+}
+
+void Tracer::DrainObserved() {
+  if (observer_ == nullptr) return;
+  observer_->Drain([this](const ObservedCall& call) { OnObserved(call); });
+}
+
+void Tracer::OnObserved(const ObservedCall& call) {
+  ++stats_.observed;
+  const SyscallRow* row = FindSyscall(call.nr);
+  auto it = tracees_.find(call.tid);
+  if (it == tracees_.end()) it = tracees_.find(call.tgid);
+  if (row == nullptr || it == tracees_.end() || stopping_) return;
+  Tracee& t = *it->second;
+  if (!call.readable) {
+    // A trapped call with a path dodo cannot read is not recorded either;
+    // the kernel fails it. Anything else is a gap, and is said to be one.
+    if (call.result != -EFAULT && call.result != -ENAMETOOLONG) {
+      Warn(t.tid, row->name, "the eBPF observer could not read the path; the call is unrecorded");
+    }
+    return;
+  }
+  SyscallEvent ev;
+  StartEvent(t, *row, call.args, ev);
+  PathArg path;
+  SetPathArg(t, row->dirfd == kNoArg ? AT_FDCWD : static_cast<int>(call.args[row->dirfd]),
+             std::string(call.path), Follows(row->follow, ev.flags), &path);
+  ev.path = std::move(path);
+  sink_->OnSyscall(ev);
+}
+
+void Tracer::StartDrainThread() {
+  if (observer_ == nullptr) return;
+  drain_stop_fd_ = eventfd(0, EFD_CLOEXEC);
+  const int epoll = epoll_create1(EPOLL_CLOEXEC);
+  if (drain_stop_fd_ < 0 || epoll < 0) {
+    // Without the thread the ring is drained at every stop and notification
+    // only; a long run of readlinks alone may then overflow it (and warn).
+    if (epoll >= 0) close(epoll);
+    return;
+  }
+  // Edge-triggered: the ring reads as ready while it holds any record, but
+  // its program wakes waiters only at the mark (bpf_observer.cc).
+  epoll_event ring_event{};
+  ring_event.events = EPOLLIN | EPOLLET;
+  ring_event.data.fd = observer_->ready_fd();
+  epoll_event stop_event{};
+  stop_event.events = EPOLLIN;
+  stop_event.data.fd = drain_stop_fd_;
+  epoll_ctl(epoll, EPOLL_CTL_ADD, observer_->ready_fd(), &ring_event);
+  epoll_ctl(epoll, EPOLL_CTL_ADD, drain_stop_fd_, &stop_event);
+  drain_thread_ = std::thread([this, epoll] {
+    while (true) {
+      epoll_event event;
+      const int n = epoll_wait(epoll, &event, 1, -1);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0 || event.data.fd == drain_stop_fd_) break;
+      absl::MutexLock lock(&mu_);
+      DrainObserved();
+    }
+    close(epoll);
+  });
+}
+
+void Tracer::StopDrainThread() {
+  if (drain_thread_.joinable()) {
+    const uint64_t one = 1;
+    (void)!write(drain_stop_fd_, &one, sizeof(one));
+    drain_thread_.join();
+  }
+  if (drain_stop_fd_ >= 0) close(drain_stop_fd_);
+  drain_stop_fd_ = -1;
 }
 
 void Tracer::OnExecEvent(pid_t pid) {
@@ -680,9 +794,15 @@ bool Tracer::ReadPathArg(Tracee& t, int8_t dirfd_index, int8_t path_index, bool 
                          const uint64_t* args, PathArg* out) {
   absl::StatusOr<std::string> path = ReadString(t.tid, args[path_index]);
   if (!path.ok()) return false;  // a bad pointer: the kernel will say EFAULT
-  out->path = *std::move(path);
+  SetPathArg(t, dirfd_index == kNoArg ? AT_FDCWD : static_cast<int>(args[dirfd_index]),
+             *std::move(path), follow, out);
+  return true;
+}
+
+void Tracer::SetPathArg(Tracee& t, int dirfd, std::string path, bool follow, PathArg* out) {
+  out->path = std::move(path);
   out->follow_final = follow;
-  out->dirfd = dirfd_index == kNoArg ? AT_FDCWD : static_cast<int>(args[dirfd_index]);
+  out->dirfd = dirfd;
   if (!out->path.empty() && out->path[0] == '/') {
     out->base = "/";
   } else if (out->dirfd == AT_FDCWD) {
@@ -690,7 +810,6 @@ bool Tracer::ReadPathArg(Tracee& t, int8_t dirfd_index, int8_t path_index, bool 
   } else {
     out->base = DescribeFd(t, out->dirfd).path;
   }
-  return true;
 }
 
 void Tracer::StartEvent(const Tracee& t, const SyscallRow& row, const uint64_t* args,

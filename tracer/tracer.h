@@ -11,12 +11,14 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "tracer/bpf_observer.h"
 #include "tracer/events.h"
 #include "tracer/fd_table.h"
 #include "tracer/listener_policy.h"
@@ -31,6 +33,8 @@ struct TracerStats {
   uint64_t notifications = 0;  // lookups taken from the seccomp listeners
   uint64_t listeners = 0;      // processes given a listener of their own
   uint64_t answered = 0;       // ... of which dodo ran itself (redirected paths)
+  uint64_t observed = 0;       // readlinks reported by the eBPF observer
+  uint64_t observed_lost = 0;  // ... lost to a full ring buffer (each warned about)
   uint64_t exit_stops = 0;
   uint64_t event_stops = 0;     // fork, exec, group-stop, ...
   uint64_t signal_stops = 0;    // signals passed through
@@ -67,6 +71,13 @@ class Tracer {
   // through it (the default), or every call is a ptrace stop. Both report
   // the same events; the listener is faster.
   void set_use_listener(bool use) { use_listener_ = use; }
+  // Whether readlink and readlinkat are left untrapped and reported by the
+  // eBPF observer (bpf_observer.h) when it can start and no path redirector
+  // is set (the default), or trapped like the other lookups.
+  void set_use_bpf(bool use) { use_bpf_ = use; }
+  // Why the eBPF observer did not start, after Run; empty when it ran or
+  // was not asked for.
+  const std::string& bpf_refusal() const { return bpf_refusal_; }
 
  private:
   struct Tracee;
@@ -78,6 +89,15 @@ class Tracer {
   void OnSeccompStop(Tracee& t);
   void OnSyscallExit(Tracee& t);
   void OnForkEvent(Tracee& parent);
+  // Hands on every call the eBPF observer holds (with mu_ held); done before
+  // any other event, which keeps each process's events in order.
+  void DrainObserved();
+  void OnObserved(const ObservedCall& call);
+  void WatchProcess(pid_t tgid);
+  // Drains the observer whenever its ring buffer fills up to the wake-up
+  // mark, until StopDrainThread.
+  void StartDrainThread();
+  void StopDrainThread();
   void OnExecEvent(pid_t pid);
   Tracee& Adopt(pid_t tid, pid_t tgid, const Tracee* parent, bool share_fds, bool share_fs);
   void KillAll();
@@ -105,6 +125,7 @@ class Tracer {
   bool ReplaceWithExit(Tracee& t, int status);
   bool ReadPathArg(Tracee& t, int8_t dirfd_index, int8_t path_index, bool follow,
                    const uint64_t* args, PathArg* out);
+  void SetPathArg(Tracee& t, int dirfd, std::string path, bool follow, PathArg* out);
   FdInfo DescribeFd(Tracee& t, int fd);
   std::optional<FdInfo> ProcFdInfo(pid_t tgid, int fd) const;
   void SyncFds(FdTable& fds, pid_t pid, bool after_exec) const;
@@ -140,6 +161,11 @@ class Tracer {
   ExecGate* gate_ = nullptr;
   PathRedirector* redirector_ = nullptr;
   bool use_listener_ = true;
+  bool use_bpf_ = true;
+  std::string bpf_refusal_;
+  std::unique_ptr<BpfObserver> observer_;
+  std::thread drain_thread_;
+  int drain_stop_fd_ = -1;  // an eventfd that ends the drain thread
   // Held by the ptrace loop while it handles a stop and by a listener
   // thread while it handles a notification: they read and change tracees_
   // and call the sink and the redirector. absl::Mutex spins before it

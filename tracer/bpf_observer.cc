@@ -1,0 +1,480 @@
+#include "tracer/bpf_observer.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/bpf.h>
+#include <linux/perf_event.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace dodo::tracer {
+namespace {
+
+// A record: tid, tgid, syscall number, the length probe_read_user_str
+// returned (with the NUL, or -errno), the dirfd, the call's result, then the
+// path.
+struct RecordHeader {
+  uint32_t tid;
+  uint32_t tgid;
+  int32_t nr;
+  int32_t path_length;
+  int64_t dirfd;
+  int64_t result;
+};
+// Room for a path of PATH_MAX bytes with its NUL and one byte more: a path
+// that fills it is too long, and the kernel fails the call.
+constexpr int kPathBuffer = PATH_MAX + 1;
+constexpr int kRecordSize = sizeof(RecordHeader) + kPathBuffer;
+// 8 MiB: about 2,000 records. The program asks for a wake-up of the drain
+// thread once half of it is used.
+constexpr uint32_t kRingSize = 1u << 23;
+constexpr int kMaxWatched = 1 << 16;
+// Threads between the entry and the exit of a readlink at once.
+constexpr int kMaxInFlight = 1 << 13;
+
+long Bpf(int cmd, bpf_attr* attr) { return syscall(SYS_bpf, cmd, attr, sizeof(*attr)); }
+
+absl::Status Errno(const std::string& what) {
+  const int saved = errno;
+  std::string message = absl::StrCat(what, ": ", strerror(saved));
+  if (saved == EPERM || saved == EACCES) return absl::PermissionDeniedError(message);
+  return absl::UnavailableError(message);
+}
+
+// eBPF instructions, spelled out; linux/bpf.h has the encoding but no
+// constructors for user space.
+bpf_insn Insn(uint8_t code, uint8_t dst, uint8_t src, int16_t off, int32_t imm) {
+  bpf_insn insn{};
+  insn.code = code;
+  insn.dst_reg = dst;
+  insn.src_reg = src;
+  insn.off = off;
+  insn.imm = imm;
+  return insn;
+}
+bpf_insn Mov(int dst, int src) { return Insn(BPF_ALU64 | BPF_MOV | BPF_X, dst, src, 0, 0); }
+bpf_insn MovImm(int dst, int32_t imm) { return Insn(BPF_ALU64 | BPF_MOV | BPF_K, dst, 0, 0, imm); }
+bpf_insn AddImm(int dst, int32_t imm) { return Insn(BPF_ALU64 | BPF_ADD | BPF_K, dst, 0, 0, imm); }
+bpf_insn ShiftRight(int dst, int32_t imm) {
+  return Insn(BPF_ALU64 | BPF_RSH | BPF_K, dst, 0, 0, imm);
+}
+bpf_insn Call(int helper) { return Insn(BPF_JMP | BPF_CALL, 0, 0, 0, helper); }
+bpf_insn Exit() { return Insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0); }
+bpf_insn JumpIf(uint8_t op, int dst, int32_t imm, int16_t off) {
+  return Insn(BPF_JMP | op | BPF_K, dst, 0, off, imm);
+}
+bpf_insn Jump(int16_t off) { return Insn(BPF_JMP | BPF_JA, 0, 0, off, 0); }
+bpf_insn Store32(int dst, int16_t off, int src) {
+  return Insn(BPF_STX | BPF_MEM | BPF_W, dst, src, off, 0);
+}
+bpf_insn Store64(int dst, int16_t off, int src) {
+  return Insn(BPF_STX | BPF_MEM | BPF_DW, dst, src, off, 0);
+}
+bpf_insn Store64Imm(int dst, int16_t off, int32_t imm) {
+  return Insn(BPF_ST | BPF_MEM | BPF_DW, dst, 0, off, imm);
+}
+bpf_insn Load64(int dst, int src, int16_t off) {
+  return Insn(BPF_LDX | BPF_MEM | BPF_DW, dst, src, off, 0);
+}
+bpf_insn AtomicAdd32(int dst, int16_t off, int src) {
+  return Insn(BPF_STX | BPF_ATOMIC | BPF_W, dst, src, off, BPF_ADD);
+}
+void LoadMap(std::vector<bpf_insn>& program, int dst, int map_fd) {
+  program.push_back(Insn(BPF_LD | BPF_DW | BPF_IMM, dst, BPF_PSEUDO_MAP_FD, 0, map_fd));
+  program.push_back(Insn(0, 0, 0, 0, 0));
+}
+
+// Syscall tracepoints hand the program a record whose fields start at byte
+// 8: the syscall number (4 bytes, then padding), then at byte 16 the
+// arguments, 8 bytes each, at entry, or the result at exit (tracefs's format
+// files for sys_enter_* and sys_exit_*).
+constexpr int16_t kNrOffset = 8;
+constexpr int16_t kArgOffset = 16;
+constexpr int16_t kResultOffset = 16;
+
+// Adds one to the lost count of the process whose tgid is in r1's upper half
+// (r1 is pid_tgid); clobbers r0-r5.
+void CountLost(std::vector<bpf_insn>& p, int watch_fd) {
+  p.push_back(ShiftRight(1, 32));
+  p.push_back(Store32(10, -36, 1));
+  LoadMap(p, 1, watch_fd);
+  p.push_back(Mov(2, 10));
+  p.push_back(AddImm(2, -36));
+  p.push_back(Call(BPF_FUNC_map_lookup_elem));
+  p.push_back(JumpIf(BPF_JEQ, 0, 0, 2));
+  p.push_back(MovImm(1, 1));
+  p.push_back(AtomicAdd32(0, 0, 1));
+}
+
+// At entry, a watched thread's path pointer and dirfd are kept, keyed by
+// pid_tgid: the path is read at exit, when the kernel has read it and its
+// page is sure to be there (at entry a string in a page not yet touched
+// since fork or exec cannot be read, since the program may not fault).
+// r6 context, r7 pid_tgid.
+std::vector<bpf_insn> EntryProgram(int watch_fd, int pending_fd, long nr) {
+  const bool at = nr == SYS_readlinkat;
+  std::vector<bpf_insn> p;
+  p.push_back(Mov(6, 1));
+  p.push_back(Call(BPF_FUNC_get_current_pid_tgid));
+  p.push_back(Mov(7, 0));
+  p.push_back(Mov(1, 0));
+  p.push_back(ShiftRight(1, 32));
+  p.push_back(Store32(10, -4, 1));  // key: tgid
+  LoadMap(p, 1, watch_fd);
+  p.push_back(Mov(2, 10));
+  p.push_back(AddImm(2, -4));
+  p.push_back(Call(BPF_FUNC_map_lookup_elem));
+  const size_t not_watched = p.size();
+  p.push_back(JumpIf(BPF_JEQ, 0, 0, 0));
+  p.push_back(Store64(10, -16, 7));  // key: pid_tgid
+  p.push_back(Load64(1, 6, kArgOffset + (at ? 8 : 0)));
+  p.push_back(Store64(10, -32, 1));  // value: the path pointer, then the dirfd
+  if (at) {
+    p.push_back(Load64(1, 6, kArgOffset));
+    p.push_back(Store64(10, -24, 1));
+  } else {
+    p.push_back(Store64Imm(10, -24, AT_FDCWD));
+  }
+  LoadMap(p, 1, pending_fd);
+  p.push_back(Mov(2, 10));
+  p.push_back(AddImm(2, -16));
+  p.push_back(Mov(3, 10));
+  p.push_back(AddImm(3, -32));
+  p.push_back(MovImm(4, BPF_ANY));
+  p.push_back(Call(BPF_FUNC_map_update_elem));
+  const size_t kept = p.size();
+  p.push_back(JumpIf(BPF_JEQ, 0, 0, 0));
+  p.push_back(Mov(1, 7));
+  CountLost(p, watch_fd);
+  const size_t out = p.size();
+  p.push_back(MovImm(0, 0));
+  p.push_back(Exit());
+  p[not_watched].off = static_cast<int16_t>(out - not_watched - 1);
+  p[kept].off = static_cast<int16_t>(out - kept - 1);
+  return p;
+}
+
+// At exit (readlink and readlinkat alike): the kept arguments, the path and
+// the result go to the ring. r6 context, r7 pid_tgid, r8 the kept
+// arguments, r9 the record.
+std::vector<bpf_insn> ExitProgram(int watch_fd, int pending_fd, int ring_fd) {
+  std::vector<bpf_insn> p;
+  p.push_back(Mov(6, 1));
+  p.push_back(Call(BPF_FUNC_get_current_pid_tgid));
+  p.push_back(Mov(7, 0));
+  p.push_back(Store64(10, -8, 7));
+  LoadMap(p, 1, pending_fd);
+  p.push_back(Mov(2, 10));
+  p.push_back(AddImm(2, -8));
+  p.push_back(Call(BPF_FUNC_map_lookup_elem));
+  const size_t not_kept = p.size();
+  p.push_back(JumpIf(BPF_JEQ, 0, 0, 0));
+  p.push_back(Mov(8, 0));
+  LoadMap(p, 1, ring_fd);
+  p.push_back(MovImm(2, kRecordSize));
+  p.push_back(MovImm(3, 0));
+  p.push_back(Call(BPF_FUNC_ringbuf_reserve));
+  const size_t reserved = p.size();
+  p.push_back(JumpIf(BPF_JNE, 0, 0, 0));
+  // Full: count the loss against the process.
+  p.push_back(Mov(1, 7));
+  CountLost(p, watch_fd);
+  const size_t lost_done = p.size();
+  p.push_back(Jump(0));
+  p[reserved].off = static_cast<int16_t>(p.size() - reserved - 1);
+  p.push_back(Mov(9, 0));
+  p.push_back(Store32(9, offsetof(RecordHeader, tid), 7));
+  p.push_back(Mov(1, 7));
+  p.push_back(ShiftRight(1, 32));
+  p.push_back(Store32(9, offsetof(RecordHeader, tgid), 1));
+  p.push_back(Insn(BPF_LDX | BPF_MEM | BPF_W, 1, 6, kNrOffset, 0));
+  p.push_back(Store32(9, offsetof(RecordHeader, nr), 1));
+  p.push_back(Load64(1, 8, 8));
+  p.push_back(Store64(9, offsetof(RecordHeader, dirfd), 1));
+  p.push_back(Load64(1, 6, kResultOffset));
+  p.push_back(Store64(9, offsetof(RecordHeader, result), 1));
+  p.push_back(Mov(1, 9));
+  p.push_back(AddImm(1, sizeof(RecordHeader)));
+  p.push_back(MovImm(2, kPathBuffer));
+  p.push_back(Load64(3, 8, 0));
+  p.push_back(Call(BPF_FUNC_probe_read_user_str));
+  p.push_back(Store32(9, offsetof(RecordHeader, path_length), 0));
+  // Wake the drain thread only when the ring is half full: the tracer
+  // drains at every stop anyway, and a wake-up per record would cost what
+  // the listener does.
+  LoadMap(p, 1, ring_fd);
+  p.push_back(MovImm(2, BPF_RB_AVAIL_DATA));
+  p.push_back(Call(BPF_FUNC_ringbuf_query));
+  p.push_back(MovImm(2, BPF_RB_NO_WAKEUP));
+  p.push_back(JumpIf(BPF_JLE, 0, kRingSize / 2, 1));
+  p.push_back(MovImm(2, BPF_RB_FORCE_WAKEUP));
+  p.push_back(Mov(1, 9));
+  p.push_back(Call(BPF_FUNC_ringbuf_submit));
+  p[lost_done].off = static_cast<int16_t>(p.size() - lost_done - 1);
+  LoadMap(p, 1, pending_fd);
+  p.push_back(Mov(2, 10));
+  p.push_back(AddImm(2, -8));
+  p.push_back(Call(BPF_FUNC_map_delete_elem));
+  const size_t out = p.size();
+  p.push_back(MovImm(0, 0));
+  p.push_back(Exit());
+  p[not_kept].off = static_cast<int16_t>(out - not_kept - 1);
+  return p;
+}
+
+absl::StatusOr<int> TracepointId(const std::string& name) {
+  for (const char* root : {"/sys/kernel/tracing", "/sys/kernel/debug/tracing"}) {
+    std::ifstream in(absl::StrCat(root, "/events/syscalls/", name, "/id"));
+    int id = -1;
+    if (in >> id) return id;
+  }
+  return absl::UnavailableError(
+      absl::StrCat("no tracepoint syscalls/", name, " in tracefs (/sys/kernel/tracing)"));
+}
+
+}  // namespace
+
+bool BpfObserver::Observes(long nr) { return nr == SYS_readlink || nr == SYS_readlinkat; }
+
+absl::StatusOr<std::unique_ptr<BpfObserver>> BpfObserver::Start() {
+  std::unique_ptr<BpfObserver> observer(new BpfObserver());  // private constructor
+  bpf_attr attr{};
+  attr.map_type = BPF_MAP_TYPE_HASH;
+  attr.key_size = sizeof(uint32_t);
+  attr.value_size = sizeof(uint32_t);
+  attr.max_entries = kMaxWatched;
+  attr.map_flags = BPF_F_NO_PREALLOC;
+  observer->watch_fd_ = static_cast<int>(Bpf(BPF_MAP_CREATE, &attr));
+  if (observer->watch_fd_ < 0) return Errno("bpf(BPF_MAP_CREATE)");
+  attr = {};
+  attr.map_type = BPF_MAP_TYPE_RINGBUF;
+  attr.max_entries = kRingSize;
+  observer->ring_fd_ = static_cast<int>(Bpf(BPF_MAP_CREATE, &attr));
+  if (observer->ring_fd_ < 0) return Errno("bpf(BPF_MAP_CREATE, ringbuf)");
+  attr = {};
+  attr.map_type = BPF_MAP_TYPE_HASH;
+  attr.key_size = sizeof(uint64_t);
+  attr.value_size = 2 * sizeof(uint64_t);
+  attr.max_entries = kMaxInFlight;
+  observer->pending_fd_ = static_cast<int>(Bpf(BPF_MAP_CREATE, &attr));
+  if (observer->pending_fd_ < 0) return Errno("bpf(BPF_MAP_CREATE)");
+
+  observer->page_size_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  void* consumer = mmap(nullptr, observer->page_size_, PROT_READ | PROT_WRITE, MAP_SHARED,
+                        observer->ring_fd_, 0);
+  if (consumer == MAP_FAILED) return Errno("mmap of the ring buffer");
+  observer->consumer_page_ = consumer;
+  // The data follows the producer page, mapped twice so that a record
+  // wrapping around the end reads as one piece.
+  void* producer = mmap(nullptr, observer->page_size_ + 2 * size_t{kRingSize}, PROT_READ,
+                        MAP_SHARED, observer->ring_fd_, static_cast<off_t>(observer->page_size_));
+  if (producer == MAP_FAILED) return Errno("mmap of the ring buffer");
+  observer->producer_pages_ = producer;
+
+  if (absl::Status attached = observer->Attach(); !attached.ok()) return attached;
+  if (absl::Status tested = observer->SelfTest(); !tested.ok()) return tested;
+  return observer;
+}
+
+absl::StatusOr<int> BpfObserver::Load(const std::vector<bpf_insn>& program) {
+  std::vector<char> log(1 << 16);
+  bpf_attr attr{};
+  attr.prog_type = BPF_PROG_TYPE_TRACEPOINT;
+  attr.insns = reinterpret_cast<uint64_t>(program.data());
+  attr.insn_cnt = static_cast<uint32_t>(program.size());
+  // probe_read_user_str is for GPL-compatible programs.
+  attr.license = reinterpret_cast<uint64_t>("Dual MIT/GPL");
+  attr.log_buf = reinterpret_cast<uint64_t>(log.data());
+  attr.log_size = static_cast<uint32_t>(log.size());
+  attr.log_level = 1;
+  const int fd = static_cast<int>(Bpf(BPF_PROG_LOAD, &attr));
+  if (fd >= 0) {
+    program_fds_.push_back(fd);
+    return fd;
+  }
+  absl::Status status = Errno("bpf(BPF_PROG_LOAD)");
+  if (errno != EINVAL) return status;
+  // The verifier's last line says why.
+  std::string text(log.data());
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  const size_t line = text.rfind('\n');
+  return absl::InternalError(absl::StrCat("the eBPF verifier refused the program: ",
+                                          text.substr(line == std::string::npos ? 0 : line + 1)));
+}
+
+absl::Status BpfObserver::AttachTo(const std::string& tracepoint, int program_fd) {
+  absl::StatusOr<int> id = TracepointId(tracepoint);
+  if (!id.ok()) return id.status();
+  perf_event_attr event{};
+  event.type = PERF_TYPE_TRACEPOINT;
+  event.size = sizeof(event);
+  event.config = static_cast<uint64_t>(*id);
+  event.sample_period = 1;
+  // A tracepoint's program runs on every CPU whichever CPU its event is
+  // opened on.
+  const int fd =
+      static_cast<int>(syscall(SYS_perf_event_open, &event, -1, 0, -1, PERF_FLAG_FD_CLOEXEC));
+  if (fd < 0) return Errno("perf_event_open of a syscall tracepoint");
+  event_fds_.push_back(fd);
+  if (ioctl(fd, PERF_EVENT_IOC_SET_BPF, program_fd) != 0) return Errno("PERF_EVENT_IOC_SET_BPF");
+  if (ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) != 0) return Errno("PERF_EVENT_IOC_ENABLE");
+  return absl::OkStatus();
+}
+
+absl::Status BpfObserver::Attach() {
+  absl::StatusOr<int> exit_program = Load(ExitProgram(watch_fd_, pending_fd_, ring_fd_));
+  if (!exit_program.ok()) return exit_program.status();
+  for (long nr : {SYS_readlink, SYS_readlinkat}) {
+    absl::StatusOr<int> entry_program = Load(EntryProgram(watch_fd_, pending_fd_, nr));
+    if (!entry_program.ok()) return entry_program.status();
+    const std::string name = nr == SYS_readlink ? "readlink" : "readlinkat";
+    // The exit program first: an entry seen without it would leave its
+    // arguments behind.
+    if (absl::Status status = AttachTo("sys_exit_" + name, *exit_program); !status.ok()) {
+      return status;
+    }
+    if (absl::Status status = AttachTo("sys_enter_" + name, *entry_program); !status.ok()) {
+      return status;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BpfObserver::SelfTest() {
+  const pid_t self = getpid();
+  if (absl::Status watched = Watch(self); !watched.ok()) return watched;
+  const std::string probe = absl::StrCat("/proc/self/dodo-bpf-self-test-", self);
+  char buffer[1];
+  (void)!readlinkat(AT_FDCWD, probe.c_str(), buffer, sizeof(buffer));
+  const pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
+  bool seen = false;
+  Drain([&](const ObservedCall& call) {
+    seen = seen || (call.tid == tid && call.tgid == self && call.nr == SYS_readlinkat &&
+                    call.path == probe);
+  });
+  Unwatch(self);
+  if (!seen) {
+    return absl::UnavailableError(
+        "the readlink tracepoint did not report dodo's own call (another pid namespace?)");
+  }
+  return absl::OkStatus();
+}
+
+BpfObserver::~BpfObserver() {
+  // Detaching a program from a syscall tracepoint waits for RCU grace
+  // periods: 70-85 ms per event on the VM of docs/performance.md, 0.3 s for
+  // the four, which every dodo trace would add to its run. The last close
+  // pays it, so a grandchild that holds nothing else keeps the events until
+  // this process has closed its copies (the pipe's end), then closes them
+  // after dodo has gone. It is orphaned at once: no one waits for it.
+  // fork() in a process with threads: the children call only
+  // async-signal-safe functions.
+  int done[2] = {-1, -1};
+  if (!event_fds_.empty() && pipe2(done, O_CLOEXEC) == 0) {
+    std::vector<int> kept = event_fds_;
+    kept.push_back(done[0]);
+    std::sort(kept.begin(), kept.end());
+    const pid_t closer = fork();
+    if (closer == 0) {
+      if (fork() != 0) _exit(0);
+      unsigned first = 0;
+      for (int fd : kept) {
+        if (static_cast<unsigned>(fd) > first) close_range(first, static_cast<unsigned>(fd) - 1, 0);
+        first = static_cast<unsigned>(fd) + 1;
+      }
+      close_range(first, ~0u, 0);
+      char byte;
+      while (read(done[0], &byte, 1) < 0 && errno == EINTR) {
+      }
+      for (int fd : event_fds_) close(fd);
+      _exit(0);
+    }
+    close(done[0]);
+    if (closer > 0) waitpid(closer, nullptr, 0);
+  }
+  for (int fd : event_fds_) close(fd);
+  if (done[1] >= 0) close(done[1]);  // now the closer may go on
+  for (int fd : program_fds_) close(fd);
+  if (pending_fd_ >= 0) close(pending_fd_);
+  if (producer_pages_ != nullptr) munmap(producer_pages_, page_size_ + 2 * size_t{kRingSize});
+  if (consumer_page_ != nullptr) munmap(consumer_page_, page_size_);
+  if (ring_fd_ >= 0) close(ring_fd_);
+  if (watch_fd_ >= 0) close(watch_fd_);
+}
+
+absl::Status BpfObserver::Watch(pid_t tgid) {
+  uint32_t key = static_cast<uint32_t>(tgid);
+  uint32_t value = 1;
+  bpf_attr attr{};
+  attr.map_fd = static_cast<uint32_t>(watch_fd_);
+  attr.key = reinterpret_cast<uint64_t>(&key);
+  attr.value = reinterpret_cast<uint64_t>(&value);
+  attr.flags = BPF_ANY;
+  if (Bpf(BPF_MAP_UPDATE_ELEM, &attr) != 0) return Errno("bpf(BPF_MAP_UPDATE_ELEM)");
+  return absl::OkStatus();
+}
+
+uint32_t BpfObserver::Unwatch(pid_t tgid) {
+  uint32_t key = static_cast<uint32_t>(tgid);
+  uint32_t value = 1;
+  bpf_attr attr{};
+  attr.map_fd = static_cast<uint32_t>(watch_fd_);
+  attr.key = reinterpret_cast<uint64_t>(&key);
+  attr.value = reinterpret_cast<uint64_t>(&value);
+  if (Bpf(BPF_MAP_LOOKUP_ELEM, &attr) != 0) return 0;
+  attr.value = 0;
+  Bpf(BPF_MAP_DELETE_ELEM, &attr);
+  return value - 1;
+}
+
+size_t BpfObserver::Drain(absl::FunctionRef<void(const ObservedCall&)> on_call) {
+  auto* consumer = static_cast<std::atomic<uint64_t>*>(consumer_page_);
+  auto* producer = static_cast<std::atomic<uint64_t>*>(producer_pages_);
+  const char* data = static_cast<const char*>(producer_pages_) + page_size_;
+  uint64_t position = consumer->load(std::memory_order_acquire);
+  const uint64_t end = producer->load(std::memory_order_acquire);
+  size_t count = 0;
+  while (position < end) {
+    const char* record = data + (position & (kRingSize - 1));
+    const uint32_t length =
+        reinterpret_cast<const std::atomic<uint32_t>*>(record)->load(std::memory_order_acquire);
+    if ((length & BPF_RINGBUF_BUSY_BIT) != 0) break;  // still being written
+    const uint32_t size = length & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
+    if ((length & BPF_RINGBUF_DISCARD_BIT) == 0 && size >= sizeof(RecordHeader)) {
+      RecordHeader header;
+      memcpy(&header, record + BPF_RINGBUF_HDR_SZ, sizeof(header));
+      ObservedCall call;
+      call.tid = static_cast<pid_t>(header.tid);
+      call.tgid = static_cast<pid_t>(header.tgid);
+      call.nr = header.nr;
+      if (call.nr == SYS_readlinkat) call.args[0] = static_cast<uint64_t>(header.dirfd);
+      call.result = header.result;
+      call.readable = header.path_length > 0 && header.path_length <= PATH_MAX;
+      if (call.readable) {
+        call.path = std::string_view(record + BPF_RINGBUF_HDR_SZ + sizeof(header),
+                                     static_cast<size_t>(header.path_length - 1));
+      }
+      on_call(call);
+      ++count;
+    }
+    position += (size + BPF_RINGBUF_HDR_SZ + 7) & ~uint64_t{7};
+    consumer->store(position, std::memory_order_release);
+  }
+  return count;
+}
+
+}  // namespace dodo::tracer

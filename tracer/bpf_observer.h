@@ -1,0 +1,105 @@
+// Observes readlink and readlinkat without stopping the caller: an eBPF
+// program on the syscalls' entry tracepoints copies the path of every call
+// made by a watched process into a ring buffer, which the tracer drains
+// before it handles any other event.
+//
+// Why: glibc's realpath() calls readlink on every prefix of the path it
+// resolves, and cc1 resolves every header that way: two thirds of its file
+// syscalls are readlinks failing with EINVAL. Through a seccomp listener each
+// costs a round trip to dodo (about 9 us on the 2-CPU VM of
+// docs/performance.md); through the tracepoint it costs 0.3 us, and dodo
+// reads the records in batches.
+//
+// Why this keeps the order of events: a process's record is in the ring
+// buffer before its readlink returns, so before any later syscall of it
+// traps. The tracer drains the ring before it handles a stop or a
+// notification, so every record is handed on before anything the process
+// (or any other) did after it. The path is resolved by the sink at that
+// point, against the file system as the trapped calls left it, exactly as
+// for a trapped readlink. What it cannot do is change the call: a path
+// redirector (dodo build's store) needs every readlink trapped, so the
+// tracer uses this observer only when no redirector is set.
+//
+// Needs CAP_BPF and CAP_PERFMON (root, in practice), the syscall
+// tracepoints (CONFIG_FTRACE_SYSCALLS) and tracefs; Start() says which is
+// missing, and the tracer then traps readlink as before. Start() also checks
+// that the pids the kernel reports are the tracer's (a pid namespace would
+// break that) with a readlink of its own.
+#ifndef DODO_TRACER_BPF_OBSERVER_H_
+#define DODO_TRACER_BPF_OBSERVER_H_
+
+#include <linux/bpf.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace dodo::tracer {
+
+// One observed call, valid during the Drain callback only.
+struct ObservedCall {
+  pid_t tid = 0;
+  pid_t tgid = 0;
+  long nr = 0;            // SYS_readlink or SYS_readlinkat
+  uint64_t args[6] = {};  // args[dirfd] for readlinkat; the others are 0
+  int64_t result = 0;     // what the call returned (-errno on failure)
+  // The path as the process passed it; `readable` is false when it could
+  // not be read: a bad pointer or a path too long, if the call failed with
+  // EFAULT or ENAMETOOLONG, else a page gone meanwhile (never seen).
+  std::string_view path;
+  bool readable = true;
+};
+
+class BpfObserver {
+ public:
+  // The syscalls it observes.
+  static bool Observes(long nr);
+
+  // Loads the programs and attaches them; an error (with its cause) when
+  // this process may not, or the kernel cannot.
+  static absl::StatusOr<std::unique_ptr<BpfObserver>> Start();
+  ~BpfObserver();
+  BpfObserver(const BpfObserver&) = delete;
+  BpfObserver& operator=(const BpfObserver&) = delete;
+
+  // Starts or stops observing the threads of process `tgid`. Unwatch returns
+  // how many of its calls were lost because the ring buffer was full (after
+  // a Drain, so that nothing still waiting is counted).
+  absl::Status Watch(pid_t tgid);
+  uint32_t Unwatch(pid_t tgid);
+
+  // Hands every record in the ring buffer, oldest first, to `on_call`;
+  // returns how many. Not thread-safe: callers serialize.
+  size_t Drain(absl::FunctionRef<void(const ObservedCall&)> on_call);
+
+  // Readable (poll) when the ring is half full: a thread that waits on it
+  // keeps it from filling up while no other event makes the tracer drain.
+  int ready_fd() const { return ring_fd_; }
+
+ private:
+  BpfObserver() = default;
+  absl::StatusOr<int> Load(const std::vector<bpf_insn>& program);
+  absl::Status AttachTo(const std::string& tracepoint, int program_fd);
+  absl::Status Attach();
+  absl::Status SelfTest();
+
+  int watch_fd_ = -1;    // hash map: tgid -> 1 + calls lost
+  int pending_fd_ = -1;  // hash map: pid_tgid -> path pointer, dirfd
+  int ring_fd_ = -1;
+  std::vector<int> program_fds_;
+  std::vector<int> event_fds_;
+  void* consumer_page_ = nullptr;   // read-write: the consumer position
+  void* producer_pages_ = nullptr;  // read-only: producer position, then data twice
+  size_t page_size_ = 0;
+};
+
+}  // namespace dodo::tracer
+
+#endif  // DODO_TRACER_BPF_OBSERVER_H_
