@@ -6,6 +6,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -91,6 +92,12 @@ int64_t Nanoseconds(const struct timespec& ts) {
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
+int64_t RealtimeNs() {
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  return Nanoseconds(now);
+}
+
 absl::Status ErrnoError(int error, const char* what, const std::string& path) {
   return absl::ErrnoToStatus(error, absl::StrCat(what, " ", path));
 }
@@ -118,6 +125,29 @@ Digest Sha256OfString(std::string_view data) {
   return sha.Finish();
 }
 
+std::string UserHashCachePath() {
+  if (const char* xdg = getenv("XDG_CACHE_HOME"); xdg != nullptr && xdg[0] == '/') {
+    return absl::StrCat(xdg, "/dodo/hashes");
+  }
+  if (const char* home = getenv("HOME"); home != nullptr && home[0] == '/') {
+    return absl::StrCat(home, "/.cache/dodo/hashes");
+  }
+  return "";
+}
+
+int64_t FileHasher::RacyWindowNs() {
+  // File timestamps come from the coarse clock (one tick of it is the
+  // resolution clock_getres reports); its tick can lag the precise clock by
+  // up to one resolution, hence two.
+  static const int64_t window = [] {
+    constexpr int64_t kFloorNs = 10'000'000;
+    struct timespec resolution;
+    if (clock_getres(CLOCK_REALTIME_COARSE, &resolution) != 0) return int64_t{100'000'000};
+    return std::max(kFloorNs, 2 * Nanoseconds(resolution));
+  }();
+  return window;
+}
+
 absl::StatusOr<FileVersion> FileHasher::HashFile(const std::string& path) {
   return HashAndCopy(path, -1);
 }
@@ -133,12 +163,17 @@ absl::StatusOr<FileVersion> FileHasher::HashAndCopy(const std::string& path, int
   if (stat(path.c_str(), &st) != 0) return ErrnoError(errno, "stat", path);
   if (!S_ISREG(st.st_mode)) return NotRegular(path);
   if (auto it = cache_.find(std::make_pair(st.st_dev, st.st_ino));
-      copy_fd < 0 && it != cache_.end() && it->second.validators == validators_of(st)) {
+      copy_fd < 0 && it != cache_.end() && it->second.validators == validators_of(st) &&
+      it->second.Trusted()) {
+    it->second.used = true;
     return it->second.version;
   }
 
   if (buffer_.empty()) buffer_.resize(kBufferSize);
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    // Taken before the read: a change after it gets a ctime no older than
+    // this, less one coarse tick (see Trusted()).
+    const int64_t read_at_ns = RealtimeNs();
     // O_NONBLOCK: if the path was replaced by a FIFO since the stat, opening
     // it must not hang the tracer (it has no effect on regular files).
     Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
@@ -181,7 +216,7 @@ absl::StatusOr<FileVersion> FileHasher::HashAndCopy(const std::string& path, int
     FileVersion version{sha.Finish(), total, static_cast<uint32_t>(before.st_mode),
                         validators.mtime_ns};
     cache_.insert_or_assign(std::make_pair(before.st_dev, before.st_ino),
-                            CachedVersion{validators, version});
+                            CachedVersion{validators, version, read_at_ns, 0, true});
     cache_changed_ = true;
     return version;
   }
@@ -189,27 +224,59 @@ absl::StatusOr<FileVersion> FileHasher::HashAndCopy(const std::string& path, int
       absl::StrCat(path, ": file kept changing while being hashed (", kMaxAttempts, " attempts)"));
 }
 
-// The cache file: a magic line, then one fixed-size entry per file.
+// The cache file: a magic line, then one fixed-size entry per file, then
+// the SHA-256 of the entries.
 namespace {
-constexpr char kCacheMagic[16] = "dodo-hashes-v2\n";
+constexpr char kCacheMagic[16] = "dodo-hashes-v3\n";
 struct CacheEntry {
   uint64_t dev, ino, size;
-  int64_t mtime_ns, ctime_ns;
+  int64_t mtime_ns, ctime_ns, read_at_ns, used_at_s;
   uint32_t mode, padding;
   uint8_t sha256[32];
 };
+static_assert(sizeof(CacheEntry) == 96, "the cache file's layout");
+
+// Writes `data` to a new file beside `path` and renames it over `path`.
+absl::Status ReplaceFile(const std::string& path, std::string_view data) {
+  std::string temp = path + ".XXXXXX";
+  Fd fd(mkostemp(temp.data(), O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError(errno, "create", temp);
+  auto fail = [&](const char* what) {
+    absl::Status status = ErrnoError(errno, what, temp);
+    unlink(temp.c_str());
+    return status;
+  };
+  if (fchmod(fd.get(), 0644) != 0) return fail("chmod");
+  for (size_t done = 0; done < data.size();) {
+    ssize_t w = write(fd.get(), data.data() + done, data.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return fail("write");
+    done += static_cast<size_t>(w);
+  }
+  if (close(fd.release()) != 0) return fail("close");
+  if (rename(temp.c_str(), path.c_str()) != 0) return fail("rename");
+  return absl::OkStatus();
+}
 }  // namespace
 
 absl::Status FileHasher::SaveCache(const std::string& path) const {
+  const int64_t now_s = RealtimeNs() / 1'000'000'000;
+  const int64_t oldest_used_s = now_s - int64_t{kUnusedDays} * 24 * 3600;
   std::string data(kCacheMagic, sizeof(kCacheMagic));
-  data.reserve(data.size() + cache_.size() * sizeof(CacheEntry));
+  data.reserve(data.size() + cache_.size() * sizeof(CacheEntry) + sizeof(Digest));
   for (const auto& [key, cached] : cache_) {
+    // An entry not trusted now would not be trusted when loaded either.
+    if (!cached.Trusted()) continue;
+    const int64_t used_at_s = cached.used ? now_s : cached.used_at_s;
+    if (used_at_s < oldest_used_s) continue;
     CacheEntry e{};
     e.dev = key.first;
     e.ino = key.second;
     e.size = cached.validators.size;
     e.mtime_ns = cached.validators.mtime_ns;
     e.ctime_ns = cached.validators.ctime_ns;
+    e.read_at_ns = cached.read_at_ns;
+    e.used_at_s = used_at_s;
     e.mode = cached.version.mode;
     std::copy(cached.version.sha256.begin(), cached.version.sha256.end(), e.sha256);
     data.append(reinterpret_cast<const char*>(&e), sizeof(e));
@@ -218,18 +285,7 @@ absl::Status FileHasher::SaveCache(const std::string& path) const {
   // detected, not trusted.
   const Digest check = Sha256OfString(std::string_view(data).substr(sizeof(kCacheMagic)));
   data.append(reinterpret_cast<const char*>(check.data()), check.size());
-  const std::string temp = path + ".new";
-  Fd fd(open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd.valid()) return ErrnoError(errno, "create", temp);
-  for (size_t done = 0; done < data.size();) {
-    ssize_t w = write(fd.get(), data.data() + done, data.size() - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return ErrnoError(errno, "write", temp);
-    done += static_cast<size_t>(w);
-  }
-  if (close(fd.release()) != 0) return ErrnoError(errno, "close", temp);
-  if (rename(temp.c_str(), path.c_str()) != 0) return ErrnoError(errno, "rename", temp);
-  return absl::OkStatus();
+  return ReplaceFile(path, data);
 }
 
 void FileHasher::LoadCache(const std::string& path) {
@@ -264,6 +320,8 @@ void FileHasher::LoadCache(const std::string& path) {
     cached.version.size = e.size;
     cached.version.mode = e.mode;
     cached.version.mtime_ns = e.mtime_ns;
+    cached.read_at_ns = e.read_at_ns;
+    cached.used_at_s = e.used_at_s;
     cache_.try_emplace(std::make_pair(static_cast<dev_t>(e.dev), static_cast<ino_t>(e.ino)),
                        cached);
   }

@@ -38,6 +38,11 @@ absl::StatusOr<std::vector<std::string>> ListNames(const std::string& dir);
 // SHA-256 of sorted names, each followed by '\0': a listing's digest.
 Digest HashNames(const std::vector<std::string>& names);
 
+// Where dodo trace keeps its hash cache, shared by all the user's traces:
+// $XDG_CACHE_HOME/dodo/hashes, else $HOME/.cache/dodo/hashes; "" if neither
+// variable holds an absolute path.
+std::string UserHashCachePath();
+
 class FileHasher {
  public:
   FileHasher() = default;
@@ -48,6 +53,12 @@ class FileHasher {
   // (dev, ino, size, mtime_ns, ctime_ns): a file whose stat is unchanged is
   // not read again; any difference re-hashes. ctime is part of the key
   // because a writer can restore mtime (utimensat) but never ctime.
+  // A cached digest is trusted only if the file's ctime was at least
+  // RacyWindow() older than the moment its read began: file systems stamp
+  // changes from a clock that ticks in jiffies, so a rewrite of the same
+  // size within the tick of the previous change can leave every validator
+  // as it was. A file hashed that soon after a change is read again next
+  // time (git's index has the same "racily clean" rule).
   // Errors name the path and the errno text: NotFound for a missing file,
   // FailedPrecondition for a non-regular one, Aborted when the file kept
   // changing while it was read, other codes from the errno otherwise.
@@ -58,9 +69,12 @@ class FileHasher {
   // returned. Always reads the file.
   absl::StatusOr<FileVersion> HashAndCopy(const std::string& path, int copy_fd);
 
-  // The cache outlives a run in a file (dodo build keeps it in .dodo/), so
-  // an unchanged file is not read again by the next build either. Loading
-  // ignores a missing or damaged file; saving replaces it atomically.
+  // The cache outlives a run in a file (dodo build keeps it in .dodo/,
+  // dodo trace in the user's cache directory), so an unchanged file is not
+  // read again by the next run either. Loading ignores a missing or damaged
+  // file; saving replaces it atomically (concurrent savers each write a
+  // temporary file of their own; the last rename wins). Saving leaves out
+  // digests not trusted yet and entries no run has used for kUnusedDays.
   absl::Status SaveCache(const std::string& path) const;
   void LoadCache(const std::string& path);
   // Whether a file was hashed since LoadCache, so that the cache on disk is
@@ -74,6 +88,13 @@ class FileHasher {
   // How many times file contents were actually read (for tests).
   size_t files_read() const { return files_read_; }
 
+  // How long after its last change a file's cached digest starts to be
+  // trusted: two ticks of the kernel's coarse clock, at least 10 ms.
+  static int64_t RacyWindowNs();
+  // A cache entry that no run has used for this long is dropped on save, so
+  // that a cache shared by all builds does not keep deleted files forever.
+  static constexpr int kUnusedDays = 30;
+
  private:
   struct Validators {
     uint64_t size;
@@ -84,6 +105,11 @@ class FileHasher {
   struct CachedVersion {
     Validators validators;
     FileVersion version;
+    int64_t read_at_ns;  // CLOCK_REALTIME when the read that gave `version` began
+    int64_t used_at_s;   // last run that used it (as saved), seconds since the epoch
+    bool used = false;   // used by this run: saved with this run's time
+    // Whether the file had been still for RacyWindowNs() when it was read.
+    bool Trusted() const { return validators.ctime_ns + RacyWindowNs() <= read_at_ns; }
   };
 
   // Keyed by (st_dev, st_ino): one entry per file, replaced when it changes,

@@ -4,9 +4,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstring>
+#include <ctime>
 #include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/file_hasher.h"
@@ -25,8 +32,16 @@ class FileHasherCacheTest : public ::testing::Test {
  protected:
   std::string CachePath() const { return scratch_.P("cache/hashes"); }
 
-  // Hashes `path` in a hasher of its own and saves that hasher's cache.
+  // Waits until a file changed now is still enough for its digest to be
+  // trusted, and kept, by the cache.
+  static void LetSettle() {
+    usleep(static_cast<useconds_t>(FileHasher::RacyWindowNs() / 1000 + 5'000));
+  }
+
+  // Hashes `path` in a hasher of its own, once the file has settled, and
+  // saves that hasher's cache.
   void HashAndSave(const std::string& path) {
+    LetSettle();
     FileHasher hasher;
     ASSERT_TRUE(hasher.HashFile(path).ok());
     ASSERT_TRUE(hasher.SaveCache(CachePath()).ok());
@@ -81,6 +96,7 @@ TEST_F(FileHasherCacheTest, CacheChangesOnlyWhenAFileIsHashed) {
 
 TEST_F(FileHasherCacheTest, LoadedVersionKeepsModeAndMtime) {
   WriteFile(scratch_.P("f"), "hello", 0750);
+  LetSettle();
   FileHasher first;
   absl::StatusOr<FileVersion> hashed = first.HashFile(scratch_.P("f"));
   ASSERT_TRUE(hashed.ok());
@@ -206,6 +222,87 @@ TEST_F(FileHasherCacheTest, SaveCacheIntoAMissingDirectoryFailsNamingIt) {
   absl::Status status = hasher.SaveCache(path);
   ASSERT_FALSE(status.ok());
   EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr(scratch_.P("no/such/dir")));
+}
+
+// A digest taken within the racy window of the file's last change is left
+// out of the saved cache: the next run reads the file. (An attempt that spent
+// the whole window before saving is inconclusive and tried again.)
+TEST_F(FileHasherCacheTest, DigestOfAFileChangedJustBeforeIsNotSaved) {
+  bool conclusive = false;
+  for (int attempt = 0; attempt < 20 && !conclusive; ++attempt) {
+    const std::string f = scratch_.P(absl::StrCat("f", attempt));
+    FileHasher hasher;
+    WriteFile(f, "fresh");
+    ASSERT_TRUE(hasher.HashFile(f).ok());
+    ASSERT_TRUE(hasher.SaveCache(CachePath()).ok());
+    struct stat st;
+    ASSERT_EQ(stat(f.c_str(), &st), 0);
+    struct timespec now;
+    ASSERT_EQ(clock_gettime(CLOCK_REALTIME, &now), 0);
+    const int64_t ctime_ns = st.st_ctim.tv_sec * int64_t{1'000'000'000} + st.st_ctim.tv_nsec;
+    const int64_t now_ns = now.tv_sec * int64_t{1'000'000'000} + now.tv_nsec;
+    if (ctime_ns + FileHasher::RacyWindowNs() <= now_ns) continue;  // too slow to tell
+    conclusive = true;
+    EXPECT_EQ(ReadsWithLoadedCache(f, "fresh"), 1u) << "a racily clean digest was saved";
+  }
+  EXPECT_TRUE(conclusive) << "every attempt spent the racy window between write and save";
+}
+
+// The cache's entries carry the time a run last used them. Rewrites the
+// first entry's used time in a saved cache (and the closing checksum).
+void SetFirstEntryUsedAt(const std::string& cache, int64_t used_at_s) {
+  constexpr size_t kMagic = 16, kUsedAtOffset = 6 * 8, kEntry = 96;
+  std::string data = ReadFile(cache);
+  ASSERT_EQ((data.size() - kMagic - 32) % kEntry, 0u);
+  std::memcpy(data.data() + kMagic + kUsedAtOffset, &used_at_s, sizeof(used_at_s));
+  const Digest check =
+      Sha256OfString(std::string_view(data).substr(kMagic, data.size() - kMagic - 32));
+  data.replace(data.size() - 32, 32, reinterpret_cast<const char*>(check.data()), 32);
+  WriteFile(cache, data);
+}
+
+TEST_F(FileHasherCacheTest, EntriesNoRunUsedForAMonthAreDroppedOnSave) {
+  const int64_t long_ago = time(nullptr) - (FileHasher::kUnusedDays + 1) * int64_t{24 * 3600};
+  for (bool used_again : {false, true}) {
+    SCOPED_TRACE(used_again ? "used by the saving run" : "not used by the saving run");
+    WriteFile(scratch_.P("old"), "old");
+    WriteFile(scratch_.P("new"), "new");
+    HashAndSave(scratch_.P("old"));
+    SetFirstEntryUsedAt(CachePath(), long_ago);
+    {
+      FileHasher hasher;
+      hasher.LoadCache(CachePath());
+      if (used_again) {
+        ASSERT_TRUE(hasher.HashFile(scratch_.P("old")).ok());
+      }
+      ASSERT_TRUE(hasher.HashFile(scratch_.P("new")).ok());  // something to save
+      ASSERT_TRUE(hasher.SaveCache(CachePath()).ok());
+    }
+    EXPECT_EQ(ReadsWithLoadedCache(scratch_.P("old"), "old"), used_again ? 0u : 1u);
+    EXPECT_EQ(ReadsWithLoadedCache(scratch_.P("new"), "new"), 0u);
+  }
+}
+
+// Two runs saving at once each write their own temporary file: both saves
+// succeed, the cache is whole, and no temporary file stays behind.
+TEST_F(FileHasherCacheTest, ConcurrentSavesLeaveOneWholeCache) {
+  WriteFile(scratch_.P("f"), "hello");
+  LetSettle();
+  FileHasher hasher;
+  ASSERT_TRUE(hasher.HashFile(scratch_.P("f")).ok());
+  std::vector<std::thread> savers;
+  std::atomic<int> failures = 0;
+  for (int i = 0; i < 8; ++i) {
+    savers.emplace_back([&] {
+      for (int j = 0; j < 20; ++j) {
+        if (!hasher.SaveCache(CachePath()).ok()) ++failures;
+      }
+    });
+  }
+  for (std::thread& t : savers) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_THAT(Names(scratch_.P("cache")), ElementsAre(".keep", "hashes"));
+  EXPECT_EQ(ReadsWithLoadedCache(scratch_.P("f"), "hello"), 0u);
 }
 
 }  // namespace

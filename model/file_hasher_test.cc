@@ -48,6 +48,12 @@ class FileHasherTest : public ::testing::Test {
     ASSERT_EQ(close(fd), 0);
   }
 
+  // Waits until a file changed now is still enough for its digest to be
+  // trusted by the cache.
+  static void LetSettle() {
+    usleep(static_cast<useconds_t>(FileHasher::RacyWindowNs() / 1000 + 5'000));
+  }
+
   static struct stat Stat(const std::string& path) {
     struct stat st = {};
     EXPECT_EQ(stat(path.c_str(), &st), 0) << path;
@@ -121,6 +127,7 @@ TEST_F(FileHasherTest, SymlinkIsFollowed) {
 
 TEST_F(FileHasherTest, UnchangedFileIsReadOnce) {
   Write("f", "hello");
+  LetSettle();
   ASSERT_TRUE(hasher_.HashFile(P("f")).ok());
   EXPECT_EQ(hasher_.files_read(), 1u);
   absl::StatusOr<FileVersion> again = hasher_.HashFile(P("f"));
@@ -131,6 +138,7 @@ TEST_F(FileHasherTest, UnchangedFileIsReadOnce) {
   // A hard link is the same file, so both names share one cache entry
   // (link() itself changes the ctime, so the first hash after it re-reads).
   ASSERT_EQ(link(P("f").c_str(), P("g").c_str()), 0);
+  LetSettle();
   absl::StatusOr<FileVersion> other_name = hasher_.HashFile(P("g"));
   ASSERT_TRUE(other_name.ok());
   EXPECT_EQ(other_name->sha256, Sha256OfString("hello"));
@@ -138,6 +146,37 @@ TEST_F(FileHasherTest, UnchangedFileIsReadOnce) {
   ASSERT_TRUE(hasher_.HashFile(P("f")).ok());
   ASSERT_TRUE(hasher_.HashFile(P("g")).ok());
   EXPECT_EQ(hasher_.files_read(), 2u);
+}
+
+// A digest read within the racy window of the file's last change is not
+// trusted: that file is read again at its next use, then trusted once it
+// has been still for the window. (A machine slow enough to spend the whole
+// window between the write and the hash makes an attempt inconclusive; the
+// test then tries again with a new file.)
+TEST_F(FileHasherTest, FileHashedJustAfterAChangeIsReadAgainUntilItSettles) {
+  bool conclusive = false;
+  for (int attempt = 0; attempt < 20 && !conclusive; ++attempt) {
+    const std::string name = absl::StrCat("f", attempt);
+    FileHasher hasher;
+    Write(name, "fresh");
+    ASSERT_TRUE(hasher.HashFile(P(name)).ok());
+    struct timespec now;
+    ASSERT_EQ(clock_gettime(CLOCK_REALTIME, &now), 0);
+    const struct stat st = Stat(P(name));
+    const int64_t ctime_ns = st.st_ctim.tv_sec * int64_t{1'000'000'000} + st.st_ctim.tv_nsec;
+    const int64_t now_ns = now.tv_sec * int64_t{1'000'000'000} + now.tv_nsec;
+    if (ctime_ns + FileHasher::RacyWindowNs() <= now_ns) continue;  // too slow to tell
+    conclusive = true;
+    absl::StatusOr<FileVersion> again = hasher.HashFile(P(name));
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(again->sha256, Sha256OfString("fresh"));
+    EXPECT_EQ(hasher.files_read(), 2u) << "a digest taken in the racy window was trusted";
+    LetSettle();
+    ASSERT_TRUE(hasher.HashFile(P(name)).ok());
+    ASSERT_TRUE(hasher.HashFile(P(name)).ok());
+    EXPECT_EQ(hasher.files_read(), 3u) << "a settled file was not trusted after one more read";
+  }
+  EXPECT_TRUE(conclusive) << "every attempt spent the racy window between write and hash";
 }
 
 TEST_F(FileHasherTest, SameSizeChangeWithRestoredMtimeIsDetected) {

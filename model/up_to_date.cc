@@ -131,6 +131,10 @@ absl::StatusOr<bool> StampLastBuild(const std::string& store_dir, const RootCall
   LiveTree tree(&hasher, root.cwd);
   const int64_t plan_start = absl::ToUnixNanos(absl::Now());
   const Plan plan = MakePlan(*model, tree, root.argv, root.cwd, root.env);
+  // The build hashed its outputs a moment after writing them, too soon for
+  // the cache to trust those digests; the plan has just read them again,
+  // settled, so the next build need not. Only a speed-up if it fails.
+  if (hasher.cache_changed()) (void)hasher.SaveCache(store_dir + "/hashes");
   if (!plan.UpToDate()) return false;
   std::optional<UpToDateStamp> stamp =
       UpToDateStamp::FromPlan(tree, store_dir + "/", root, model->build_size(),
