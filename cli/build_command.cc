@@ -75,6 +75,7 @@ CLI::App* AddBuildCommand(CLI::App& app, BuildOptions& options) {
                   "After a build that ran commands, do not start the detached dodo that\n"
                   "plans the next build at once and writes .dodo/uptodate (which lets the\n"
                   "next no-op build answer from stat calls alone)");
+  AddHashCacheOptions(build, &options.hash_cache, &options.no_hash_cache);
   // Internal: what that detached dodo runs. Hidden from --help.
   build->add_flag(std::string(kStampFlag), options.stamp_last_build)->group("");
   build->add_option("command", options.command, "The root command, after -- (default ./Dodofile)")
@@ -310,7 +311,11 @@ int RunBuild(const BuildOptions& options) {
     }
   }
   tracer::TracerStats tracer_stats;
+  const std::string user_hash_cache = options.no_hash_cache ? "" : options.hash_cache;
   if (ran) {
+    // Loaded only now, so that a no-op pays nothing for it. The store's own
+    // entries, loaded first, are kept where both know a file.
+    if (!user_hash_cache.empty()) hasher.LoadCache(user_hash_cache);
     tracer::Tracer tracer(vfs->get());
     tracer.set_exec_gate(&rebuilder);
     tracer.set_path_redirector(vfs->get());
@@ -345,6 +350,9 @@ int RunBuild(const BuildOptions& options) {
               << " (the command ran instead)\n";
   }
   SaveHashes(hasher, **store);
+  // Saved even if nothing was hashed: the digests came from .dodo/hashes,
+  // which the user's cache may not hold yet.
+  if (ran) SaveHashCache(hasher, user_hash_cache, "dodo build", /*always=*/true);
   if (stamp.has_value() && !ran && status == 0) {
     // Only saves time later: a stamp that cannot be written is no error.
     (void)stamp->Write((*store)->stamp_path(), (*store)->trace_path());

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "model/file_hasher.h"
 
 namespace dodo::cli {
 
@@ -22,6 +23,10 @@ struct BuildOptions {
   bool ptrace_only = false;         // no seccomp listener: every trap is a ptrace stop
   bool no_background_plan = false;  // no detached planner after the build
   bool stamp_last_build = false;    // be that planner (internal)
+  // The user's hash cache, read when commands are about to run (besides the
+  // store's own, .dodo/hashes) and written after them; see dodo trace.
+  std::string hash_cache = model::UserHashCachePath();
+  bool no_hash_cache = false;
 };
 
 CLI::App* AddBuildCommand(CLI::App& app, BuildOptions& options);

@@ -1,11 +1,14 @@
 #include "cli/trace_command.h"
 
+#include <errno.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <iostream>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "model/file_hasher.h"
@@ -42,10 +45,51 @@ CLI::App* AddTraceCommand(CLI::App& app, TraceOptions& options) {
                   "Also record each observation a command repeats with the same result while\n"
                   "nothing has changed since (left out by default: they add no dependency;\n"
                   "cc1 repeats two thirds of its lookups)");
+  AddHashCacheOptions(trace, &options.hash_cache, &options.no_hash_cache);
   trace->add_option("command", options.command, "The command to run, after --")
       ->required()
       ->expected(-1);
   return trace;
+}
+
+void AddHashCacheOptions(CLI::App* command, std::string* path, bool* off) {
+  command
+      ->add_option("--hash-cache", *path,
+                   "File that keeps the digests of the files a run hashed, shared by the\n"
+                   "user's traces and builds: a later run reads only the files changed since\n"
+                   "(by inode, size, mtime and ctime; a digest taken less than two clock\n"
+                   "ticks after the file changed is not kept)")
+      ->capture_default_str();
+  command->add_flag("--no-hash-cache", *off, "Neither read nor write that file");
+}
+
+namespace {
+
+// mkdir -p of the directory that holds `file`, private to the user as the
+// XDG base directory rules ask of the cache directory.
+absl::Status MakeParentDirectories(const std::string& file) {
+  for (size_t slash = file.find('/', 1); slash != std::string::npos;
+       slash = file.find('/', slash + 1)) {
+    const std::string dir = file.substr(0, slash);
+    if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      return absl::ErrnoToStatus(errno, absl::StrCat("cannot create ", dir));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void SaveHashCache(const model::FileHasher& hasher, const std::string& path, std::string_view who,
+                   bool always) {
+  if (path.empty() || !(always || hasher.cache_changed())) return;
+  absl::Status saved = MakeParentDirectories(path);
+  if (saved.ok()) saved = hasher.SaveCache(path);
+  // Only a lost speed-up for the next run: what this run made is complete.
+  if (!saved.ok()) {
+    std::cerr << who << ": warning: hash cache " << path << " not saved: " << saved.message()
+              << " (--no-hash-cache turns it off)\n";
+  }
 }
 
 namespace {
@@ -77,6 +121,8 @@ int RunTrace(const TraceOptions& options) {
   }
   model::PathResolver resolver;
   model::FileHasher hasher;
+  const std::string hash_cache = options.no_hash_cache ? "" : options.hash_cache;
+  if (!hash_cache.empty()) hasher.LoadCache(hash_cache);
   model::Recorder recorder(writer->get(), &resolver, &hasher);
   recorder.set_keep_repeats(options.keep_repeats);
   tracer::Tracer tracer(&recorder);
@@ -95,6 +141,7 @@ int RunTrace(const TraceOptions& options) {
               << (recorded.ok() ? finished : recorded).message() << "\n";
     return kToolFailure;
   }
+  SaveHashCache(hasher, hash_cache, "dodo trace", /*always=*/false);
   if (options.stats) {
     const tracer::TracerStats& t = tracer.stats();
     const model::RecorderStats& r = recorder.stats();

@@ -54,7 +54,10 @@ int RunWhy(const WhyOptions& options, std::ostream& out, std::ostream& err) {
   if (!model->warning().empty() && !options.quiet) err << "dodo why: " << model->warning() << "\n";
 
   model::FileHasher hasher;
-  if (own_trace) hasher.LoadCache(cwd + "/.dodo/hashes");
+  // Digests the last runs took spare reading unchanged files again: dodo
+  // build's cache for its own trace, dodo trace's for any other.
+  const std::string hash_cache = own_trace ? cwd + "/.dodo/hashes" : model::UserHashCachePath();
+  if (!hash_cache.empty()) hasher.LoadCache(hash_cache);
   // Paths are shown relative to where the build ran.
   const std::string root_cwd = model->Cwd(model->root());
   model::LiveTree tree(&hasher, root_cwd);

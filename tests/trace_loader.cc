@@ -109,6 +109,7 @@ LoadedTrace LoadTrace(const std::string& path) {
         op.text = o.text();
         op.number = o.number();
         op.has_sha256 = !o.version().sha256().empty();
+        op.sha256 = o.version().sha256();
         op.syscall = std::string(model::SyscallName(o, strings));
         op.notation = model::FormatOperation(o, strings);
         trace.ops.push_back(std::move(op));

@@ -43,6 +43,7 @@ struct TracedOp {
   std::string text;
   uint64_t number = 0;
   bool has_sha256 = false;
+  std::string sha256;  // the version's digest, raw bytes ("" if none)
   std::string syscall;
   std::string notation;  // as `dodo log` prints it
 };
