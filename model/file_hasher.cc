@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -259,17 +260,17 @@ absl::Status ReplaceFile(const std::string& path, std::string_view data) {
 }
 }  // namespace
 
-absl::Status FileHasher::SaveCache(const std::string& path) const {
+absl::Status FileHasher::SaveCache(const std::string& path, size_t max_entries) const {
   const int64_t now_s = RealtimeNs() / 1'000'000'000;
   const int64_t oldest_used_s = now_s - int64_t{kUnusedDays} * 24 * 3600;
-  std::string data(kCacheMagic, sizeof(kCacheMagic));
-  data.reserve(data.size() + cache_.size() * sizeof(CacheEntry) + sizeof(Digest));
+  std::vector<CacheEntry> entries;
+  entries.reserve(cache_.size());
   for (const auto& [key, cached] : cache_) {
     // An entry not trusted now would not be trusted when loaded either.
     if (!cached.Trusted()) continue;
     const int64_t used_at_s = cached.used ? now_s : cached.used_at_s;
     if (used_at_s < oldest_used_s) continue;
-    CacheEntry e{};
+    CacheEntry& e = entries.emplace_back();
     e.dev = key.first;
     e.ino = key.second;
     e.size = cached.validators.size;
@@ -279,8 +280,17 @@ absl::Status FileHasher::SaveCache(const std::string& path) const {
     e.used_at_s = used_at_s;
     e.mode = cached.version.mode;
     std::copy(cached.version.sha256.begin(), cached.version.sha256.end(), e.sha256);
-    data.append(reinterpret_cast<const char*>(&e), sizeof(e));
   }
+  // Over the limit, the entries used last stay: loading the cache is part of
+  // every run, and old entries are mostly files deleted since.
+  if (entries.size() > max_entries) {
+    std::nth_element(
+        entries.begin(), entries.begin() + static_cast<ptrdiff_t>(max_entries), entries.end(),
+        [](const CacheEntry& a, const CacheEntry& b) { return a.used_at_s > b.used_at_s; });
+    entries.resize(max_entries);
+  }
+  std::string data(kCacheMagic, sizeof(kCacheMagic));
+  data.append(reinterpret_cast<const char*>(entries.data()), entries.size() * sizeof(CacheEntry));
   // A digest of the entries closes the file: damage inside an entry is
   // detected, not trusted.
   const Digest check = Sha256OfString(std::string_view(data).substr(sizeof(kCacheMagic)));

@@ -74,8 +74,9 @@ class FileHasher {
   // read again by the next run either. Loading ignores a missing or damaged
   // file; saving replaces it atomically (concurrent savers each write a
   // temporary file of their own; the last rename wins). Saving leaves out
-  // digests not trusted yet and entries no run has used for kUnusedDays.
-  absl::Status SaveCache(const std::string& path) const;
+  // digests not trusted yet, entries no run has used for kUnusedDays and,
+  // past `max_entries`, the entries used least recently.
+  absl::Status SaveCache(const std::string& path, size_t max_entries = kMaxCacheEntries) const;
   void LoadCache(const std::string& path);
   // Whether a file was hashed since LoadCache, so that the cache on disk is
   // behind (a run that found every file in the cache need not save it).
@@ -94,6 +95,9 @@ class FileHasher {
   // A cache entry that no run has used for this long is dropped on save, so
   // that a cache shared by all builds does not keep deleted files forever.
   static constexpr int kUnusedDays = 30;
+  // 3 MiB of cache file, about 5 ms to load: some hundred system files and
+  // the sources and outputs of the last builds fit many times over.
+  static constexpr size_t kMaxCacheEntries = 32768;
 
  private:
   struct Validators {

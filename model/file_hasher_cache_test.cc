@@ -283,6 +283,26 @@ TEST_F(FileHasherCacheTest, EntriesNoRunUsedForAMonthAreDroppedOnSave) {
   }
 }
 
+// Past its size limit, the cache keeps the entries used last.
+TEST_F(FileHasherCacheTest, OverTheLimitTheEntriesUsedLeastRecentlyAreDropped) {
+  const int64_t long_ago = time(nullptr) - 3 * 24 * 3600;  // within kUnusedDays
+  WriteFile(scratch_.P("old"), "old");
+  WriteFile(scratch_.P("new1"), "new1");
+  WriteFile(scratch_.P("new2"), "new2");
+  HashAndSave(scratch_.P("old"));
+  SetFirstEntryUsedAt(CachePath(), long_ago);
+  {
+    FileHasher hasher;
+    hasher.LoadCache(CachePath());
+    ASSERT_TRUE(hasher.HashFile(scratch_.P("new1")).ok());
+    ASSERT_TRUE(hasher.HashFile(scratch_.P("new2")).ok());
+    ASSERT_TRUE(hasher.SaveCache(CachePath(), /*max_entries=*/2).ok());
+  }
+  EXPECT_EQ(ReadsWithLoadedCache(scratch_.P("old"), "old"), 1u);
+  EXPECT_EQ(ReadsWithLoadedCache(scratch_.P("new1"), "new1"), 0u);
+  EXPECT_EQ(ReadsWithLoadedCache(scratch_.P("new2"), "new2"), 0u);
+}
+
 // Two runs saving at once each write their own temporary file: both saves
 // succeed, the cache is whole, and no temporary file stays behind.
 TEST_F(FileHasherCacheTest, ConcurrentSavesLeaveOneWholeCache) {
