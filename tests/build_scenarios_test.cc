@@ -976,18 +976,23 @@ TEST(BuildScenariosTest, ASkippedRmdirStillRemovesTheDirectory) {
   EXPECT_EQ(project.WhyQuiet(), 0);
 }
 
+// Waits up to 10 s for the stamp of the detached planner a build started;
+// whether it came.
+bool WaitForStamp(const Project& project) {
+  for (int i = 0; i < 200; ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+    if (project.Read(".dodo/uptodate").has_value()) return true;
+  }
+  return false;
+}
+
 // A build that ran commands starts a detached dodo that plans the next build
 // at once and leaves the stamp: the very first no-op after a build is then
 // answered from it too, without loading the trace.
 TEST(BuildScenariosTest, ABuildThatRanLeavesTheStampForTheFirstNoOp) {
   Project project = Project::Copy("c_build");
   ASSERT_EQ(project.Build().run.exit_status, 0);
-  bool stamped = false;
-  for (int i = 0; i < 200 && !stamped; ++i) {
-    absl::SleepFor(absl::Milliseconds(50));
-    stamped = project.Read(".dodo/uptodate").has_value();
-  }
-  ASSERT_TRUE(stamped) << "no .dodo/uptodate 10 s after the build";
+  ASSERT_TRUE(WaitForStamp(project)) << "no .dodo/uptodate 10 s after the build";
   struct stat trace_before;
   ASSERT_EQ(stat(project.Path(".dodo/trace").c_str(), &trace_before), 0);
   BuildRun noop = project.Build();
@@ -1004,12 +1009,7 @@ TEST(BuildScenariosTest, ABuildThatRanLeavesTheStampForTheFirstNoOp) {
 TEST(BuildScenariosTest, TheDetachedPlannerSettlesTheHashCache) {
   Project project = Project::Copy("c_build");
   ASSERT_EQ(project.Build().run.exit_status, 0);
-  bool stamped = false;
-  for (int i = 0; i < 200 && !stamped; ++i) {
-    absl::SleepFor(absl::Milliseconds(50));
-    stamped = project.Read(".dodo/uptodate").has_value();
-  }
-  ASSERT_TRUE(stamped) << "no .dodo/uptodate 10 s after the build";
+  ASSERT_TRUE(WaitForStamp(project)) << "no .dodo/uptodate 10 s after the build";
   ASSERT_EQ(unlink(project.Path(".dodo/uptodate").c_str()), 0);
   struct stat hashes_before;
   ASSERT_EQ(stat(project.Path(".dodo/hashes").c_str(), &hashes_before), 0);
