@@ -38,9 +38,9 @@ CLI::App* AddTraceCommand(CLI::App& app, TraceOptions& options) {
                   "for lookups and read-only opens (slower; lets a program install a seccomp\n"
                   "listener of its own, refused otherwise, whose calls then go unrecorded)");
   trace->add_flag("--no-bpf", options.no_bpf,
-                  "Trap readlink like the other lookups instead of reading it from an eBPF\n"
-                  "program on the syscall's tracepoints (used when dodo may load one: root,\n"
-                  "or CAP_BPF and CAP_PERFMON; glibc's realpath() makes many readlinks)");
+                  "Trap the lookups (stat, access, readlink, read-only opens) instead of\n"
+                  "reading them from eBPF programs on the syscalls' tracepoints (used when\n"
+                  "dodo may load them: root, or CAP_BPF and CAP_PERFMON)");
   trace->add_flag("--keep-repeats", options.keep_repeats,
                   "Also record each observation a command repeats with the same result while\n"
                   "nothing has changed since (left out by default: they add no dependency;\n"
@@ -150,7 +150,7 @@ int RunTrace(const TraceOptions& options) {
               << t.processes << " processes, " << t.seccomp_stops << " seccomp stops, "
               << t.exit_stops << " exit stops, " << t.event_stops << " event stops, "
               << t.notifications << " listener notifications (" << t.listeners << " listeners), "
-              << t.observed << " readlinks from eBPF (" << t.observed_lost << " lost"
+              << t.observed << " lookups from eBPF (" << t.observed_lost << " lost"
               << (tracer.bpf_refusal().empty() ? "" : "; off: " + tracer.bpf_refusal())
               << "); resolver " << resolver.cache_hits() << " hits / " << resolver.cache_misses()
               << " misses; " << hasher.files_read() << " files hashed; dodo's own CPU "

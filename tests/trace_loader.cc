@@ -127,10 +127,13 @@ LoadedTrace LoadTrace(const std::string& path) {
   return trace;
 }
 
-TracedRun TraceCommand(const std::vector<std::string>& command, const std::string& cwd) {
+TracedRun TraceCommand(const std::vector<std::string>& command, const std::string& cwd,
+                       const std::vector<std::string>& flags) {
   TracedRun result;
   result.trace_path = MakeTempDir() + "/run.trace";
-  std::vector<std::string> argv = {DodoPath(), "trace", "-o", result.trace_path, "--"};
+  std::vector<std::string> argv = {DodoPath(), "trace", "-o", result.trace_path};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  argv.push_back("--");
   argv.insert(argv.end(), command.begin(), command.end());
   RunResult run = RunCommand(argv, cwd);
   result.exit_status = run.exit_status;

@@ -75,7 +75,9 @@ struct TracedRun {
 
 // Runs `dodo trace -o <new temp dir>/run.trace -- command...` in `cwd` and
 // loads the trace it wrote.
-TracedRun TraceCommand(const std::vector<std::string>& command, const std::string& cwd);
+// `flags` go between "trace" and "--".
+TracedRun TraceCommand(const std::vector<std::string>& command, const std::string& cwd,
+                       const std::vector<std::string>& flags = {});
 
 // Loads `path`; on a read error the test fails through gtest and the result
 // is empty.

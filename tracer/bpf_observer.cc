@@ -20,31 +20,62 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "tracer/syscall_table.h"
 
 namespace dodo::tracer {
 namespace {
 
 // A record: tid, tgid, syscall number, the length probe_read_user_str
-// returned (with the NUL, or -errno), the dirfd, the call's result, then the
-// path.
+// returned (with the NUL, or -errno), the call's arguments, its result, then
+// the path. Records are as long as their path: most take about 150 bytes.
 struct RecordHeader {
   uint32_t tid;
   uint32_t tgid;
   int32_t nr;
   int32_t path_length;
-  int64_t dirfd;
+  uint64_t args[6];
   int64_t result;
 };
 // Room for a path of PATH_MAX bytes with its NUL and one byte more: a path
 // that fills it is too long, and the kernel fails the call.
 constexpr int kPathBuffer = PATH_MAX + 1;
 constexpr int kRecordSize = sizeof(RecordHeader) + kPathBuffer;
-// 8 MiB: about 2,000 records. The program asks for a wake-up of the drain
+// 8 MiB: about 50,000 records. The program asks for a wake-up of the drain
 // thread once half of it is used.
 constexpr uint32_t kRingSize = 1u << 23;
 constexpr int kMaxWatched = 1 << 16;
-// Threads between the entry and the exit of a readlink at once.
+// Threads between the entry and the exit of an observed call at once.
 constexpr int kMaxInFlight = 1 << 13;
+
+// The observed syscalls: their tracepoints, and the flags that leave a call
+// to the seccomp filter instead (open flags of opens that write, create or
+// list; AT_EMPTY_PATH of an fstat, which the filter allows untraced).
+struct Observed {
+  long nr;
+  const char* tracepoint;  // sys_enter_X and sys_exit_X
+  uint64_t unobserved_flags;
+};
+constexpr Observed kObserved[] = {
+    {SYS_open, "open", kOpenChangesOrLists},
+    {SYS_openat, "openat", kOpenChangesOrLists},
+    {SYS_stat, "newstat", 0},
+    {SYS_lstat, "newlstat", 0},
+    {SYS_newfstatat, "newfstatat", AT_EMPTY_PATH},
+    {SYS_statx, "statx", AT_EMPTY_PATH},
+    {SYS_statfs, "statfs", 0},
+    {SYS_access, "access", 0},
+    {SYS_faccessat, "faccessat", 0},
+    {SYS_faccessat2, "faccessat2", 0},
+    {SYS_readlink, "readlink", 0},
+    {SYS_readlinkat, "readlinkat", 0},
+};
+
+const Observed* FindObserved(long nr) {
+  for (const Observed& observed : kObserved) {
+    if (observed.nr == nr) return &observed;
+  }
+  return nullptr;
+}
 
 long Bpf(int cmd, bpf_attr* attr) { return syscall(SYS_bpf, cmd, attr, sizeof(*attr)); }
 
@@ -77,7 +108,6 @@ bpf_insn Exit() { return Insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0); }
 bpf_insn JumpIf(uint8_t op, int dst, int32_t imm, int16_t off) {
   return Insn(BPF_JMP | op | BPF_K, dst, 0, off, imm);
 }
-bpf_insn Jump(int16_t off) { return Insn(BPF_JMP | BPF_JA, 0, 0, off, 0); }
 bpf_insn Store32(int dst, int16_t off, int src) {
   return Insn(BPF_STX | BPF_MEM | BPF_W, dst, src, off, 0);
 }
@@ -87,6 +117,10 @@ bpf_insn Store64(int dst, int16_t off, int src) {
 bpf_insn Store64Imm(int dst, int16_t off, int32_t imm) {
   return Insn(BPF_ST | BPF_MEM | BPF_DW, dst, 0, off, imm);
 }
+bpf_insn Store32Imm(int dst, int16_t off, int32_t imm) {
+  return Insn(BPF_ST | BPF_MEM | BPF_W, dst, 0, off, imm);
+}
+bpf_insn AndImm(int dst, int32_t imm) { return Insn(BPF_ALU64 | BPF_AND | BPF_K, dst, 0, 0, imm); }
 bpf_insn Load64(int dst, int src, int16_t off) {
   return Insn(BPF_LDX | BPF_MEM | BPF_DW, dst, src, off, 0);
 }
@@ -120,14 +154,22 @@ void CountLost(std::vector<bpf_insn>& p, int watch_fd) {
   p.push_back(AtomicAdd32(0, 0, 1));
 }
 
-// At entry, a watched thread's path pointer and dirfd are kept, keyed by
-// pid_tgid: the path is read at exit, when the kernel has read it and its
-// page is sure to be there (at entry a string in a page not yet touched
-// since fork or exec cannot be read, since the program may not fault).
+// The kept arguments of a call between its entry and exit: the path pointer,
+// then the six arguments.
+constexpr int kKeptWords = 7;
+
+// At entry, a watched thread's arguments are kept, keyed by pid_tgid: the
+// path is read at exit, when the kernel has read it and its page is sure to
+// be there (at entry a string in a page not yet touched since fork or exec
+// cannot be read, since the program may not fault). A call with one of the
+// `observed.unobserved_flags` is the seccomp filter's, and left alone.
 // r6 context, r7 pid_tgid.
-std::vector<bpf_insn> EntryProgram(int watch_fd, int pending_fd, long nr) {
-  const bool at = nr == SYS_readlinkat;
+std::vector<bpf_insn> EntryProgram(int watch_fd, int pending_fd, const Observed& observed) {
+  const SyscallRow& row = *FindSyscall(observed.nr);
+  const int args = 1 + std::max({row.path, row.dirfd, row.flags, row.mode});
+  constexpr int16_t kKept = -16 - 8 * kKeptWords;
   std::vector<bpf_insn> p;
+  std::vector<size_t> to_out;  // jumps to the exit
   p.push_back(Mov(6, 1));
   p.push_back(Call(BPF_FUNC_get_current_pid_tgid));
   p.push_back(Mov(7, 0));
@@ -138,40 +180,49 @@ std::vector<bpf_insn> EntryProgram(int watch_fd, int pending_fd, long nr) {
   p.push_back(Mov(2, 10));
   p.push_back(AddImm(2, -4));
   p.push_back(Call(BPF_FUNC_map_lookup_elem));
-  const size_t not_watched = p.size();
+  to_out.push_back(p.size());
   p.push_back(JumpIf(BPF_JEQ, 0, 0, 0));
+  if (observed.unobserved_flags != 0) {
+    p.push_back(Load64(1, 6, static_cast<int16_t>(kArgOffset + 8 * row.flags)));
+    p.push_back(AndImm(1, static_cast<int32_t>(observed.unobserved_flags)));
+    to_out.push_back(p.size());
+    p.push_back(JumpIf(BPF_JNE, 1, 0, 0));
+  }
   p.push_back(Store64(10, -16, 7));  // key: pid_tgid
-  p.push_back(Load64(1, 6, kArgOffset + (at ? 8 : 0)));
-  p.push_back(Store64(10, -32, 1));  // value: the path pointer, then the dirfd
-  if (at) {
-    p.push_back(Load64(1, 6, kArgOffset));
-    p.push_back(Store64(10, -24, 1));
-  } else {
-    p.push_back(Store64Imm(10, -24, AT_FDCWD));
+  p.push_back(Load64(1, 6, static_cast<int16_t>(kArgOffset + 8 * row.path)));
+  p.push_back(Store64(10, kKept, 1));
+  for (int i = 0; i < 6; ++i) {
+    const auto slot = static_cast<int16_t>(kKept + 8 * (i + 1));
+    if (i < args) {
+      p.push_back(Load64(1, 6, static_cast<int16_t>(kArgOffset + 8 * i)));
+      p.push_back(Store64(10, slot, 1));
+    } else {
+      p.push_back(Store64Imm(10, slot, 0));
+    }
   }
   LoadMap(p, 1, pending_fd);
   p.push_back(Mov(2, 10));
   p.push_back(AddImm(2, -16));
   p.push_back(Mov(3, 10));
-  p.push_back(AddImm(3, -32));
+  p.push_back(AddImm(3, kKept));
   p.push_back(MovImm(4, BPF_ANY));
   p.push_back(Call(BPF_FUNC_map_update_elem));
-  const size_t kept = p.size();
+  to_out.push_back(p.size());
   p.push_back(JumpIf(BPF_JEQ, 0, 0, 0));
   p.push_back(Mov(1, 7));
   CountLost(p, watch_fd);
   const size_t out = p.size();
   p.push_back(MovImm(0, 0));
   p.push_back(Exit());
-  p[not_watched].off = static_cast<int16_t>(out - not_watched - 1);
-  p[kept].off = static_cast<int16_t>(out - kept - 1);
+  for (size_t jump : to_out) p[jump].off = static_cast<int16_t>(out - jump - 1);
   return p;
 }
 
-// At exit (readlink and readlinkat alike): the kept arguments, the path and
-// the result go to the ring. r6 context, r7 pid_tgid, r8 the kept
-// arguments, r9 the record.
-std::vector<bpf_insn> ExitProgram(int watch_fd, int pending_fd, int ring_fd) {
+// At exit (one program for every observed syscall): the kept arguments, the
+// path and the result are put together in a per-CPU scratch record, and as
+// much of it as the path needs goes to the ring. r6 context, r7 pid_tgid,
+// r8 the kept arguments, then the record's size, r9 the record.
+std::vector<bpf_insn> ExitProgram(int watch_fd, int pending_fd, int scratch_fd, int ring_fd) {
   std::vector<bpf_insn> p;
   p.push_back(Mov(6, 1));
   p.push_back(Call(BPF_FUNC_get_current_pid_tgid));
@@ -184,18 +235,13 @@ std::vector<bpf_insn> ExitProgram(int watch_fd, int pending_fd, int ring_fd) {
   const size_t not_kept = p.size();
   p.push_back(JumpIf(BPF_JEQ, 0, 0, 0));
   p.push_back(Mov(8, 0));
-  LoadMap(p, 1, ring_fd);
-  p.push_back(MovImm(2, kRecordSize));
-  p.push_back(MovImm(3, 0));
-  p.push_back(Call(BPF_FUNC_ringbuf_reserve));
-  const size_t reserved = p.size();
-  p.push_back(JumpIf(BPF_JNE, 0, 0, 0));
-  // Full: count the loss against the process.
-  p.push_back(Mov(1, 7));
-  CountLost(p, watch_fd);
-  const size_t lost_done = p.size();
-  p.push_back(Jump(0));
-  p[reserved].off = static_cast<int16_t>(p.size() - reserved - 1);
+  p.push_back(Store32Imm(10, -12, 0));
+  LoadMap(p, 1, scratch_fd);
+  p.push_back(Mov(2, 10));
+  p.push_back(AddImm(2, -12));
+  p.push_back(Call(BPF_FUNC_map_lookup_elem));
+  const size_t no_scratch = p.size();
+  p.push_back(JumpIf(BPF_JEQ, 0, 0, 0));
   p.push_back(Mov(9, 0));
   p.push_back(Store32(9, offsetof(RecordHeader, tid), 7));
   p.push_back(Mov(1, 7));
@@ -203,8 +249,10 @@ std::vector<bpf_insn> ExitProgram(int watch_fd, int pending_fd, int ring_fd) {
   p.push_back(Store32(9, offsetof(RecordHeader, tgid), 1));
   p.push_back(Insn(BPF_LDX | BPF_MEM | BPF_W, 1, 6, kNrOffset, 0));
   p.push_back(Store32(9, offsetof(RecordHeader, nr), 1));
-  p.push_back(Load64(1, 8, 8));
-  p.push_back(Store64(9, offsetof(RecordHeader, dirfd), 1));
+  for (int i = 0; i < 6; ++i) {
+    p.push_back(Load64(1, 8, static_cast<int16_t>(8 * (i + 1))));
+    p.push_back(Store64(9, static_cast<int16_t>(offsetof(RecordHeader, args) + 8 * i), 1));
+  }
   p.push_back(Load64(1, 6, kResultOffset));
   p.push_back(Store64(9, offsetof(RecordHeader, result), 1));
   p.push_back(Mov(1, 9));
@@ -213,18 +261,35 @@ std::vector<bpf_insn> ExitProgram(int watch_fd, int pending_fd, int ring_fd) {
   p.push_back(Load64(3, 8, 0));
   p.push_back(Call(BPF_FUNC_probe_read_user_str));
   p.push_back(Store32(9, offsetof(RecordHeader, path_length), 0));
+  // The record's size: the header and the path read, if any, within bounds
+  // the verifier can see.
+  p.push_back(JumpIf(BPF_JSGT, 0, 0, 1));
+  p.push_back(MovImm(0, 0));
+  p.push_back(JumpIf(BPF_JLE, 0, kPathBuffer, 1));
+  p.push_back(MovImm(0, kPathBuffer));
+  p.push_back(Mov(8, 0));
+  p.push_back(AddImm(8, sizeof(RecordHeader)));
   // Wake the drain thread only when the ring is half full: the tracer
   // drains at every stop anyway, and a wake-up per record would cost what
   // the listener does.
   LoadMap(p, 1, ring_fd);
   p.push_back(MovImm(2, BPF_RB_AVAIL_DATA));
   p.push_back(Call(BPF_FUNC_ringbuf_query));
-  p.push_back(MovImm(2, BPF_RB_NO_WAKEUP));
+  p.push_back(MovImm(4, BPF_RB_NO_WAKEUP));
   p.push_back(JumpIf(BPF_JLE, 0, kRingSize / 2, 1));
-  p.push_back(MovImm(2, BPF_RB_FORCE_WAKEUP));
-  p.push_back(Mov(1, 9));
-  p.push_back(Call(BPF_FUNC_ringbuf_submit));
-  p[lost_done].off = static_cast<int16_t>(p.size() - lost_done - 1);
+  p.push_back(MovImm(4, BPF_RB_FORCE_WAKEUP));
+  LoadMap(p, 1, ring_fd);
+  p.push_back(Mov(2, 9));
+  p.push_back(Mov(3, 8));
+  p.push_back(Call(BPF_FUNC_ringbuf_output));
+  const size_t written = p.size();
+  p.push_back(JumpIf(BPF_JEQ, 0, 0, 0));
+  // Full: count the loss against the process.
+  p.push_back(Mov(1, 7));
+  CountLost(p, watch_fd);
+  const size_t forget = p.size();
+  p[written].off = static_cast<int16_t>(forget - written - 1);
+  p[no_scratch].off = static_cast<int16_t>(forget - no_scratch - 1);
   LoadMap(p, 1, pending_fd);
   p.push_back(Mov(2, 10));
   p.push_back(AddImm(2, -8));
@@ -248,7 +313,12 @@ absl::StatusOr<int> TracepointId(const std::string& name) {
 
 }  // namespace
 
-bool BpfObserver::Observes(long nr) { return nr == SYS_readlink || nr == SYS_readlinkat; }
+bool BpfObserver::Observes(long nr) { return FindObserved(nr) != nullptr; }
+
+uint64_t BpfObserver::UnobservedFlags(long nr) {
+  const Observed* observed = FindObserved(nr);
+  return observed == nullptr ? 0 : observed->unobserved_flags;
+}
 
 absl::StatusOr<std::unique_ptr<BpfObserver>> BpfObserver::Start() {
   std::unique_ptr<BpfObserver> observer(new BpfObserver());  // private constructor
@@ -268,10 +338,17 @@ absl::StatusOr<std::unique_ptr<BpfObserver>> BpfObserver::Start() {
   attr = {};
   attr.map_type = BPF_MAP_TYPE_HASH;
   attr.key_size = sizeof(uint64_t);
-  attr.value_size = 2 * sizeof(uint64_t);
+  attr.value_size = kKeptWords * sizeof(uint64_t);
   attr.max_entries = kMaxInFlight;
   observer->pending_fd_ = static_cast<int>(Bpf(BPF_MAP_CREATE, &attr));
   if (observer->pending_fd_ < 0) return Errno("bpf(BPF_MAP_CREATE)");
+  attr = {};
+  attr.map_type = BPF_MAP_TYPE_PERCPU_ARRAY;
+  attr.key_size = sizeof(uint32_t);
+  attr.value_size = kRecordSize;
+  attr.max_entries = 1;
+  observer->scratch_fd_ = static_cast<int>(Bpf(BPF_MAP_CREATE, &attr));
+  if (observer->scratch_fd_ < 0) return Errno("bpf(BPF_MAP_CREATE, percpu array)");
 
   observer->page_size_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   void* consumer = mmap(nullptr, observer->page_size_, PROT_READ | PROT_WRITE, MAP_SHARED,
@@ -336,12 +413,13 @@ absl::Status BpfObserver::AttachTo(const std::string& tracepoint, int program_fd
 }
 
 absl::Status BpfObserver::Attach() {
-  absl::StatusOr<int> exit_program = Load(ExitProgram(watch_fd_, pending_fd_, ring_fd_));
+  absl::StatusOr<int> exit_program =
+      Load(ExitProgram(watch_fd_, pending_fd_, scratch_fd_, ring_fd_));
   if (!exit_program.ok()) return exit_program.status();
-  for (long nr : {SYS_readlink, SYS_readlinkat}) {
-    absl::StatusOr<int> entry_program = Load(EntryProgram(watch_fd_, pending_fd_, nr));
+  for (const Observed& observed : kObserved) {
+    absl::StatusOr<int> entry_program = Load(EntryProgram(watch_fd_, pending_fd_, observed));
     if (!entry_program.ok()) return entry_program.status();
-    const std::string name = nr == SYS_readlink ? "readlink" : "readlinkat";
+    const std::string name = observed.tracepoint;
     // The exit program first: an entry seen without it would leave its
     // arguments behind.
     if (absl::Status status = AttachTo("sys_exit_" + name, *exit_program); !status.ok()) {
@@ -376,8 +454,8 @@ absl::Status BpfObserver::SelfTest() {
 
 BpfObserver::~BpfObserver() {
   // Detaching a program from a syscall tracepoint waits for RCU grace
-  // periods: 70-85 ms per event on the VM of docs/performance.md, 0.3 s for
-  // the four, which every dodo trace would add to its run. The last close
+  // periods: 70-85 ms per event on the VM of docs/performance.md, about 2 s for
+  // the 24, which every dodo trace would add to its run. The last close
   // pays it, so a grandchild that holds nothing else keeps the events until
   // this process has closed its copies (the pipe's end), then closes them
   // after dodo has gone. It is orphaned at once: no one waits for it.
@@ -410,6 +488,7 @@ BpfObserver::~BpfObserver() {
   if (done[1] >= 0) close(done[1]);  // now the closer may go on
   for (int fd : program_fds_) close(fd);
   if (pending_fd_ >= 0) close(pending_fd_);
+  if (scratch_fd_ >= 0) close(scratch_fd_);
   if (producer_pages_ != nullptr) munmap(producer_pages_, page_size_ + 2 * size_t{kRingSize});
   if (consumer_page_ != nullptr) munmap(consumer_page_, page_size_);
   if (ring_fd_ >= 0) close(ring_fd_);
@@ -461,7 +540,7 @@ size_t BpfObserver::Drain(absl::FunctionRef<void(const ObservedCall&)> on_call) 
       call.tid = static_cast<pid_t>(header.tid);
       call.tgid = static_cast<pid_t>(header.tgid);
       call.nr = header.nr;
-      if (call.nr == SYS_readlinkat) call.args[0] = static_cast<uint64_t>(header.dirfd);
+      std::copy(std::begin(header.args), std::end(header.args), call.args);
       call.result = header.result;
       call.readable = header.path_length > 0 && header.path_length <= PATH_MAX;
       if (call.readable) {

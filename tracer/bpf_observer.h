@@ -1,30 +1,33 @@
-// Observes readlink and readlinkat without stopping the caller: an eBPF
-// program on the syscalls' entry tracepoints copies the path of every call
-// made by a watched process into a ring buffer, which the tracer drains
-// before it handles any other event.
+// Observes the lookups of traced processes without stopping them: the stat,
+// access and readlink families and read-only opens. eBPF programs on the
+// syscalls' tracepoints copy the path and arguments of every such call made
+// by a watched process into a ring buffer, which the tracer drains before it
+// handles any other event.
 //
-// Why: glibc's realpath() calls readlink on every prefix of the path it
-// resolves, and cc1 resolves every header that way: two thirds of its file
-// syscalls are readlinks failing with EINVAL. Through a seccomp listener each
+// Why: lookups are most of a build's file syscalls. A compiler looks for
+// each header in every directory of its include path (xz's make: 330,000
+// opens, 277,000 of them failing), and glibc's realpath() calls readlink on
+// every prefix of the path it resolves. Through a seccomp listener each
 // costs a round trip to dodo (about 9 us on the 2-CPU VM of
 // docs/performance.md); through the tracepoint it costs 0.3 us, and dodo
 // reads the records in batches.
 //
 // Why this keeps the order of events: a process's record is in the ring
-// buffer before its readlink returns, so before any later syscall of it
-// traps. The tracer drains the ring before it handles a stop or a
-// notification, so every record is handed on before anything the process
-// (or any other) did after it. The path is resolved by the sink at that
-// point, against the file system as the trapped calls left it, exactly as
-// for a trapped readlink. What it cannot do is change the call: a path
-// redirector (dodo build's store) needs every readlink trapped, so the
+// buffer before its call returns, so before any later syscall of it traps.
+// The tracer drains the ring before it handles a stop or a notification, so
+// every record is handed on before anything the process (or any other) did
+// after it. The path is resolved by the sink at that point, against the file
+// system as the trapped calls left it, exactly as for a trapped lookup: every
+// call that changes a name (creat, rename, unlink, an open that creates or
+// truncates, ...) still traps. What the observer cannot do is change a call:
+// a path redirector (dodo build's store) needs every lookup trapped, so the
 // tracer uses this observer only when no redirector is set.
 //
 // Needs CAP_BPF and CAP_PERFMON (root, in practice), the syscall
 // tracepoints (CONFIG_FTRACE_SYSCALLS) and tracefs; Start() says which is
-// missing, and the tracer then traps readlink as before. Start() also checks
-// that the pids the kernel reports are the tracer's (a pid namespace would
-// break that) with a readlink of its own.
+// missing, and the tracer then traps the lookups as before. Start() also
+// checks that the pids the kernel reports are the tracer's (a pid namespace
+// would break that) with a readlink of its own.
 #ifndef DODO_TRACER_BPF_OBSERVER_H_
 #define DODO_TRACER_BPF_OBSERVER_H_
 
@@ -47,8 +50,8 @@ namespace dodo::tracer {
 struct ObservedCall {
   pid_t tid = 0;
   pid_t tgid = 0;
-  long nr = 0;            // SYS_readlink or SYS_readlinkat
-  uint64_t args[6] = {};  // args[dirfd] for readlinkat; the others are 0
+  long nr = 0;            // one of the observed syscalls
+  uint64_t args[6] = {};  // the call's arguments (the pointers mean nothing now)
   int64_t result = 0;     // what the call returned (-errno on failure)
   // The path as the process passed it; `readable` is false when it could
   // not be read: a bad pointer or a path too long, if the call failed with
@@ -59,8 +62,12 @@ struct ObservedCall {
 
 class BpfObserver {
  public:
-  // The syscalls it observes.
+  // The syscalls it observes, at least in part.
   static bool Observes(long nr);
+  // The flags (of open and openat, and AT_EMPTY_PATH of fstatat and statx)
+  // whose calls it leaves alone: those must trap, or are fstat calls that
+  // need no record. 0 for the syscalls observed whole.
+  static uint64_t UnobservedFlags(long nr);
 
   // Loads the programs and attaches them; an error (with its cause) when
   // this process may not, or the kernel cannot.
@@ -91,7 +98,8 @@ class BpfObserver {
   absl::Status SelfTest();
 
   int watch_fd_ = -1;    // hash map: tgid -> 1 + calls lost
-  int pending_fd_ = -1;  // hash map: pid_tgid -> path pointer, dirfd
+  int pending_fd_ = -1;  // hash map: pid_tgid -> path pointer, arguments
+  int scratch_fd_ = -1;  // per-CPU array: one record being put together
   int ring_fd_ = -1;
   std::vector<int> program_fds_;
   std::vector<int> event_fds_;

@@ -28,11 +28,6 @@ absl::Status Check(int rc, const char* what, int nr) {
       absl::StrCat("seccomp: ", what, " for syscall ", nr, ": ", strerror(-rc)));
 }
 
-// open/openat flags that make an open more than a read of an existing file.
-// O_NOFOLLOW stays with ptrace too: its ELOOP is the kernel's to report.
-constexpr scmp_datum_t kOpenChangesOrLists =
-    O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_DIRECTORY | O_NOFOLLOW;
-
 // Only a read-only open goes to the listener; any flag of
 // kOpenChangesOrLists (O_TMPFILE includes O_DIRECTORY) leaves it to the
 // plain filter's ptrace stop, whose exit stop learns the new descriptor.
@@ -41,6 +36,21 @@ absl::Status AddReadOnlyOpenRule(scmp_filter_ctx ctx, const SyscallRow& row) {
   return Check(seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, row.nr, 1,
                                 SCMP_CMP(flags, SCMP_CMP_MASKED_EQ, kOpenChangesOrLists, 0)),
                "read-only open rule", row.nr);
+}
+
+// Traps the open calls with any of `flags` set, one rule per flag (the
+// kernel ORs a syscall's rules).
+absl::Status AddOpenWithAnyFlagRule(scmp_filter_ctx ctx, const SyscallRow& row, uint64_t flags) {
+  const unsigned arg = static_cast<unsigned>(row.flags);
+  for (uint64_t flag = 1; flag != 0 && flag <= flags; flag <<= 1) {
+    if ((flags & flag) == 0) continue;
+    absl::Status status =
+        Check(seccomp_rule_add(ctx, SCMP_ACT_TRACE(static_cast<uint16_t>(row.nr)), row.nr, 1,
+                               SCMP_CMP(arg, SCMP_CMP_MASKED_EQ, flag, flag)),
+              "open flag rule", row.nr);
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
 }
 
 absl::Status AddTracedRow(scmp_filter_ctx ctx, const SyscallRow& row, bool listener_only) {
@@ -83,15 +93,15 @@ absl::Status AddTracedRow(scmp_filter_ctx ctx, const SyscallRow& row, bool liste
 
 }  // namespace
 
-absl::StatusOr<SeccompFilter> SeccompFilter::Build(bool readlinks_observed) {
-  return Build(/*listener_only=*/false, readlinks_observed);
+absl::StatusOr<SeccompFilter> SeccompFilter::Build(bool lookups_observed) {
+  return Build(/*listener_only=*/false, lookups_observed);
 }
 
-absl::StatusOr<SeccompFilter> SeccompFilter::BuildListenerOnly(bool readlinks_observed) {
-  return Build(/*listener_only=*/true, readlinks_observed);
+absl::StatusOr<SeccompFilter> SeccompFilter::BuildListenerOnly(bool lookups_observed) {
+  return Build(/*listener_only=*/true, lookups_observed);
 }
 
-absl::StatusOr<SeccompFilter> SeccompFilter::Build(bool listener_only, bool readlinks_observed) {
+absl::StatusOr<SeccompFilter> SeccompFilter::Build(bool listener_only, bool lookups_observed) {
   // Allow by default, so that a syscall whose argument filter does not match
   // runs untouched; numbers nobody knows are trapped explicitly below.
   scmp_filter_ctx raw = seccomp_init(SCMP_ACT_ALLOW);
@@ -118,8 +128,12 @@ absl::StatusOr<SeccompFilter> SeccompFilter::Build(bool listener_only, bool read
                      "unknown-number rule", nr);
     } else if (row->action == Action::kAllow) {
       continue;
-    } else if (readlinks_observed && BpfObserver::Observes(nr)) {
-      continue;  // the eBPF observer reports it without stopping the caller
+    } else if (lookups_observed && BpfObserver::Observes(nr)) {
+      // The eBPF observer reports it without stopping the caller, except
+      // the opens that write, create or list: those trap with ptrace.
+      if (!listener_only && row->handler == Handler::kOpen) {
+        status = AddOpenWithAnyFlagRule(raw, *row, BpfObserver::UnobservedFlags(nr));
+      }
     } else if (row->action == Action::kRefuse) {
       status = Check(seccomp_rule_add(raw, SCMP_ACT_TRACE(static_cast<uint16_t>(nr)), nr, 0),
                      "refuse rule", nr);

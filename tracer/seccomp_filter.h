@@ -25,15 +25,16 @@ class SeccompFilter {
   // but libseccomp knows pass, traced rows trap (with their argument
   // filters), refused rows and unknown numbers trap for the tracer to refuse,
   // and any other architecture (int 0x80, x32) traps too.
-  // With `readlinks_observed`, readlink and readlinkat are allowed: a
-  // BpfObserver reports them instead.
-  static absl::StatusOr<SeccompFilter> Build(bool readlinks_observed = false);
+  // With `lookups_observed`, the calls a BpfObserver reports are allowed
+  // (the stat, access and readlink families and read-only opens): it
+  // reports them instead.
+  static absl::StatusOr<SeccompFilter> Build(bool lookups_observed = false);
   // The filter stacked on one process so that its lookups reach a listener
   // of its own: the listener rows (with their argument filters) notify, and
   // everything else is allowed, which leaves it to the filter underneath.
   // The kernel picks the newest filter among those returning the same
   // action, so the lookups go to this listener.
-  static absl::StatusOr<SeccompFilter> BuildListenerOnly(bool readlinks_observed = false);
+  static absl::StatusOr<SeccompFilter> BuildListenerOnly(bool lookups_observed = false);
 
   // Installs the filter in the calling process (sets PR_SET_NO_NEW_PRIVS).
   // Called in the child between fork and exec, so it must not allocate.
@@ -48,7 +49,7 @@ class SeccompFilter {
   struct Release {
     void operator()(void* ctx) const { seccomp_release(ctx); }
   };
-  static absl::StatusOr<SeccompFilter> Build(bool listener_only, bool readlinks_observed);
+  static absl::StatusOr<SeccompFilter> Build(bool listener_only, bool lookups_observed);
   explicit SeccompFilter(scmp_filter_ctx ctx) : ctx_(ctx) {}
   std::unique_ptr<void, Release> ctx_;
 };

@@ -6,6 +6,8 @@
 #ifndef DODO_TRACER_SYSCALL_TABLE_H_
 #define DODO_TRACER_SYSCALL_TABLE_H_
 
+#include <fcntl.h>
+
 #include <cstdint>
 #include <span>
 
@@ -63,6 +65,14 @@ enum class Filter : uint8_t {
 };
 
 constexpr int8_t kNoArg = -1;
+
+// open/openat flags that make an open more than a read of an existing file:
+// such opens trap with an exit stop, which learns the new descriptor. The
+// others (read-only opens) are lookups, for a listener or the eBPF observer.
+// O_NOFOLLOW stays with ptrace too: its ELOOP is the kernel's to report.
+// O_TMPFILE includes O_DIRECTORY.
+constexpr uint64_t kOpenChangesOrLists =
+    O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_DIRECTORY | O_NOFOLLOW;
 
 struct SyscallRow {
   int nr = -1;

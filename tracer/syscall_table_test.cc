@@ -1,8 +1,10 @@
 #include "tracer/syscall_table.h"
 
+#include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -204,14 +206,13 @@ TEST(SeccompFilterTest, ListenerOnlyFilterNotifiesOrAllows) {
   EXPECT_LT(*listener_only->ProgramSize(), *plain->ProgramSize());
 }
 
-// Loads `filter` in a child and calls readlink there: 0 when the call ran,
+// Loads `filter` in a child and makes one call there: 0 when the call ran,
 // 1 when the filter trapped it (with no tracer, a trap fails with ENOSYS).
-int ChildReadlinkTrapped(const SeccompFilter& filter) {
+int ChildCallTrapped(const SeccompFilter& filter, long (*call)()) {
   const pid_t child = fork();
   if (child == 0) {
     if (!filter.Load().ok()) _exit(2);
-    char buffer[64];
-    const bool trapped = readlink("/proc/self/exe", buffer, sizeof(buffer)) < 0 && errno == ENOSYS;
+    const bool trapped = call() < 0 && errno == ENOSYS;
     _exit(trapped ? 1 : 0);
   }
   int status = 0;
@@ -219,13 +220,36 @@ int ChildReadlinkTrapped(const SeccompFilter& filter) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-TEST(SeccompFilterTest, ObservedReadlinksAreLeftUntrapped) {
+long Readlink() {
+  char buffer[64];
+  return readlink("/proc/self/exe", buffer, sizeof(buffer));
+}
+long Stat() {
+  struct stat st;
+  return stat("/", &st);
+}
+long ReadOnlyOpen() { return open("/proc/self/exe", O_RDONLY | O_CLOEXEC); }
+long DirectoryOpen() { return open("/", O_RDONLY | O_DIRECTORY); }
+long CreatingOpen() {
+  return openat(AT_FDCWD, "/dev/null", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+}
+long Unlink() { return unlink("/no/such/file"); }
+
+TEST(SeccompFilterTest, ObservedLookupsAreLeftUntrapped) {
   absl::StatusOr<SeccompFilter> trapping = SeccompFilter::Build();
-  absl::StatusOr<SeccompFilter> observed = SeccompFilter::Build(/*readlinks_observed=*/true);
+  absl::StatusOr<SeccompFilter> observed = SeccompFilter::Build(/*lookups_observed=*/true);
   ASSERT_TRUE(trapping.ok()) << trapping.status();
   ASSERT_TRUE(observed.ok()) << observed.status();
-  EXPECT_EQ(ChildReadlinkTrapped(*trapping), 1);
-  EXPECT_EQ(ChildReadlinkTrapped(*observed), 0);
+  for (long (*call)() : {Readlink, Stat, ReadOnlyOpen, DirectoryOpen, CreatingOpen, Unlink}) {
+    EXPECT_EQ(ChildCallTrapped(*trapping, call), 1);
+  }
+  // What the observer reports runs untrapped; what it leaves alone traps.
+  for (long (*call)() : {Readlink, Stat, ReadOnlyOpen}) {
+    EXPECT_EQ(ChildCallTrapped(*observed, call), 0);
+  }
+  for (long (*call)() : {DirectoryOpen, CreatingOpen, Unlink}) {
+    EXPECT_EQ(ChildCallTrapped(*observed, call), 1);
+  }
   absl::StatusOr<SeccompFilter> listener_only = SeccompFilter::BuildListenerOnly(true);
   ASSERT_TRUE(listener_only.ok()) << listener_only.status();
   EXPECT_LT(*listener_only->ProgramSize(), *SeccompFilter::BuildListenerOnly()->ProgramSize());

@@ -282,8 +282,8 @@ absl::StatusOr<int> Tracer::Run(const std::vector<std::string>& argv) {
   if (argv.empty()) return absl::InvalidArgumentError("no command to run");
   // Every lookup starts as a ptrace stop; listeners come per process, at
   // exec (listener_policy.h).
-  // The observer cannot redirect a path, so a redirector keeps readlink
-  // trapped.
+  // The observer cannot redirect a path, so a redirector keeps the lookups
+  // trapped. With the observer, the listener would have nothing to serve.
   if (use_bpf_ && redirector_ == nullptr) {
     absl::StatusOr<std::unique_ptr<BpfObserver>> observer = BpfObserver::Start();
     if (observer.ok()) {
@@ -295,7 +295,7 @@ absl::StatusOr<int> Tracer::Run(const std::vector<std::string>& argv) {
   const bool observed = observer_ != nullptr;
   absl::StatusOr<SeccompFilter> filter = SeccompFilter::Build(observed);
   if (!filter.ok()) return filter.status();
-  if (use_listener_) {
+  if (use_listener_ && !observed) {
     absl::StatusOr<SeccompFilter> listener_only = SeccompFilter::BuildListenerOnly(observed);
     if (!listener_only.ok()) return listener_only.status();
     absl::StatusOr<std::vector<sock_filter>> program = listener_only->Program();
@@ -410,8 +410,10 @@ void Tracer::OnGone(pid_t pid, int status) {
     // The loop drained the ring before this: what is still missing was lost.
     if (const uint32_t lost = observer_->Unwatch(pid); lost > 0) {
       stats_.observed_lost += lost;
-      Warn(pid, "readlink",
-           absl::StrCat(lost, " readlink calls went unrecorded: the eBPF ring buffer was full"));
+      Warn(pid, "lookups",
+           absl::StrCat(lost,
+                        " lookups (stat, access, readlink, read-only open) went unrecorded: "
+                        "the eBPF ring buffer was full"));
     }
   }
   if (leader) {
@@ -545,9 +547,11 @@ void Tracer::OnForkEvent(Tracee& parent) {
 void Tracer::WatchProcess(pid_t tgid) {
   if (observer_ == nullptr) return;
   if (absl::Status watched = observer_->Watch(tgid); !watched.ok()) {
-    // Its readlinks run untrapped all the same: say that they are missing.
-    Warn(tgid, "readlink",
-         absl::StrCat("readlink calls go unrecorded in this process: ", watched.message()));
+    // Its lookups run untrapped all the same: say that they are missing.
+    Warn(tgid, "lookups",
+         absl::StrCat("lookups (stat, access, readlink, read-only open) go unrecorded in this "
+                      "process: ",
+                      watched.message()));
   }
 }
 
@@ -586,7 +590,7 @@ void Tracer::StartDrainThread() {
   const int epoll = epoll_create1(EPOLL_CLOEXEC);
   if (drain_stop_fd_ < 0 || epoll < 0) {
     // Without the thread the ring is drained at every stop and notification
-    // only; a long run of readlinks alone may then overflow it (and warn).
+    // only; a long run of lookups alone may then overflow it (and warn).
     if (epoll >= 0) close(epoll);
     return;
   }

@@ -33,7 +33,7 @@ struct TracerStats {
   uint64_t notifications = 0;  // lookups taken from the seccomp listeners
   uint64_t listeners = 0;      // processes given a listener of their own
   uint64_t answered = 0;       // ... of which dodo ran itself (redirected paths)
-  uint64_t observed = 0;       // readlinks reported by the eBPF observer
+  uint64_t observed = 0;       // lookups reported by the eBPF observer
   uint64_t observed_lost = 0;  // ... lost to a full ring buffer (each warned about)
   uint64_t exit_stops = 0;
   uint64_t event_stops = 0;     // fork, exec, group-stop, ...
@@ -69,11 +69,13 @@ class Tracer {
   // Whether the stat, access and readlink families and read-only opens of
   // processes that get a listener of their own (listener_policy.h) go
   // through it (the default), or every call is a ptrace stop. Both report
-  // the same events; the listener is faster.
+  // the same events; the listener is faster. Unused while the eBPF observer
+  // reports those calls.
   void set_use_listener(bool use) { use_listener_ = use; }
-  // Whether readlink and readlinkat are left untrapped and reported by the
-  // eBPF observer (bpf_observer.h) when it can start and no path redirector
-  // is set (the default), or trapped like the other lookups.
+  // Whether the lookups (the stat, access and readlink families and
+  // read-only opens) are left untrapped and reported by the eBPF observer
+  // (bpf_observer.h) when it can start and no path redirector is set (the
+  // default), or trapped.
   void set_use_bpf(bool use) { use_bpf_ = use; }
   // Why the eBPF observer did not start, after Run; empty when it ran or
   // was not asked for.

@@ -1,11 +1,12 @@
-// The tracer with its eBPF observer of readlink (bpf_observer.h) against
-// the same run with readlink trapped: the same events, in the same order
-// among each process's other events. Outside Bazel's sandbox, whose user
+// The tracer with its eBPF observer of lookups (bpf_observer.h) against
+// the same run with every lookup trapped: the same events, in the same
+// order among each process's other events. Outside Bazel's sandbox, whose user
 // namespace cannot load tracing programs.
 #include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -24,7 +25,8 @@ class PathSink : public EventSink {
   void OnSyscall(const SyscallEvent& event) override {
     if (!event.path.has_value()) return;
     const std::string& path = event.path->path;
-    for (const char* name : {"link", "missing-", "child-link", "thread-link", "burst"}) {
+    for (const char* name :
+         {"link", "missing-", "child-link", "thread-link", "burst", "file", "out"}) {
       if (absl::StartsWith(path, name)) {
         const bool main = event.tgid == root;
         std::string line = absl::StrCat(event.syscall, " ", path, " in ", event.path->base,
@@ -53,11 +55,11 @@ class PathSink : public EventSink {
   std::vector<std::string> warnings;
 };
 
-std::string ReadlinksProgram() {
+std::string LookupsProgram() {
   const char* root = getenv("TEST_SRCDIR");
   const char* workspace = getenv("TEST_WORKSPACE");
-  if (root == nullptr || workspace == nullptr) return "testdata/programs/readlinks";
-  return absl::StrCat(root, "/", workspace, "/testdata/programs/readlinks");
+  if (root == nullptr || workspace == nullptr) return "testdata/programs/observed_lookups";
+  return absl::StrCat(root, "/", workspace, "/testdata/programs/observed_lookups");
 }
 
 struct TracedRun {
@@ -66,27 +68,29 @@ struct TracedRun {
   std::string refusal;
 };
 
-// 5,000 readlinks in a row fill the ring buffer past its wake-up mark
-// (about 1,000 records) more than once.
-constexpr int kBurst = 5000;
+// 30,000 rounds of a readlink and an open fill the ring buffer past its
+// wake-up mark (about 45,000 records of that size).
+constexpr int kBurst = 30000;
 
 void Trace(const std::string& dir, bool use_bpf, TracedRun& run) {
   Tracer tracer(&run.sink);
   tracer.set_use_bpf(use_bpf);
-  absl::StatusOr<int> status = tracer.Run({ReadlinksProgram(), dir, absl::StrCat(kBurst)});
+  absl::StatusOr<int> status = tracer.Run({LookupsProgram(), dir, absl::StrCat(kBurst)});
   ASSERT_TRUE(status.ok()) << status.status();
   EXPECT_EQ(*status, 0);
   run.stats = tracer.stats();
   run.refusal = tracer.bpf_refusal();
 }
 
-TEST(TracerBpfTest, ReadlinksAreTheSameEventsInTheSameOrderEitherWay) {
-  char dir_template[] = "/tmp/dodo-readlinks-XXXXXX";
+TEST(TracerBpfTest, LookupsAreTheSameEventsInTheSameOrderEitherWay) {
+  char dir_template[] = "/tmp/dodo-lookups-XXXXXX";
   ASSERT_NE(mkdtemp(dir_template), nullptr);
   const std::string dir = dir_template;
   for (const char* link : {"link", "child-link", "thread-link"}) {
     ASSERT_EQ(symlink("target", (dir + "/" + link).c_str()), 0);
   }
+  const std::string file = dir + "/file";
+  ASSERT_TRUE(std::ofstream(file) << "data");
 
   TracedRun observed;
   Trace(dir, /*use_bpf=*/true, observed);
@@ -95,7 +99,7 @@ TEST(TracerBpfTest, ReadlinksAreTheSameEventsInTheSameOrderEitherWay) {
 
   if (geteuid() == 0) {
     EXPECT_EQ(observed.refusal, "");
-    EXPECT_GE(observed.stats.observed, 5u + kBurst);
+    EXPECT_GE(observed.stats.observed, 2u * kBurst);
   } else {
     // Not allowed to load the program: readlink stays trapped, and the
     // reason is kept for --stats.
@@ -107,26 +111,43 @@ TEST(TracerBpfTest, ReadlinksAreTheSameEventsInTheSameOrderEitherWay) {
   EXPECT_EQ(trapped.stats.observed, 0u);
   EXPECT_EQ(trapped.refusal, "");
   // Without the observer every readlink traps; with it, none does.
-  EXPECT_GE(trapped.stats.notifications + trapped.stats.seccomp_stops, 5u + kBurst);
+  EXPECT_GE(trapped.stats.notifications + trapped.stats.seccomp_stops, 2u * kBurst);
   if (geteuid() == 0) {
     EXPECT_LT(observed.stats.notifications + observed.stats.seccomp_stops, 500u);
   }
 
+  const std::string cwd = " in " + dir + " cwd";
+  const std::string at = " in " + dir + " dirfd";
   const std::vector<std::string> expected = {
-      "readlink link in " + dir + " cwd",
-      "newfstatat missing-1 in " + dir + " cwd",
-      "readlinkat link in " + dir + " dirfd",
-      "readlinkat missing-2 in " + dir + " dirfd",
-      "readlink child-link in " + dir + " cwd (child)",
-      "readlink thread-link in " + dir + " cwd (thread)",
-      "newfstatat missing-3 in " + dir + " cwd",
+      "readlink link" + cwd,
+      "newfstatat missing-1" + cwd,
+      "openat file" + cwd,
+      "openat out" + cwd,  // O_CREAT: trapped either way
+      "readlinkat link" + at,
+      "readlinkat missing-2" + at,
+      "openat file" + at,  // through the dup2'd descriptor
+      "openat missing-4" + at,
+      "newfstatat link" + cwd,
+      "newfstatat file" + at,
+      "statx file" + at,
+      "access file" + cwd,
+      "faccessat2 missing-5" + at,
+      "unlink out" + cwd,  // trapped either way, so before the next stat
+      "newfstatat out" + cwd,
+      "readlink child-link" + cwd + " (child)",
+      "openat file" + cwd + " (child)",
+      "readlink thread-link" + cwd + " (thread)",
+      "newfstatat file" + cwd + " (thread)",
+      "newfstatat missing-3" + cwd,
   };
+
   EXPECT_EQ(observed.sink.lines, expected);
   EXPECT_EQ(trapped.sink.lines, expected);
-  EXPECT_EQ(observed.sink.bursts, kBurst);
-  EXPECT_EQ(trapped.sink.bursts, kBurst);
+  EXPECT_EQ(observed.sink.bursts, 2 * kBurst);
+  EXPECT_EQ(trapped.sink.bursts, 2 * kBurst);
 
   for (const char* link : {"link", "child-link", "thread-link"}) unlink((dir + "/" + link).c_str());
+  unlink(file.c_str());
   rmdir(dir.c_str());
 }
 
