@@ -38,6 +38,20 @@ absl::Status AddReadOnlyOpenRule(scmp_filter_ctx ctx, const SyscallRow& row) {
                "read-only open rule", row.nr);
 }
 
+bool CopiesOrMakesDescriptors(const SyscallRow& row) {
+  switch (row.handler) {
+    case Handler::kDup:
+    case Handler::kDup2:
+    case Handler::kFcntl:
+    case Handler::kCloseRange:
+    case Handler::kPipe:
+    case Handler::kSocketpair:
+      return true;
+    default:
+      return false;
+  }
+}
+
 // Traps the open calls with any of `flags` set, one rule per flag (the
 // kernel ORs a syscall's rules).
 absl::Status AddOpenWithAnyFlagRule(scmp_filter_ctx ctx, const SyscallRow& row, uint64_t flags) {
@@ -93,15 +107,15 @@ absl::Status AddTracedRow(scmp_filter_ctx ctx, const SyscallRow& row, bool liste
 
 }  // namespace
 
-absl::StatusOr<SeccompFilter> SeccompFilter::Build(bool lookups_observed) {
-  return Build(/*listener_only=*/false, lookups_observed);
+absl::StatusOr<SeccompFilter> SeccompFilter::Build(FilterOptions options) {
+  return Build(/*listener_only=*/false, options);
 }
 
-absl::StatusOr<SeccompFilter> SeccompFilter::BuildListenerOnly(bool lookups_observed) {
-  return Build(/*listener_only=*/true, lookups_observed);
+absl::StatusOr<SeccompFilter> SeccompFilter::BuildListenerOnly(FilterOptions options) {
+  return Build(/*listener_only=*/true, options);
 }
 
-absl::StatusOr<SeccompFilter> SeccompFilter::Build(bool listener_only, bool lookups_observed) {
+absl::StatusOr<SeccompFilter> SeccompFilter::Build(bool listener_only, FilterOptions options) {
   // Allow by default, so that a syscall whose argument filter does not match
   // runs untouched; numbers nobody knows are trapped explicitly below.
   scmp_filter_ctx raw = seccomp_init(SCMP_ACT_ALLOW);
@@ -128,7 +142,9 @@ absl::StatusOr<SeccompFilter> SeccompFilter::Build(bool listener_only, bool look
                      "unknown-number rule", nr);
     } else if (row->action == Action::kAllow) {
       continue;
-    } else if (lookups_observed && BpfObserver::Observes(nr)) {
+    } else if (options.descriptors_from_proc && CopiesOrMakesDescriptors(*row)) {
+      continue;
+    } else if (options.lookups_observed && BpfObserver::Observes(nr)) {
       // The eBPF observer reports it without stopping the caller, except
       // the opens that write, create or list: those trap with ptrace.
       if (!listener_only && row->handler == Handler::kOpen) {

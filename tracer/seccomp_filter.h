@@ -19,22 +19,32 @@ namespace dodo::tracer {
 constexpr uint16_t kTraceDataUnknown = 0xffff;  // a number no row names
 constexpr uint16_t kTraceDataBadArch = 0xfffe;  // int 0x80 (i386) or x32
 
+// What the tracer learns without trapping.
+struct FilterOptions {
+  // The calls a BpfObserver reports are allowed (the stat, access and
+  // readlink families and read-only opens): it reports them instead.
+  bool lookups_observed = false;
+  // The calls that only copy or make descriptors (dup, dup2, dup3, fcntl's
+  // F_DUPFD and F_SETFD, close_range, pipe, pipe2, socketpair) are allowed:
+  // the tracer reads /proc when it needs to know a descriptor. Only where
+  // no path is redirected: the store must follow a staged file's copies.
+  bool descriptors_from_proc = false;
+};
+
 class SeccompFilter {
  public:
   // Translates the table: allowed rows and numbers the table does not name
   // but libseccomp knows pass, traced rows trap (with their argument
   // filters), refused rows and unknown numbers trap for the tracer to refuse,
   // and any other architecture (int 0x80, x32) traps too.
-  // With `lookups_observed`, the calls a BpfObserver reports are allowed
-  // (the stat, access and readlink families and read-only opens): it
-  // reports them instead.
-  static absl::StatusOr<SeccompFilter> Build(bool lookups_observed = false);
+  // `options` allow more calls (see FilterOptions).
+  static absl::StatusOr<SeccompFilter> Build(FilterOptions options = {});
   // The filter stacked on one process so that its lookups reach a listener
   // of its own: the listener rows (with their argument filters) notify, and
   // everything else is allowed, which leaves it to the filter underneath.
   // The kernel picks the newest filter among those returning the same
   // action, so the lookups go to this listener.
-  static absl::StatusOr<SeccompFilter> BuildListenerOnly(bool lookups_observed = false);
+  static absl::StatusOr<SeccompFilter> BuildListenerOnly(FilterOptions options = {});
 
   // Installs the filter in the calling process (sets PR_SET_NO_NEW_PRIVS).
   // Called in the child between fork and exec, so it must not allocate.
@@ -49,7 +59,7 @@ class SeccompFilter {
   struct Release {
     void operator()(void* ctx) const { seccomp_release(ctx); }
   };
-  static absl::StatusOr<SeccompFilter> Build(bool listener_only, bool lookups_observed);
+  static absl::StatusOr<SeccompFilter> Build(bool listener_only, FilterOptions options);
   explicit SeccompFilter(scmp_filter_ctx ctx) : ctx_(ctx) {}
   std::unique_ptr<void, Release> ctx_;
 };

@@ -234,10 +234,15 @@ long CreatingOpen() {
   return openat(AT_FDCWD, "/dev/null", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 }
 long Unlink() { return unlink("/no/such/file"); }
+long Dup2() { return dup2(1, 100); }
+long Pipe() {
+  int ends[2];
+  return pipe2(ends, O_CLOEXEC);
+}
 
 TEST(SeccompFilterTest, ObservedLookupsAreLeftUntrapped) {
   absl::StatusOr<SeccompFilter> trapping = SeccompFilter::Build();
-  absl::StatusOr<SeccompFilter> observed = SeccompFilter::Build(/*lookups_observed=*/true);
+  absl::StatusOr<SeccompFilter> observed = SeccompFilter::Build({.lookups_observed = true});
   ASSERT_TRUE(trapping.ok()) << trapping.status();
   ASSERT_TRUE(observed.ok()) << observed.status();
   for (long (*call)() : {Readlink, Stat, ReadOnlyOpen, DirectoryOpen, CreatingOpen, Unlink}) {
@@ -250,9 +255,21 @@ TEST(SeccompFilterTest, ObservedLookupsAreLeftUntrapped) {
   for (long (*call)() : {DirectoryOpen, CreatingOpen, Unlink}) {
     EXPECT_EQ(ChildCallTrapped(*observed, call), 1);
   }
-  absl::StatusOr<SeccompFilter> listener_only = SeccompFilter::BuildListenerOnly(true);
+  for (long (*call)() : {Dup2, Pipe}) EXPECT_EQ(ChildCallTrapped(*observed, call), 1);
+  absl::StatusOr<SeccompFilter> listener_only =
+      SeccompFilter::BuildListenerOnly({.lookups_observed = true});
   ASSERT_TRUE(listener_only.ok()) << listener_only.status();
   EXPECT_LT(*listener_only->ProgramSize(), *SeccompFilter::BuildListenerOnly()->ProgramSize());
+}
+
+TEST(SeccompFilterTest, DescriptorCopiesAreLeftUntrappedWhenLearntFromProc) {
+  absl::StatusOr<SeccompFilter> from_proc = SeccompFilter::Build({.descriptors_from_proc = true});
+  ASSERT_TRUE(from_proc.ok()) << from_proc.status();
+  for (long (*call)() : {Dup2, Pipe}) EXPECT_EQ(ChildCallTrapped(*from_proc, call), 0);
+  // The lookups still trap: the two options are independent.
+  for (long (*call)() : {Readlink, ReadOnlyOpen, Unlink}) {
+    EXPECT_EQ(ChildCallTrapped(*from_proc, call), 1);
+  }
 }
 
 }  // namespace

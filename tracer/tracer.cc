@@ -292,11 +292,15 @@ absl::StatusOr<int> Tracer::Run(const std::vector<std::string>& argv) {
       bpf_refusal_ = std::string(observer.status().message());
     }
   }
+  // Without a redirector nothing needs the descriptor table exact between
+  // execs (an exec reads it again from /proc), so the calls that copy or
+  // make descriptors run untrapped too when the lookups do.
   const bool observed = observer_ != nullptr;
-  absl::StatusOr<SeccompFilter> filter = SeccompFilter::Build(observed);
+  const FilterOptions options{.lookups_observed = observed, .descriptors_from_proc = observed};
+  absl::StatusOr<SeccompFilter> filter = SeccompFilter::Build(options);
   if (!filter.ok()) return filter.status();
   if (use_listener_ && !observed) {
-    absl::StatusOr<SeccompFilter> listener_only = SeccompFilter::BuildListenerOnly(observed);
+    absl::StatusOr<SeccompFilter> listener_only = SeccompFilter::BuildListenerOnly(options);
     if (!listener_only.ok()) return listener_only.status();
     absl::StatusOr<std::vector<sock_filter>> program = listener_only->Program();
     if (!program.ok()) return program.status();
