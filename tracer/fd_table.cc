@@ -16,27 +16,6 @@
 
 namespace dodo::tracer {
 
-void FdTable::CloseRange(unsigned first, unsigned last, bool cloexec_only) {
-  for (auto it = fds_.begin(); it != fds_.end();) {
-    unsigned fd = static_cast<unsigned>(it->first);
-    if (fd >= first && fd <= last) {
-      if (cloexec_only) {
-        it->second.cloexec = true;
-      } else {
-        listed_.erase(it->first);
-        fds_.erase(it++);
-        continue;
-      }
-    }
-    ++it;
-  }
-}
-
-void FdTable::DropCloexec() {
-  absl::erase_if(fds_, [](const auto& entry) { return entry.second.cloexec; });
-  listed_.clear();
-}
-
 FdInfo ClassifyFdTarget(int fd, const std::string& target) {
   FdInfo info;
   info.fd = fd;
@@ -80,31 +59,42 @@ std::string ProcFdTarget(pid_t pid, int fd) {
   return n <= 0 ? std::string() : std::string(buffer, static_cast<size_t>(n));
 }
 
+namespace {
+
+// The text of /proc/PID/fdinfo/FD, "" if it cannot be read.
+std::string ReadFdInfo(pid_t pid, int fd) {
+  const std::string path = absl::StrCat("/proc/", pid, "/fdinfo/", fd);
+  const int file = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (file < 0) return "";
+  char buffer[4096];
+  const ssize_t got = read(file, buffer, sizeof(buffer));
+  close(file);
+  return got > 0 ? std::string(buffer, static_cast<size_t>(got)) : "";
+}
+
+}  // namespace
+
 std::optional<FdInfo> FdInfoFromProc(pid_t pid, int fd) {
   std::string target = ProcFdTarget(pid, fd);
   if (target.empty()) return std::nullopt;
   FdInfo info = ClassifyFdTarget(fd, target);
   info.target = std::move(target);
-  char buffer[4096];
   // Access mode and close-on-exec from fdinfo's "flags:" line (octal).
-  std::string fdinfo = absl::StrCat("/proc/", pid, "/fdinfo/", fd);
-  int file = open(fdinfo.c_str(), O_RDONLY | O_CLOEXEC);
-  if (file >= 0) {
-    ssize_t got = read(file, buffer, sizeof(buffer) - 1);
-    close(file);
-    if (got > 0) {
-      buffer[got] = '\0';
-      const char* flags = strstr(buffer, "flags:");
-      if (flags != nullptr) {
-        long value = strtol(flags + 6, nullptr, 8);
-        int mode = static_cast<int>(value & O_ACCMODE);
-        info.readable = mode == O_RDONLY || mode == O_RDWR;
-        info.writable = mode == O_WRONLY || mode == O_RDWR;
-        info.cloexec = (value & O_CLOEXEC) != 0;
-      }
-    }
+  const std::string fdinfo = ReadFdInfo(pid, fd);
+  if (const char* flags = strstr(fdinfo.c_str(), "flags:"); flags != nullptr) {
+    long value = strtol(flags + 6, nullptr, 8);
+    int mode = static_cast<int>(value & O_ACCMODE);
+    info.readable = mode == O_RDONLY || mode == O_RDWR;
+    info.writable = mode == O_WRONLY || mode == O_RDWR;
+    info.cloexec = (value & O_CLOEXEC) != 0;
   }
   return info;
+}
+
+bool AtStartOfDirectory(pid_t pid, int fd) {
+  const std::string fdinfo = ReadFdInfo(pid, fd);
+  const char* pos = strstr(fdinfo.c_str(), "pos:");
+  return pos == nullptr || strtoull(pos + 4, nullptr, 10) == 0;
 }
 
 void ProbeDrained(pid_t pid, FdInfo& info) {
@@ -169,7 +159,6 @@ void FdTable::SyncWithProc(pid_t pid, bool after_exec) {
   }
   closedir(dir);
   fds_ = std::move(fresh);
-  listed_.clear();
 }
 
 std::vector<FdInfo> FdTable::Sorted() const {

@@ -21,23 +21,10 @@ namespace dodo::tracer {
 class FdTable {
  public:
   void Set(FdInfo info) {
-    listed_.erase(info.fd);
     int fd = info.fd;
     fds_[fd] = std::move(info);
   }
-  void Erase(int fd) {
-    listed_.erase(fd);
-    fds_.erase(fd);
-  }
-  // True the first time a directory descriptor is listed (getdents is called
-  // until it returns 0; only the first call is a new observation). `target`
-  // is its /proc link text: a reused number names another directory.
-  bool MarkListed(int fd, const std::string& target) {
-    auto [it, inserted] = listed_.try_emplace(fd, target);
-    if (inserted || it->second == target) return inserted;
-    it->second = target;
-    return true;
-  }
+  void Erase(int fd) { fds_.erase(fd); }
   const FdInfo* Find(int fd) const {
     auto it = fds_.find(fd);
     return it == fds_.end() ? nullptr : &it->second;
@@ -46,19 +33,6 @@ class FdTable {
     auto it = fds_.find(fd);
     return it == fds_.end() ? nullptr : &it->second;
   }
-  // dup/dup2/dup3/F_DUPFD: `to` refers to what `from` refers to; the
-  // close-on-exec flag belongs to the descriptor, not the file.
-  void Duplicate(const FdInfo& from, int to, bool cloexec) {
-    FdInfo copy = from;
-    copy.fd = to;
-    copy.cloexec = cloexec;
-    listed_.erase(to);
-    fds_[to] = std::move(copy);
-  }
-  // close_range(first, last, flags).
-  void CloseRange(unsigned first, unsigned last, bool cloexec_only);
-  // What exec does: drop close-on-exec descriptors.
-  void DropCloexec();
   // Replaces the table with what /proc/PID/fd shows now. `after_exec` says
   // the process has just exec'd, so no descriptor is close-on-exec, which
   // saves reading fdinfo.
@@ -72,8 +46,14 @@ class FdTable {
 
  private:
   absl::flat_hash_map<int, FdInfo> fds_;
-  absl::flat_hash_map<int, std::string> listed_;
 };
+
+// Whether directory descriptor `fd` of `pid` is at the start of its
+// directory (its offset, in /proc/PID/fdinfo, is 0): a getdents call there
+// begins a listing, and the calls that follow until it returns 0 go on with
+// the same one. The offset belongs to the open directory, so this holds
+// however the descriptor was copied or its number reused. True when unknown.
+bool AtStartOfDirectory(pid_t pid, int fd);
 
 // Describes descriptor `fd` of `pid` from /proc/PID/fd and /proc/PID/fdinfo.
 std::optional<FdInfo> FdInfoFromProc(pid_t pid, int fd);

@@ -1,6 +1,7 @@
 #include "tracer/fd_table.h"
 
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -63,6 +64,27 @@ TEST_F(PipeTest, WriteEndIsNeverDrained) {
   EXPECT_FALSE(Probe(1).drained);
 }
 
+TEST(AtStartOfDirectoryTest, OnlyUntilTheFirstReadAndAgainAfterARewind) {
+  const int dir = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(dir, 0);
+  EXPECT_TRUE(AtStartOfDirectory(getpid(), dir));
+  char buffer[4096];
+  ASSERT_GT(syscall(SYS_getdents64, dir, buffer, sizeof(buffer)), 0);
+  EXPECT_FALSE(AtStartOfDirectory(getpid(), dir));
+  // A copy shares the open directory, and with it the offset.
+  const int copy = dup(dir);
+  EXPECT_FALSE(AtStartOfDirectory(getpid(), copy));
+  ASSERT_EQ(lseek(dir, 0, SEEK_SET), 0);
+  EXPECT_TRUE(AtStartOfDirectory(getpid(), copy));
+  close(copy);
+  close(dir);
+  // The same number reopened on the same directory, unseen by the tracer
+  // (a read-only open makes no stop), starts a new listing.
+  ASSERT_EQ(open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC), dir);
+  EXPECT_TRUE(AtStartOfDirectory(getpid(), dir));
+  close(dir);
+}
+
 TEST(ProbeDrainedTest, FilesAreNeverDrained) {
   const int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0);
@@ -71,14 +93,6 @@ TEST(ProbeDrainedTest, FilesAreNeverDrained) {
   ProbeDrained(getpid(), info);
   EXPECT_FALSE(info.drained);
   close(fd);
-}
-
-TEST(FdTableTest, AReusedNumberIsListedAgainOnlyForAnotherDirectory) {
-  FdTable table;
-  EXPECT_TRUE(table.MarkListed(3, "/src"));
-  EXPECT_FALSE(table.MarkListed(3, "/src"));     // the next getdents of the same open
-  EXPECT_TRUE(table.MarkListed(3, "/include"));  // closed, then reused unseen
-  EXPECT_FALSE(table.MarkListed(3, "/include"));
 }
 
 TEST(FdTableTest, ProcTargetNamesWhatTheDescriptorIsNow) {

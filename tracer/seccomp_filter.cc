@@ -38,20 +38,6 @@ absl::Status AddReadOnlyOpenRule(scmp_filter_ctx ctx, const SyscallRow& row) {
                "read-only open rule", row.nr);
 }
 
-bool CopiesOrMakesDescriptors(const SyscallRow& row) {
-  switch (row.handler) {
-    case Handler::kDup:
-    case Handler::kDup2:
-    case Handler::kFcntl:
-    case Handler::kCloseRange:
-    case Handler::kPipe:
-    case Handler::kSocketpair:
-      return true;
-    default:
-      return false;
-  }
-}
-
 // Traps the open calls with any of `flags` set, one rule per flag (the
 // kernel ORs a syscall's rules).
 absl::Status AddOpenWithAnyFlagRule(scmp_filter_ctx ctx, const SyscallRow& row, uint64_t flags) {
@@ -82,15 +68,6 @@ absl::Status AddTracedRow(scmp_filter_ctx ctx, const SyscallRow& row, bool liste
                                     SCMP_CMP(static_cast<unsigned>(row.flags), SCMP_CMP_MASKED_EQ,
                                              AT_EMPTY_PATH, 0)),
                    "path rule", row.nr);
-    case Filter::kFcntlDup:
-      for (int cmd : {F_DUPFD, F_DUPFD_CLOEXEC, F_SETFD}) {
-        absl::Status status =
-            Check(seccomp_rule_add(ctx, trace, row.nr, 1,
-                                   SCMP_A1(SCMP_CMP_EQ, static_cast<scmp_datum_t>(cmd))),
-                  "fcntl rule", row.nr);
-        if (!status.ok()) return status;
-      }
-      return absl::OkStatus();
     case Filter::kNewListener:
       return Check(
           seccomp_rule_add(ctx, trace, row.nr, 2, SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER),
@@ -141,8 +118,6 @@ absl::StatusOr<SeccompFilter> SeccompFilter::Build(bool listener_only, FilterOpt
       status = Check(seccomp_rule_add(raw, SCMP_ACT_TRACE(kTraceDataUnknown), nr, 0),
                      "unknown-number rule", nr);
     } else if (row->action == Action::kAllow) {
-      continue;
-    } else if (options.descriptors_from_proc && CopiesOrMakesDescriptors(*row)) {
       continue;
     } else if (options.lookups_observed && BpfObserver::Observes(nr)) {
       // The eBPF observer reports it without stopping the caller, except

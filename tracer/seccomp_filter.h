@@ -24,11 +24,6 @@ struct FilterOptions {
   // The calls a BpfObserver reports are allowed (the stat, access and
   // readlink families and read-only opens): it reports them instead.
   bool lookups_observed = false;
-  // The calls that only copy or make descriptors (dup, dup2, dup3, fcntl's
-  // F_DUPFD and F_SETFD, close_range, pipe, pipe2, socketpair) are allowed:
-  // the tracer reads /proc when it needs to know a descriptor. Only where
-  // no path is redirected: the store must follow a staged file's copies.
-  bool descriptors_from_proc = false;
 };
 
 class SeccompFilter {

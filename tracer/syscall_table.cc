@@ -35,6 +35,8 @@ using F = Follow;
 
 constexpr const char* kData =
     "data transfer on an open descriptor: the access was recorded when the file was opened";
+constexpr const char* kDescriptors =
+    "copies or makes descriptors: their files are read from /proc when a call names them";
 constexpr const char* kNotFollowable =
     "dodo cannot follow its effect on the file system faithfully";
 
@@ -629,38 +631,17 @@ constexpr SyscallRow kRows[] = {
      .text = 1,
      .exit_stop = true},
 
-    // Descriptor tables.
-    {.nr = SYS_dup,
-     .name = "dup",
-     .action = A::kTrace,
-     .handler = H::kDup,
-     .fd = 0,
-     .exit_stop = true},
-    {.nr = SYS_dup2, .name = "dup2", .action = A::kTrace, .handler = H::kDup2, .fd = 0},
-    {.nr = SYS_dup3, .name = "dup3", .action = A::kTrace, .handler = H::kDup2, .fd = 0, .flags = 2},
-    {.nr = SYS_fcntl,
-     .name = "fcntl",
-     .action = A::kTrace,
-     .handler = H::kFcntl,
-     .fd = 0,
-     .filter = Filter::kFcntlDup},
-    {.nr = SYS_close_range,
-     .name = "close_range",
-     .action = A::kTrace,
-     .handler = H::kCloseRange,
-     .flags = 2},
-    {.nr = SYS_pipe, .name = "pipe", .action = A::kTrace, .handler = H::kPipe, .exit_stop = true},
-    {.nr = SYS_pipe2,
-     .name = "pipe2",
-     .action = A::kTrace,
-     .handler = H::kPipe,
-     .flags = 1,
-     .exit_stop = true},
-    {.nr = SYS_socketpair,
-     .name = "socketpair",
-     .action = A::kTrace,
-     .handler = H::kSocketpair,
-     .exit_stop = true},
+    // Descriptor tables: no stop. A descriptor's file is read from
+    // /proc/PID/fd when a call names it, and the whole table again at
+    // every exec (docs/language.md §4).
+    {.nr = SYS_dup, .name = "dup", .why = kDescriptors},
+    {.nr = SYS_dup2, .name = "dup2", .why = kDescriptors},
+    {.nr = SYS_dup3, .name = "dup3", .why = kDescriptors},
+    {.nr = SYS_fcntl, .name = "fcntl", .why = kDescriptors},
+    {.nr = SYS_close_range, .name = "close_range", .why = kDescriptors},
+    {.nr = SYS_pipe, .name = "pipe", .why = kDescriptors},
+    {.nr = SYS_pipe2, .name = "pipe2", .why = kDescriptors},
+    {.nr = SYS_socketpair, .name = "socketpair", .why = kDescriptors},
     {.nr = SYS_socket,
      .name = "socket",
      .action = A::kTrace,

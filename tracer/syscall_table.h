@@ -33,12 +33,6 @@ enum class Handler : uint8_t {
   kChdir,         // chdir
   kFchdir,        // fchdir
   kList,          // getdents/getdents64
-  kDup,           // dup: new fd is the result
-  kDup2,          // dup2/dup3: new fd is an argument
-  kFcntl,         // F_DUPFD, F_DUPFD_CLOEXEC, F_SETFD (the filter passes only these)
-  kCloseRange,    // close_range
-  kPipe,          // pipe/pipe2: two fds written to memory
-  kSocketpair,    // socketpair: two fds written to memory
   kNewFd,         // socket, eventfd, memfd_create, ...: the result is a new fd
   kClone,         // clone with CLONE_UNTRACED (the filter passes only those)
   kClone3,        // clone3: flags in memory
@@ -59,7 +53,6 @@ enum class Follow : uint8_t {
 enum class Filter : uint8_t {
   kNone,
   kNotEmptyPath,   // skip when AT_EMPTY_PATH is in `flags`: fstat() goes through newfstatat(fd, "")
-  kFcntlDup,       // only F_DUPFD, F_DUPFD_CLOEXEC and F_SETFD
   kCloneUntraced,  // only when CLONE_UNTRACED is set
   kNewListener,    // seccomp(SECCOMP_SET_MODE_FILTER) with SECCOMP_FILTER_FLAG_NEW_LISTENER
 };

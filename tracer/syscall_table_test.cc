@@ -99,15 +99,7 @@ TEST(SyscallTableTest, EveryPathAndDescriptorSyscallIsTraced) {
                            "removexattr",
                            "lremovexattr",
                            "fremovexattr",
-                           "dup",
-                           "dup2",
-                           "dup3",
-                           "fcntl",
-                           "close_range",
-                           "pipe",
-                           "pipe2",
                            "socket",
-                           "socketpair",
                            "memfd_create",
                            "clone3",
                            "name_to_handle_at",
@@ -119,10 +111,11 @@ TEST(SyscallTableTest, EveryPathAndDescriptorSyscallIsTraced) {
   }
 }
 
-TEST(SyscallTableTest, DataTransferNeverStops) {
+TEST(SyscallTableTest, DataTransferAndDescriptorCopiesNeverStop) {
   for (const char* name :
-       {"read", "write", "pread64", "pwrite64", "readv", "writev", "lseek", "close", "mmap",
-        "fstat", "copy_file_range", "flock", "fsync", "fdatasync"}) {
+       {"read", "write", "pread64",         "pwrite64", "readv", "writev",    "lseek", "close",
+        "mmap", "fstat", "copy_file_range", "flock",    "fsync", "fdatasync", "dup",   "dup2",
+        "dup3", "fcntl", "close_range",     "pipe",     "pipe2", "socketpair"}) {
     const SyscallRow* row = Named(name);
     ASSERT_NE(row, nullptr) << name;
     EXPECT_EQ(row->action, Action::kAllow) << name;
@@ -142,8 +135,8 @@ TEST(SyscallTableTest, UnfollowableSyscallsAreRefused) {
 
 TEST(SyscallTableTest, RowsThatNeedAResultAskForTheExitStop) {
   for (const SyscallRow& row : SyscallTable()) {
-    if (row.effect == Effect::kOpen || row.handler == Handler::kPipe ||
-        row.handler == Handler::kNewFd || row.handler == Handler::kExec) {
+    if (row.effect == Effect::kOpen || row.handler == Handler::kNewFd ||
+        row.handler == Handler::kExec) {
       EXPECT_TRUE(row.exit_stop) << row.name;
     }
     // Lookups are answered from the file system at entry: no exit stop.
@@ -255,21 +248,16 @@ TEST(SeccompFilterTest, ObservedLookupsAreLeftUntrapped) {
   for (long (*call)() : {DirectoryOpen, CreatingOpen, Unlink}) {
     EXPECT_EQ(ChildCallTrapped(*observed, call), 1);
   }
-  for (long (*call)() : {Dup2, Pipe}) EXPECT_EQ(ChildCallTrapped(*observed, call), 1);
   absl::StatusOr<SeccompFilter> listener_only =
       SeccompFilter::BuildListenerOnly({.lookups_observed = true});
   ASSERT_TRUE(listener_only.ok()) << listener_only.status();
   EXPECT_LT(*listener_only->ProgramSize(), *SeccompFilter::BuildListenerOnly()->ProgramSize());
 }
 
-TEST(SeccompFilterTest, DescriptorCopiesAreLeftUntrappedWhenLearntFromProc) {
-  absl::StatusOr<SeccompFilter> from_proc = SeccompFilter::Build({.descriptors_from_proc = true});
-  ASSERT_TRUE(from_proc.ok()) << from_proc.status();
-  for (long (*call)() : {Dup2, Pipe}) EXPECT_EQ(ChildCallTrapped(*from_proc, call), 0);
-  // The lookups still trap: the two options are independent.
-  for (long (*call)() : {Readlink, ReadOnlyOpen, Unlink}) {
-    EXPECT_EQ(ChildCallTrapped(*from_proc, call), 1);
-  }
+TEST(SeccompFilterTest, DescriptorCopiesAreLeftUntrapped) {
+  absl::StatusOr<SeccompFilter> filter = SeccompFilter::Build();
+  ASSERT_TRUE(filter.ok()) << filter.status();
+  for (long (*call)() : {Dup2, Pipe}) EXPECT_EQ(ChildCallTrapped(*filter, call), 0);
 }
 
 }  // namespace

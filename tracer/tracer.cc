@@ -292,11 +292,8 @@ absl::StatusOr<int> Tracer::Run(const std::vector<std::string>& argv) {
       bpf_refusal_ = std::string(observer.status().message());
     }
   }
-  // Without a redirector nothing needs the descriptor table exact between
-  // execs (an exec reads it again from /proc), so the calls that copy or
-  // make descriptors run untrapped too when the lookups do.
   const bool observed = observer_ != nullptr;
-  const FilterOptions options{.lookups_observed = observed, .descriptors_from_proc = observed};
+  const FilterOptions options{.lookups_observed = observed};
   absl::StatusOr<SeccompFilter> filter = SeccompFilter::Build(options);
   if (!filter.ok()) return filter.status();
   if (use_listener_ && !observed) {
@@ -876,7 +873,6 @@ bool Tracer::ReadPathArgs(Tracee& t, const SyscallRow& row, const uint64_t* args
 bool Tracer::HandleSyscall(Tracee& t, const SyscallRow& row, const uint64_t* args) {
   SyscallEvent& ev = t.event;
   StartEvent(t, row, args, ev);
-  auto arg = [&](int8_t index) -> uint64_t { return index == kNoArg ? 0 : args[index]; };
 
   switch (row.handler) {
     case Handler::kOpen:
@@ -911,8 +907,8 @@ bool Tracer::HandleSyscall(Tracee& t, const SyscallRow& row, const uint64_t* arg
     case Handler::kList: {
       const int fd = static_cast<int>(args[row.fd]);
       ev.fd = DescribeFd(t, fd);
-      // Only the first getdents of an open directory is a new observation.
-      if (!t.fds->MarkListed(fd, ev.fd->target)) return false;
+      // Only the first getdents of a listing is a new observation.
+      if (!AtStartOfDirectory(t.tgid, fd)) return false;
       sink_->OnSyscall(ev);
       return false;
     }
@@ -960,34 +956,6 @@ bool Tracer::HandleSyscall(Tracee& t, const SyscallRow& row, const uint64_t* arg
       }
       return true;
     }
-    case Handler::kDup:
-      return true;
-    case Handler::kDup2: {
-      const int from = static_cast<int>(args[0]);
-      const int to = static_cast<int>(args[1]);
-      if (from == to) return false;
-      FdInfo info = DescribeFd(t, from);
-      if (info.kind == FdKind::kUnknown) return false;  // dup2 will fail with EBADF
-      t.fds->Duplicate(info, to, (arg(row.flags) & O_CLOEXEC) != 0);
-      return false;
-    }
-    case Handler::kFcntl: {
-      const int fd = static_cast<int>(args[0]);
-      if (args[1] == F_SETFD) {
-        if (FdInfo* info = t.fds->FindMutable(fd)) info->cloexec = (args[2] & FD_CLOEXEC) != 0;
-        return false;
-      }
-      return true;  // F_DUPFD, F_DUPFD_CLOEXEC: the new fd is the result
-    }
-    case Handler::kCloseRange: {
-      const uint64_t flags = args[2];
-      if ((flags & CLOSE_RANGE_UNSHARE) != 0) t.fds = std::make_shared<FdTable>(*t.fds);
-      t.fds->CloseRange(static_cast<unsigned>(args[0]), static_cast<unsigned>(args[1]),
-                        (flags & CLOSE_RANGE_CLOEXEC) != 0);
-      return false;
-    }
-    case Handler::kPipe:
-    case Handler::kSocketpair:
     case Handler::kNewFd:
       return true;
     case Handler::kClone: {
@@ -1110,27 +1078,6 @@ void Tracer::FinishSyscall(Tracee& t, int64_t result) {
     case Handler::kFchdir:
       if (result == 0) *t.cwd = ReadProcLink(t.tgid, "cwd");
       sink_->OnSyscall(ev);
-      return;
-    case Handler::kDup:
-    case Handler::kFcntl:
-      if (result >= 0) {
-        FdInfo from = DescribeFd(t, static_cast<int>(t.args[0]));
-        const bool cloexec = row.handler == Handler::kFcntl && t.args[1] == F_DUPFD_CLOEXEC;
-        t.fds->Duplicate(from, static_cast<int>(result), cloexec);
-      }
-      return;
-    case Handler::kPipe:
-    case Handler::kSocketpair:
-      if (result == 0) {
-        int pair[2];
-        const uint64_t address = row.handler == Handler::kPipe ? t.args[0] : t.args[3];
-        if (ReadMemory(t.tid, address, pair, sizeof(pair)).ok()) {
-          for (int fd : pair) {
-            std::optional<FdInfo> info = ProcFdInfo(t.tgid, fd);
-            if (info.has_value()) t.fds->Set(*info);
-          }
-        }
-      }
       return;
     case Handler::kNewFd:
       if (result >= 0) {
