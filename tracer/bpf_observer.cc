@@ -131,6 +131,15 @@ void LoadMap(std::vector<bpf_insn>& program, int dst, int map_fd) {
   program.push_back(Insn(BPF_LD | BPF_DW | BPF_IMM, dst, BPF_PSEUDO_MAP_FD, 0, map_fd));
   program.push_back(Insn(0, 0, 0, 0, 0));
 }
+// Calls map helper `helper` (lookup, update, delete) on map `map_fd` with
+// the key at r10 + `key`; r3 and r4, when the helper takes them, are set
+// before. The result is in r0; r1-r5 are clobbered.
+void CallOnMap(std::vector<bpf_insn>& p, int helper, int map_fd, int16_t key) {
+  LoadMap(p, 1, map_fd);
+  p.push_back(Mov(2, 10));
+  p.push_back(AddImm(2, key));
+  p.push_back(Call(helper));
+}
 
 // Syscall tracepoints hand the program a record whose fields start at byte
 // 8: the syscall number (4 bytes, then padding), then at byte 16 the
@@ -145,10 +154,7 @@ constexpr int16_t kResultOffset = 16;
 void CountLost(std::vector<bpf_insn>& p, int watch_fd) {
   p.push_back(ShiftRight(1, 32));
   p.push_back(Store32(10, -36, 1));
-  LoadMap(p, 1, watch_fd);
-  p.push_back(Mov(2, 10));
-  p.push_back(AddImm(2, -36));
-  p.push_back(Call(BPF_FUNC_map_lookup_elem));
+  CallOnMap(p, BPF_FUNC_map_lookup_elem, watch_fd, -36);
   p.push_back(JumpIf(BPF_JEQ, 0, 0, 2));
   p.push_back(MovImm(1, 1));
   p.push_back(AtomicAdd32(0, 0, 1));
@@ -176,10 +182,7 @@ std::vector<bpf_insn> EntryProgram(int watch_fd, int pending_fd, const Observed&
   p.push_back(Mov(1, 0));
   p.push_back(ShiftRight(1, 32));
   p.push_back(Store32(10, -4, 1));  // key: tgid
-  LoadMap(p, 1, watch_fd);
-  p.push_back(Mov(2, 10));
-  p.push_back(AddImm(2, -4));
-  p.push_back(Call(BPF_FUNC_map_lookup_elem));
+  CallOnMap(p, BPF_FUNC_map_lookup_elem, watch_fd, -4);
   to_out.push_back(p.size());
   p.push_back(JumpIf(BPF_JEQ, 0, 0, 0));
   if (observed.unobserved_flags != 0) {
@@ -200,13 +203,10 @@ std::vector<bpf_insn> EntryProgram(int watch_fd, int pending_fd, const Observed&
       p.push_back(Store64Imm(10, slot, 0));
     }
   }
-  LoadMap(p, 1, pending_fd);
-  p.push_back(Mov(2, 10));
-  p.push_back(AddImm(2, -16));
   p.push_back(Mov(3, 10));
   p.push_back(AddImm(3, kKept));
   p.push_back(MovImm(4, BPF_ANY));
-  p.push_back(Call(BPF_FUNC_map_update_elem));
+  CallOnMap(p, BPF_FUNC_map_update_elem, pending_fd, -16);
   to_out.push_back(p.size());
   p.push_back(JumpIf(BPF_JEQ, 0, 0, 0));
   p.push_back(Mov(1, 7));
@@ -228,18 +228,12 @@ std::vector<bpf_insn> ExitProgram(int watch_fd, int pending_fd, int scratch_fd, 
   p.push_back(Call(BPF_FUNC_get_current_pid_tgid));
   p.push_back(Mov(7, 0));
   p.push_back(Store64(10, -8, 7));
-  LoadMap(p, 1, pending_fd);
-  p.push_back(Mov(2, 10));
-  p.push_back(AddImm(2, -8));
-  p.push_back(Call(BPF_FUNC_map_lookup_elem));
+  CallOnMap(p, BPF_FUNC_map_lookup_elem, pending_fd, -8);
   const size_t not_kept = p.size();
   p.push_back(JumpIf(BPF_JEQ, 0, 0, 0));
   p.push_back(Mov(8, 0));
   p.push_back(Store32Imm(10, -12, 0));
-  LoadMap(p, 1, scratch_fd);
-  p.push_back(Mov(2, 10));
-  p.push_back(AddImm(2, -12));
-  p.push_back(Call(BPF_FUNC_map_lookup_elem));
+  CallOnMap(p, BPF_FUNC_map_lookup_elem, scratch_fd, -12);
   const size_t no_scratch = p.size();
   p.push_back(JumpIf(BPF_JEQ, 0, 0, 0));
   p.push_back(Mov(9, 0));
@@ -290,10 +284,7 @@ std::vector<bpf_insn> ExitProgram(int watch_fd, int pending_fd, int scratch_fd, 
   const size_t forget = p.size();
   p[written].off = static_cast<int16_t>(forget - written - 1);
   p[no_scratch].off = static_cast<int16_t>(forget - no_scratch - 1);
-  LoadMap(p, 1, pending_fd);
-  p.push_back(Mov(2, 10));
-  p.push_back(AddImm(2, -8));
-  p.push_back(Call(BPF_FUNC_map_delete_elem));
+  CallOnMap(p, BPF_FUNC_map_delete_elem, pending_fd, -8);
   const size_t out = p.size();
   p.push_back(MovImm(0, 0));
   p.push_back(Exit());
