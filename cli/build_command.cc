@@ -52,19 +52,36 @@ CLI::App* AddBuildCommand(CLI::App& app, BuildOptions& options) {
       "command's (128+N if signal N killed it); 2 if there is no Dodofile, no\n"
       "command and no last build to repeat; 125 if dodo itself failed (store not writable, tracer "
       "not started).\n\n"
-      "Outputs go through the virtual store: a file a command writes is staged in\n"
-      ".dodo/stage/ and replaces the file in the tree only once every process that\n"
-      "wrote it has exited with status 0. A failed command leaves the tree as it was.\n"
-      "Every output is also kept in .dodo/objects/ and listed in .dodo/manifest.");
+      "Outputs go through the virtual store. A command writes the files in the\n"
+      "tree; before it first changes one, dodo keeps the file's version in\n"
+      ".dodo/stage/. Once every process that wrote the file has exited with status\n"
+      "0, the new version is kept in .dodo/objects/ and listed in .dodo/manifest;\n"
+      "if one failed, the old version is put back. A failed command leaves the tree\n"
+      "as it was, and so does a killed build, at the next dodo build.");
   build->add_flag("--fresh", options.fresh,
                   "Ignore the last build: run every command (the store is kept)");
   build->add_flag("--show-skipped", options.show_skipped, "Also list the commands skipped");
   build->add_flag("--explain", options.explain,
                   "After each command run, say why it could not be skipped");
   build->add_flag("-q,--quiet", options.quiet, "Print only the summary line");
-  build->add_flag("--direct", options.direct,
-                  "Write outputs in place, without staging (a failed command's partial\n"
-                  "outputs stay in the tree); they are still stored and listed");
+  build->add_flag("--stats", options.stats,
+                  "Also print, on stderr, what the tracer and the store did (stops, lookups\n"
+                  "read from eBPF, files written, committed and put back)");
+  CLI::Option* direct =
+      build->add_flag("--direct", options.direct,
+                      "Keep no old versions: a failed command's partial outputs stay in\n"
+                      "the tree (they are still stored and listed)");
+  build
+      ->add_flag("--staged", options.staged,
+                 "Write each output to a copy in .dodo/stage/, renamed over the file\n"
+                 "only when its writers succeed, and redirect every access to it\n"
+                 "meanwhile: no other process sees a half-written file. Slower: every\n"
+                 "lookup (stat, open, access) of the build stops in dodo")
+      ->excludes(direct);
+  build->add_flag("--no-bpf", options.no_bpf,
+                  "Trap the lookups (stat, access, readlink, read-only opens) instead of\n"
+                  "reading them from eBPF programs on the syscalls' tracepoints (used when\n"
+                  "dodo may load them and the build is not --staged)");
   build->add_flag("--keep-failed", options.keep_failed,
                   "Keep what failed commands wrote in .dodo/failed/PATH, for debugging");
   build->add_flag("--ptrace-only", options.ptrace_only,
@@ -285,9 +302,13 @@ int RunBuild(const BuildOptions& options) {
   model::Rebuilder rebuilder(&recorder, previous ? &*previous : nullptr, store->get(), &tree,
                              rebuild_options);
   recorder.set_output_keeper(&rebuilder);
-  absl::StatusOr<std::unique_ptr<model::VirtualStore>> vfs = model::VirtualStore::Create(
-      {.project_root = cwd, .direct = options.direct, .keep_failed = options.keep_failed},
-      store->get(), &hasher, &rebuilder);
+  absl::StatusOr<std::unique_ptr<model::VirtualStore>> vfs =
+      model::VirtualStore::Create({.project_root = cwd,
+                                   .mode = options.staged   ? model::WriteMode::kStaged
+                                           : options.direct ? model::WriteMode::kDirect
+                                                            : model::WriteMode::kInPlace,
+                                   .keep_failed = options.keep_failed},
+                                  store->get(), &hasher, &rebuilder);
   if (!vfs.ok()) {
     std::cerr << "dodo build: " << vfs.status().message() << "\n";
     return kToolFailure;
@@ -311,6 +332,7 @@ int RunBuild(const BuildOptions& options) {
     }
   }
   tracer::TracerStats tracer_stats;
+  std::string bpf_refusal;
   const std::string user_hash_cache = options.no_hash_cache ? "" : options.hash_cache;
   if (ran) {
     // Loaded only now, so that a no-op pays nothing for it. The store's own
@@ -320,6 +342,7 @@ int RunBuild(const BuildOptions& options) {
     tracer.set_exec_gate(&rebuilder);
     tracer.set_path_redirector(vfs->get());
     tracer.set_use_listener(!options.ptrace_only);
+    tracer.set_use_bpf(!options.no_bpf);
     absl::StatusOr<int> result = tracer.Run(argv);
     if (!result.ok()) {
       std::cerr << "dodo build: cannot run '" << argv[0] << "': " << result.status().message()
@@ -327,6 +350,8 @@ int RunBuild(const BuildOptions& options) {
       return kToolFailure;
     }
     status = *result;
+    tracer_stats = tracer.stats();
+    bpf_refusal = tracer.bpf_refusal();
   }
   absl::Status committed = (*vfs)->Finish(status == 0);
   absl::Status recorded = recorder.Finish();
@@ -361,6 +386,18 @@ int RunBuild(const BuildOptions& options) {
     PlanInBackground(argv);
   }
   Summary(rebuilder.stats(), start);
+  if (options.stats) {
+    const model::VirtualStoreStats& v = (*vfs)->stats();
+    std::cerr << "dodo build: " << tracer_stats.processes << " processes, "
+              << tracer_stats.seccomp_stops << " seccomp stops, " << tracer_stats.exit_stops
+              << " exit stops, " << tracer_stats.notifications << " listener notifications, "
+              << tracer_stats.observed << " lookups from eBPF (" << tracer_stats.observed_lost
+              << " lost" << (bpf_refusal.empty() ? "" : "; off: " + bpf_refusal) << "), "
+              << tracer_stats.paths_rewritten << " paths rewritten; store: " << v.staged
+              << " files written (" << v.copied_up << " copied first), " << v.committed
+              << " committed, " << v.discarded << " failed (" << v.restored
+              << " old versions put back)\n";
+  }
   if (status != 0 && !options.quiet) {
     std::cerr << "dodo build: '" << model::ShortCommand(argv, 60) << "' exited with status "
               << status << "\n";

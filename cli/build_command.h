@@ -18,7 +18,10 @@ struct BuildOptions {
   bool show_skipped = false;
   bool explain = false;
   bool quiet = false;
-  bool direct = false;              // no redirection into the virtual store
+  bool stats = false;               // tracer and store figures on stderr
+  bool direct = false;              // outputs written in place, failures not undone
+  bool staged = false;              // outputs staged aside, accesses redirected
+  bool no_bpf = false;              // trap lookups instead of reading them from eBPF
   bool keep_failed = false;         // failed outputs kept in .dodo/failed/
   bool ptrace_only = false;         // no seccomp listener: every trap is a ptrace stop
   bool no_background_plan = false;  // no detached planner after the build

@@ -50,12 +50,14 @@ uint64_t SizeOf(const std::string& path, bool* is_dir = nullptr) {
 }
 
 // Files killed builds leave in the store: half-saved objects (`from_objects`),
-// the staged outputs in stage/, an unfinished trace.new.
+// the staged outputs in stage/, an unfinished trace.new. A stage/ with a
+// journal holds versions that the next build must put back in the tree
+// (docs/vfs.md): it is left to that build.
 absl::StatusOr<std::vector<std::string>> Leftovers(const Store& store,
                                                    std::vector<std::string> from_objects) {
   std::vector<std::string> leftovers = std::move(from_objects);
   const std::string stage = store.stage_dir();
-  if (access(stage.c_str(), F_OK) == 0) {
+  if (access(stage.c_str(), F_OK) == 0 && access((stage + "/journal").c_str(), F_OK) != 0) {
     absl::StatusOr<std::vector<std::string>> staged = ListNames(stage);
     if (!staged.ok()) return staged.status();
     for (const std::string& name : *staged) leftovers.push_back(absl::StrCat(stage, "/", name));

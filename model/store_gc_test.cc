@@ -164,6 +164,18 @@ TEST_F(StoreGcTest, ADamagedManifestIsAnErrorNamingIt) {
   EXPECT_THAT(in_use.status().message(), HasSubstr(ManifestPath()));
 }
 
+TEST_F(StoreGcTest, LeavesTheOldVersionsAKilledBuildMustPutBack) {
+  WriteTrace("a.c", "out.o");
+  WriteFile(scratch_.P(".dodo/stage/3-out.o"), "the version before");
+  WriteFile(scratch_.P(".dodo/stage/journal"), "3\tR\tsomewhere\tout.o\n");
+
+  absl::StatusOr<GcStats> stats = CollectGarbage(*store_, InUse(), /*dry_run=*/false);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+
+  EXPECT_EQ(stats->leftovers_removed, 0u);
+  EXPECT_THAT(Names(scratch_.P(".dodo/stage")), ElementsAre("3-out.o", "journal"));
+}
+
 TEST_F(StoreGcTest, RemovesWhatKilledBuildsLeftAndNothingElseOfTheStore) {
   Save("a.c", "int a;");
   Save("out.o", "new");

@@ -13,7 +13,9 @@
 #include <fstream>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "model/file_errors.h"
@@ -121,7 +123,9 @@ absl::StatusOr<std::unique_ptr<VirtualStore>> VirtualStore::Create(
     return ErrnoError(errno, "create directory", vfs->stage_dir_);
   }
   // A build that was killed left its staged files; they never reached the
-  // tree, and nobody will commit them now.
+  // tree, and nobody will commit them now. Files it was writing in place go
+  // back to the versions it kept aside.
+  vfs->RecoverFromJournal();
   RemoveFilesIn(vfs->stage_dir_);
   std::ifstream in(vfs->manifest_path(), std::ios::binary);
   if (in) {
@@ -232,7 +236,7 @@ tracer::Redirection VirtualStore::Redirect(const tracer::SyscallEvent& event) {
     case Effect::kLink:  // link(old, new): `old` is the staged file
       break;
   }
-  if (staged_.empty() || options_.direct || !InProject(path)) return {};
+  if (staged_.empty() || !Redirects() || !InProject(path)) return {};
   auto it = staged_.find(Canonical(path, follow));
   if (it == staged_.end()) return {};
   return RedirectTo(it->second);
@@ -243,7 +247,7 @@ tracer::Redirection VirtualStore::OnOpen(const tracer::SyscallEvent& event,
   const uint64_t flags = event.flags;
   const bool follow = event.path->follow_final;
   if (!OpenWrites(flags)) {
-    if (staged_.empty() || options_.direct) return {};
+    if (staged_.empty() || !Redirects()) return {};
     auto it = staged_.find(Canonical(path, follow));
     return it == staged_.end() ? tracer::Redirection{} : RedirectTo(it->second);
   }
@@ -269,7 +273,7 @@ tracer::Redirection VirtualStore::OnOpen(const tracer::SyscallEvent& event,
                          event.tgid, event.pid);
   if (staged == nullptr) return {};
   tracer::Redirection redirection = RedirectTo(*staged);
-  if (!exists && !options_.direct) {
+  if ((!exists && Redirects()) || staged->journal_id != 0) {
     // If the open fails, the staging must go again.
     pending_[event.pid] = Pending{.path = real, .created = true};
     redirection.wants_result = true;
@@ -302,6 +306,20 @@ VirtualStore::Staged* VirtualStore::Stage(const std::string& path, nlink_t links
   if (InPlace(staged)) {
     staged.physical = path;
     if (staged.in_place) ++stats_.in_place;
+    if (!staged.in_place && options_.mode == WriteMode::kInPlace) {
+      staged.journal_id = next_stage_id_++;
+      struct stat st;
+      if (!exists) {
+        staged.created = true;
+        Journal(staged);
+      } else if (stat(path.c_str(), &st) != 0) {
+        NoteError(ErrnoError(errno, "stat", path));
+        return nullptr;
+      } else if (absl::Status kept = KeepForUndo(path, st, !copy, staged); !kept.ok()) {
+        NoteError(kept);
+        return nullptr;
+      }
+    }
   } else {
     // The id makes the name unique; the base name (cut short, so that a
     // 255-byte name still fits) is for people looking at .dodo/stage/.
@@ -345,6 +363,131 @@ VirtualStore::Staged* VirtualStore::Stage(const std::string& path, nlink_t links
   return &it->second;
 }
 
+absl::Status VirtualStore::KeepForUndo(const std::string& path, const struct stat& st,
+                                       bool truncate, Staged& staged) {
+  staged.backup =
+      absl::StrCat(stage_dir_, "/", staged.journal_id, "-", Basename(path).substr(0, 64));
+  staged.backup_of = path;
+  // Journaled first: a dodo killed right after the move still finds it.
+  Journal(staged);
+  if (truncate && rename(path.c_str(), staged.backup.c_str()) == 0) {
+    // The open empties the file anyway, so the old one is moved rather than
+    // copied. An empty file with its mode and owner takes its place, for an
+    // open without O_CREAT to find.
+    Fd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 07777));
+    if (fd.get() < 0) {
+      const int error = errno;
+      rename(staged.backup.c_str(), path.c_str());
+      staged.backup.clear();
+      return ErrnoError(error, "create", path);
+    }
+    fchmod(fd.get(), st.st_mode & 07777);
+    if ((st.st_uid != geteuid() || st.st_gid != getegid()) &&
+        fchown(fd.get(), st.st_uid, st.st_gid) != 0) {
+      // Only root may give a file away; the file is then dodo's user's, as
+      // the command's own new file would be.
+    }
+    return absl::OkStatus();
+  }
+  // Copied (or the move failed: another file system): the command then
+  // changes the very file that was there, as it would without dodo.
+  absl::Status copied = CopyUp(path, staged.backup, st);
+  if (copied.ok()) {
+    ++stats_.copied_up;
+  } else {
+    staged.backup.clear();
+  }
+  return copied;
+}
+
+void VirtualStore::Journal(const Staged& staged, bool settled) {
+  if (staged.journal_id == 0) return;
+  if (!journal_.valid()) {
+    journal_.reset(open(journal_path().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    if (!journal_.valid()) {
+      NoteError(ErrnoError(errno, "write", journal_path()));
+      return;
+    }
+  }
+  // One line per change, the last for an id counts: "ID S" settled, "ID R
+  // BACKUP PATH" rename BACKUP over PATH, "ID D PATH" remove PATH.
+  std::string line;
+  if (settled) {
+    line = absl::StrCat(staged.journal_id, "\tS\n");
+  } else if (!staged.backup.empty()) {
+    line = absl::StrCat(staged.journal_id, "\tR\t", absl::CEscape(staged.backup), "\t",
+                        absl::CEscape(staged.backup_of), "\n");
+  } else {
+    line = absl::StrCat(staged.journal_id, "\tD\t", absl::CEscape(staged.physical), "\n");
+  }
+  if (write(journal_.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+    NoteError(ErrnoError(errno, "write", journal_path()));
+  }
+}
+
+void VirtualStore::RecoverFromJournal() {
+  std::ifstream in(journal_path(), std::ios::binary);
+  if (!in) return;
+  std::map<uint64_t, std::vector<std::string>> last;  // id -> its last line's fields
+  for (std::string line; std::getline(in, line);) {
+    std::vector<std::string> fields = absl::StrSplit(line, '\t');
+    uint64_t id = 0;
+    if (fields.size() < 2 || !absl::SimpleAtoi(fields[0], &id)) continue;
+    for (size_t i = 2; i < fields.size(); ++i) {
+      std::string unescaped;
+      if (!absl::CUnescape(fields[i], &unescaped)) fields.clear();  // a torn line
+      if (fields.empty()) break;
+      fields[i] = std::move(unescaped);
+    }
+    if (!fields.empty()) last[id] = std::move(fields);
+  }
+  // Newest first, so that a path written twice ends with its oldest version.
+  // Only paths of this project and .dodo/stage/ are touched, whatever the
+  // file says.
+  for (auto it = last.rbegin(); it != last.rend(); ++it) {
+    const std::vector<std::string>& fields = it->second;
+    struct stat st;
+    if (fields[1] == "R" && fields.size() == 4 && absl::StartsWith(fields[2], stage_dir_ + "/") &&
+        InProject(fields[3])) {
+      if (rename(fields[2].c_str(), fields[3].c_str()) == 0) ++stats_.restored;
+    } else if (fields[1] == "D" && fields.size() == 3 && InProject(fields[2]) &&
+               lstat(fields[2].c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+      unlink(fields[2].c_str());
+    }
+  }
+}
+
+void VirtualStore::Undo(const std::string& path, Staged& staged) {
+  struct stat st;
+  const bool there = lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+  bool kept = false;
+  if (there && options_.keep_failed) {
+    const std::string aside = absl::StrCat(failed_dir(), "/", Relative(path));
+    kept = MakeParentDirs(aside).ok() && rename(path.c_str(), aside.c_str()) == 0;
+  }
+  if (!staged.backup.empty()) {
+    if (rename(staged.backup.c_str(), staged.backup_of.c_str()) == 0) {
+      ++stats_.restored;
+    } else {
+      NoteError(ErrnoError(errno, "put back the previous version of", staged.backup_of));
+    }
+  } else if (staged.created && there && !kept) {
+    unlink(path.c_str());
+  }
+  Journal(staged, /*settled=*/true);
+  // The manifest entry of a version put back still describes it.
+  if (staged.backup.empty() || staged.backup_of != path) ForgetManifestEntry(path);
+}
+
+void VirtualStore::DropUndo(Staged& staged) {
+  if (staged.journal_id == 0) return;
+  if (!staged.backup.empty()) unlink(staged.backup.c_str());
+  Journal(staged, /*settled=*/true);
+  staged.journal_id = 0;
+  staged.backup.clear();
+  staged.created = false;
+}
+
 void VirtualStore::AddWriter(const std::string& path, Staged& staged, pid_t tgid, bool opener) {
   if (opener) staged.openers.insert(tgid);
   if (staged.writers.insert(tgid).second) writes_of_[tgid].push_back(path);
@@ -372,6 +515,14 @@ void VirtualStore::AfterSyscall(const tracer::SyscallEvent& event, int64_t resul
       // The open failed (EACCES, EDQUOT, ...): nothing was staged after all.
       auto it = staged_.find(pending.path);
       if (it == staged_.end()) return;
+      if (it->second.journal_id != 0) {
+        // Nothing was written: the version kept aside goes back at once.
+        Staged& staged = it->second;
+        if (!staged.backup.empty()) rename(staged.backup.c_str(), staged.backup_of.c_str());
+        Journal(staged, /*settled=*/true);
+        staged_.erase(it);
+        return;
+      }
       struct stat st;
       if (lstat(it->second.physical.c_str(), &st) == 0) return;  // another writer made it
       it->second.writers.clear();
@@ -390,11 +541,17 @@ void VirtualStore::AfterSyscall(const tracer::SyscallEvent& event, int64_t resul
         // Replaced by the rename: that staged version is gone.
         unlink(to_it->second.physical.c_str());
       }
-      if (to_it != staged_.end()) staged_.erase(to_it);
+      // kInPlace: the version `to` had before the build, if it was kept.
+      Staged replaced;
+      if (to_it != staged_.end()) {
+        replaced = std::move(to_it->second);
+        staged_.erase(to_it);
+      }
       auto from_it = staged_.find(from);
       if (from_it != staged_.end() && !InProject(to)) {
         // Moved out of the tree (into /tmp, say): it is no longer an output,
         // and the staged bytes must be where the process put them.
+        DropUndo(from_it->second);
         if (!InPlace(from_it->second)) {
           const std::string physical = from_it->second.physical;
           struct stat st;
@@ -415,6 +572,14 @@ void VirtualStore::AfterSyscall(const tracer::SyscallEvent& event, int64_t resul
         // it now stands at the new name.
         if (InPlace(moved)) {
           moved.physical = to;
+          if (moved.journal_id != 0 && moved.backup.empty() && !replaced.backup.empty()) {
+            // A new file renamed over one written in this build: a failure
+            // puts back what `to` was before.
+            moved.backup = std::exchange(replaced.backup, "");
+            moved.backup_of = to;
+            moved.created = false;
+          }
+          Journal(moved);
         } else {
           logical_of_[moved.physical] = to;
         }
@@ -425,6 +590,7 @@ void VirtualStore::AfterSyscall(const tracer::SyscallEvent& event, int64_t resul
         }
         staged_.insert_or_assign(to, std::move(moved));
       }
+      DropUndo(replaced);
       if (InProject(from)) {
         auto entry = manifest_.find(Relative(from));
         if (entry != manifest_.end() && InProject(to)) {
@@ -479,7 +645,7 @@ std::optional<std::string> VirtualStore::Logical(const std::string& physical) co
 }
 
 const std::string& VirtualStore::Physical(const std::string& path) const {
-  if (options_.direct || staged_.empty()) return path;
+  if (!Redirects() || staged_.empty()) return path;
   auto it = staged_.find(path);
   return it == staged_.end() ? path : it->second.physical;
 }
@@ -507,7 +673,7 @@ void VirtualStore::Settle(pid_t tgid, bool failed) {
     }
   }
   if (auto it = symlinks_of_.find(tgid); it != symlinks_of_.end()) {
-    if (failed && !options_.direct) {
+    if (failed && options_.mode != WriteMode::kDirect) {
       for (const std::string& link : it->second) {
         struct stat st;
         if (lstat(link.c_str(), &st) == 0 && S_ISLNK(st.st_mode) && unlink(link.c_str()) == 0) {
@@ -534,6 +700,7 @@ void VirtualStore::Commit(const std::string& path, Staged& staged) {
       return;
     }
   }
+  DropUndo(staged);
   struct stat st;
   if (lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
   ++stats_.committed;
@@ -573,6 +740,10 @@ void VirtualStore::UpdateOtherNames(const struct stat& file, const proto::Manife
 
 void VirtualStore::Discard(const std::string& path, Staged& staged) {
   ++stats_.discarded;
+  if (staged.journal_id != 0) {
+    Undo(path, staged);
+    return;
+  }
   if (InPlace(staged)) {
     // Written in place: nothing to take back, but whatever the manifest said
     // about the path no longer describes the tree.
@@ -607,6 +778,7 @@ void VirtualStore::ForgetPath(const std::string& path) {
   auto it = staged_.find(path);
   if (it != staged_.end()) {
     if (!InPlace(it->second)) unlink(it->second.physical.c_str());
+    DropUndo(it->second);
     staged_.erase(it);
   }
   ForgetManifestEntry(path);
@@ -633,6 +805,11 @@ absl::Status VirtualStore::Finish(bool build_ok) {
   }
   staged_.clear();
   writes_of_.clear();
+  if (journal_.valid()) {
+    // Everything is settled: nothing left to undo after a crash.
+    journal_.reset();
+    unlink(journal_path().c_str());
+  }
   return WriteManifest();
 }
 

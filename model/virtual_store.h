@@ -1,12 +1,22 @@
-// The virtual store: while dodo build runs, every file a command writes
-// inside the project is a staged copy in .dodo/stage/, and every traced
-// access to that path is redirected there (through tracer::PathRedirector).
-// A staged file reaches the real tree only when every process that opened it
-// for writing has exited with status 0: it is renamed over the real path,
-// saved in the content-addressed store and entered in the manifest. A
-// process that fails leaves the real tree as it was.
+// The virtual store: what dodo build does with the files its commands write
+// inside the project. A file is settled when every process that opened it
+// for writing has exited: with status 0 it is committed (saved in the
+// content-addressed store and entered in the manifest), otherwise the tree
+// gets back the version it had before. Three ways to get there
+// (WriteMode):
 //
-//   .dodo/stage/N-name     staged files of the running build
+//  - kInPlace: commands write the real files. Before one first changes a
+//    file, its current version is moved or copied to .dodo/stage/, and a
+//    journal line there says how to put it back. Lookups need nothing from
+//    dodo, so the tracer can leave them untrapped.
+//  - kStaged: each written file is a staged copy in .dodo/stage/, and every
+//    traced access to its path is redirected there (tracer::PathRedirector)
+//    until it is renamed over the real path. No other process ever sees a
+//    half-written file, at the price of trapping every lookup.
+//  - kDirect: in place, with nothing kept to undo a failure.
+//
+//   .dodo/stage/N-name     kStaged: staged files; kInPlace: versions kept aside
+//   .dodo/stage/journal    kInPlace: how to undo what is not settled yet
 //   .dodo/failed/PATH      with --keep-failed: what failed commands wrote
 //   .dodo/manifest         proto::Manifest: the outputs in the tree, by path
 //
@@ -29,6 +39,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "model/file_errors.h"
 #include "model/file_hasher.h"
 #include "model/recorder.h"
 #include "model/store.h"
@@ -37,11 +48,11 @@
 
 namespace dodo::model {
 
+enum class WriteMode { kInPlace, kStaged, kDirect };
+
 struct VirtualStoreOptions {
   std::string project_root;  // absolute; only paths below it are staged
-  // No redirection: outputs are written in place. They are still committed
-  // to the store and the manifest when their writers end.
-  bool direct = false;
+  WriteMode mode = WriteMode::kInPlace;
   // Failed commands' staged files go to .dodo/failed/ instead of away.
   bool keep_failed = false;
 };
@@ -52,7 +63,8 @@ struct VirtualStoreStats {
   uint64_t committed = 0;
   uint64_t discarded = 0;         // writers failed: the tree kept its version
   uint64_t symlinks_removed = 0;  // created by a process that failed
-  uint64_t in_place = 0;          // of the staged, files with other hard links, written in place
+  uint64_t in_place = 0;  // of the staged, files with other hard links, written without undo
+  uint64_t restored = 0;  // kInPlace: versions put back after a failure
 };
 
 // Lexically normal absolute form of `path` relative to `base` ("." and ".."
@@ -63,9 +75,10 @@ std::string NormalPath(const std::string& base, const std::string& path);
 class VirtualStore : public tracer::PathRedirector, public tracer::EventSink, public PathMapper {
  public:
   // Events are passed on to `next` (after the commits an exit causes).
-  // `store`, `hasher` and `next` must outlive the virtual store. Clears what
-  // a killed build left in .dodo/stage/ and loads the manifest (a damaged
-  // one is replaced; it only describes the tree).
+  // `store`, `hasher` and `next` must outlive the virtual store. Undoes what
+  // a killed build's journal says was not settled, clears .dodo/stage/ and
+  // loads the manifest (a damaged one is replaced; it only describes the
+  // tree).
   static absl::StatusOr<std::unique_ptr<VirtualStore>> Create(const VirtualStoreOptions& options,
                                                               Store* store, FileHasher* hasher,
                                                               tracer::EventSink* next);
@@ -76,7 +89,7 @@ class VirtualStore : public tracer::PathRedirector, public tracer::EventSink, pu
   }
 
   // tracer::PathRedirector
-  bool RewritesPaths() const override { return !options_.direct; }
+  bool RewritesPaths() const override { return options_.mode == WriteMode::kStaged; }
   tracer::Redirection Redirect(const tracer::SyscallEvent& event) override;
   void AfterSyscall(const tracer::SyscallEvent& event, int64_t result) override;
   // (Also PathMapper's.)
@@ -108,6 +121,7 @@ class VirtualStore : public tracer::PathRedirector, public tracer::EventSink, pu
   std::string manifest_path() const { return store_->dir() + "/manifest"; }
   std::string stage_dir() const { return store_->dir() + "/stage"; }
   std::string failed_dir() const { return store_->dir() + "/failed"; }
+  std::string journal_path() const { return stage_dir() + "/journal"; }
 
  private:
   struct Staged {
@@ -129,12 +143,18 @@ class VirtualStore : public tracer::PathRedirector, public tracer::EventSink, pu
     // A staged copy committed by rename would be a new inode, and the other
     // names would keep the old bytes.
     bool in_place = false;
+    // kInPlace: how a failure is undone. `backup` (in .dodo/stage/) goes
+    // back to `backup_of`; a file that did not exist goes away.
+    uint64_t journal_id = 0;  // 0: nothing to undo
+    std::string backup;
+    std::string backup_of;
+    bool created = false;
   };
   // What a syscall's entry decided, for its exit.
   struct Pending {
     std::string path = {};
     std::string path2 = {};
-    bool created = false;  // the entry staged a new file
+    bool created = false;  // the entry staged the file (new, or moved aside)
   };
 
   VirtualStore(VirtualStoreOptions options, Store* store, FileHasher* hasher,
@@ -157,8 +177,24 @@ class VirtualStore : public tracer::PathRedirector, public tracer::EventSink, pu
   // `links` is the file's link count (0 when it does not exist): with more
   // than one, it is written in place.
   Staged* Stage(const std::string& path, nlink_t links, bool copy, pid_t tgid, pid_t pid);
-  // Whether `staged` is the real file itself (--direct, or in place).
-  bool InPlace(const Staged& staged) const { return options_.direct || staged.in_place; }
+  // Whether `staged` is the real file itself (not kStaged, or hard-linked).
+  bool InPlace(const Staged& staged) const {
+    return options_.mode != WriteMode::kStaged || staged.in_place;
+  }
+  bool Redirects() const { return options_.mode == WriteMode::kStaged; }
+  // kInPlace: keeps the version of `path` aside before it changes (moved
+  // when `truncate`, copied otherwise), and journals the undo.
+  absl::Status KeepForUndo(const std::string& path, const struct stat& st, bool truncate,
+                           Staged& staged);
+  // Appends the undo of `staged` (or, `settled`, that it needs none now) to
+  // the journal.
+  void Journal(const Staged& staged, bool settled = false);
+  // Undoes the unsettled lines of a killed build's journal.
+  void RecoverFromJournal();
+  // Puts back the version kept aside, or removes the file that was new.
+  void Undo(const std::string& path, Staged& staged);
+  // The file's undo is no longer needed: drops the version kept aside.
+  void DropUndo(Staged& staged);
   void AddWriter(const std::string& path, Staged& staged, pid_t tgid, bool opener = true);
   tracer::Redirection RedirectTo(const Staged& staged) const;
   void Settle(pid_t tgid, bool failed);
@@ -180,6 +216,7 @@ class VirtualStore : public tracer::PathRedirector, public tracer::EventSink, pu
   absl::Status first_error_;
   std::string stage_dir_;
   uint64_t next_stage_id_ = 1;
+  ScopedFd journal_{-1};  // kInPlace, opened at the first staging
 
   absl::flat_hash_map<std::string, Staged> staged_;           // by real path
   absl::flat_hash_map<std::string, std::string> logical_of_;  // staged path -> real path

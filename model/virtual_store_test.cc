@@ -93,7 +93,14 @@ class VirtualStoreTest : public ::testing::Test {
   }
 
   // (Re)creates the virtual store, as a new build would.
-  void MakeVfs(VirtualStoreOptions options = {}) {
+  // These tests are about kStaged unless they say otherwise.
+  static VirtualStoreOptions Staged() {
+    VirtualStoreOptions options;
+    options.mode = WriteMode::kStaged;
+    return options;
+  }
+
+  void MakeVfs(VirtualStoreOptions options = Staged()) {
     options.project_root = root_;
     vfs_.reset();
     absl::StatusOr<std::unique_ptr<VirtualStore>> vfs =
@@ -105,7 +112,7 @@ class VirtualStoreTest : public ::testing::Test {
 
   void MakeDirectVfs() {
     VirtualStoreOptions options;
-    options.direct = true;
+    options.mode = WriteMode::kDirect;
     MakeVfs(options);
   }
 
@@ -563,7 +570,7 @@ TEST_F(VirtualStoreTest, KilledWriterIsAFailure) {
 }
 
 TEST_F(VirtualStoreTest, KeepFailedPutsTheBytesAside) {
-  VirtualStoreOptions options;
+  VirtualStoreOptions options = Staged();
   options.keep_failed = true;
   MakeVfs(options);
   ASSERT_EQ(mkdir(P("sub").c_str(), 0755), 0);
@@ -1058,6 +1065,226 @@ TEST_F(VirtualStoreTest, DirectModeRenameFollowsTheName) {
   ASSERT_EQ(KernelRename(10, P("tmp"), P("final")), 0);
   Exit(10);
   EXPECT_THAT(EntryPaths(FinishAndReadManifest()), ElementsAre("final"));
+}
+
+// ---------------------------------------------------------------------------
+// In-place mode (dodo build's default): the tree is written, the old
+// versions are kept aside until the writers settle.
+
+class InPlaceTest : public VirtualStoreTest {
+ protected:
+  void SetUp() override {
+    VirtualStoreTest::SetUp();
+    MakeVfs(VirtualStoreOptions{});
+  }
+  // Files in .dodo/stage/ other than the journal.
+  std::vector<std::string> KeptAside() {
+    std::vector<std::string> names;
+    for (const std::string& name : Names(StageDir())) {
+      if (name != "journal") names.push_back(name);
+    }
+    return names;
+  }
+  void SetMtime(const std::string& path, time_t seconds) {
+    const struct timespec times[2] = {{seconds, 0}, {seconds, 0}};
+    ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
+  }
+};
+
+TEST_F(InPlaceTest, WritesTheTreeAtOnceAndCommitsTheNewVersions) {
+  EXPECT_FALSE(vfs_->RewritesPaths());
+  WriteFile(P("log"), "old");
+
+  Opened opened = KernelOpen(OpenEvent(10, P("out.txt"), kCreate));
+  ASSERT_GE(opened.fd, 0);
+  EXPECT_FALSE(opened.redirection.path.has_value());
+  ASSERT_EQ(write(opened.fd, "new", 3), 3);
+  close(opened.fd);
+  WriteAs(10, P("log"), "+more", O_WRONLY | O_APPEND);
+
+  EXPECT_EQ(ReadFile(P("out.txt")), "new");
+  EXPECT_EQ(ReadFile(P("log")), "old+more");
+  EXPECT_EQ(RedirectOf(Effect::kStat, P("out.txt")), std::nullopt);
+  EXPECT_EQ(vfs_->Physical(P("out.txt")), P("out.txt"));
+  EXPECT_EQ(KeptAside().size(), 1u) << "the old log";
+
+  Exit(10);
+
+  EXPECT_THAT(KeptAside(), IsEmpty());
+  proto::Manifest manifest = FinishAndReadManifest();
+  EXPECT_THAT(EntryPaths(manifest), ElementsAre("log", "out.txt"));
+  EXPECT_EQ(Entry(manifest, "log").sha256(), RawSha256("old+more"));
+  EXPECT_TRUE(store_->Has(Sha256OfString("new")));
+  EXPECT_THAT(Names(StageDir()), IsEmpty()) << "the journal outlived the build";
+}
+
+TEST_F(InPlaceTest, FailedWriterGetsTheOldVersionsBackWithModeAndTimes) {
+  WriteFile(P("obj.o"), "good object");
+  ASSERT_EQ(chmod(P("obj.o").c_str(), 0604), 0);
+  SetMtime(P("obj.o"), 1000000000);
+  WriteFile(P("log"), "old");
+  ASSERT_EQ(mkdir(P("sub").c_str(), 0755), 0);
+
+  WriteAs(10, P("obj.o"), "half");
+  WriteAs(10, P("log"), "+more", O_WRONLY | O_APPEND);
+  WriteAs(10, P("sub/new.o"), "partial");
+  EXPECT_EQ(ReadFile(P("obj.o")), "half");
+
+  Exit(10, 1);
+
+  EXPECT_EQ(ReadFile(P("obj.o")), "good object");
+  const struct stat st = Stat(P("obj.o"));
+  EXPECT_EQ(st.st_mode & 07777, 0604u);
+  EXPECT_EQ(st.st_mtim.tv_sec, 1000000000);
+  EXPECT_EQ(ReadFile(P("log")), "old");
+  EXPECT_FALSE(Exists(P("sub/new.o")));
+  EXPECT_EQ(vfs_->stats().restored, 2u);
+  EXPECT_EQ(vfs_->stats().discarded, 3u);
+  EXPECT_THAT(KeptAside(), IsEmpty());
+  EXPECT_THAT(FinishAndReadManifest().entries(), IsEmpty());
+}
+
+TEST_F(InPlaceTest, FailureKeepsTheManifestEntryOfTheVersionPutBack) {
+  WriteAs(10, P("obj.o"), "good object");
+  Exit(10);
+  ASSERT_TRUE(vfs_->Finish(true).ok());
+  MakeVfs(VirtualStoreOptions{});
+
+  WriteAs(20, P("obj.o"), "half");
+  Exit(20, 1);
+
+  EXPECT_EQ(ReadFile(P("obj.o")), "good object");
+  proto::Manifest manifest = FinishAndReadManifest();
+  EXPECT_EQ(Entry(manifest, "obj.o").sha256(), RawSha256("good object"));
+}
+
+TEST_F(InPlaceTest, TruncatingOpenMovesTheOldFileInsteadOfCopyingIt) {
+  WriteFile(P("big.o"), std::string(100000, 'x'));
+  ASSERT_EQ(chmod(P("big.o").c_str(), 0751), 0);
+  const ino_t old_inode = Stat(P("big.o")).st_ino;
+
+  Opened opened = KernelOpen(OpenEvent(10, P("big.o"), O_WRONLY | O_TRUNC));
+  ASSERT_GE(opened.fd, 0) << strerror(opened.error);
+  close(opened.fd);
+
+  EXPECT_EQ(vfs_->stats().copied_up, 0u);
+  const struct stat now = Stat(P("big.o"));
+  EXPECT_EQ(now.st_size, 0);
+  EXPECT_EQ(now.st_mode & 07777, 0751u);
+  const std::vector<std::string> aside = KeptAside();
+  ASSERT_EQ(aside.size(), 1u);
+  const struct stat kept = Stat(StageDir() + "/" + aside[0]);
+  EXPECT_EQ(kept.st_ino, old_inode);
+  EXPECT_EQ(kept.st_size, 100000);
+}
+
+TEST_F(InPlaceTest, AppendChangesTheVeryFileThatWasThere) {
+  WriteFile(P("log"), "old");
+  const ino_t inode = Stat(P("log")).st_ino;
+  WriteAs(10, P("log"), "+more", O_WRONLY | O_APPEND);
+  EXPECT_EQ(Stat(P("log")).st_ino, inode);
+  EXPECT_EQ(vfs_->stats().copied_up, 1u);
+  Exit(10);
+  EXPECT_EQ(Stat(P("log")).st_ino, inode);
+  EXPECT_EQ(ReadFile(P("log")), "old+more");
+}
+
+TEST_F(InPlaceTest, FailedOpenPutsTheOldFileBackAtOnce) {
+  WriteFile(P("obj.o"), "good object");
+  SyscallEvent event = OpenEvent(10, P("obj.o"), O_WRONLY | O_TRUNC);
+  Redirection redirection = vfs_->Redirect(event);
+  ASSERT_TRUE(redirection.wants_result);
+  EXPECT_EQ(ReadFile(P("obj.o")), "");  // moved aside
+  vfs_->AfterSyscall(event, -EACCES);
+
+  EXPECT_EQ(ReadFile(P("obj.o")), "good object");
+  EXPECT_THAT(KeptAside(), IsEmpty());
+  Exit(10);  // exits 0: there is nothing to commit
+  EXPECT_EQ(vfs_->stats().committed, 0u);
+  EXPECT_EQ(ReadFile(P("obj.o")), "good object");
+}
+
+TEST_F(InPlaceTest, NewFileRenamedIsRemovedUnderItsNewNameOnFailure) {
+  WriteAs(10, P("out.tmp"), "partial");
+  ASSERT_EQ(KernelRename(10, P("out.tmp"), P("out")), 0);
+  Exit(10, 1);
+  EXPECT_FALSE(Exists(P("out")));
+  EXPECT_FALSE(Exists(P("out.tmp")));
+}
+
+TEST_F(InPlaceTest, NewFileRenamedOverOneWrittenInTheBuildPutsThatOneBackOnFailure) {
+  WriteFile(P("out"), "good");
+  WriteAs(10, P("out"), "first try");
+  WriteAs(10, P("out.tmp"), "second try");
+  ASSERT_EQ(KernelRename(10, P("out.tmp"), P("out")), 0);
+  Exit(10, 1);
+  EXPECT_EQ(ReadFile(P("out")), "good");
+  EXPECT_FALSE(Exists(P("out.tmp")));
+  EXPECT_THAT(KeptAside(), IsEmpty());
+}
+
+TEST_F(InPlaceTest, KeepFailedPutsTheFailedBytesAsideAndTheOldOnesBack) {
+  VirtualStoreOptions options;
+  options.keep_failed = true;
+  MakeVfs(options);
+  WriteFile(P("old.txt"), "previous");
+  WriteAs(10, P("old.txt"), "half");
+  WriteAs(10, P("new.txt"), "partial");
+  Exit(10, 1);
+  EXPECT_EQ(ReadFile(P("old.txt")), "previous");
+  EXPECT_FALSE(Exists(P("new.txt")));
+  EXPECT_EQ(ReadFile(root_ + "/.dodo/failed/old.txt"), "half");
+  EXPECT_EQ(ReadFile(root_ + "/.dodo/failed/new.txt"), "partial");
+}
+
+TEST_F(InPlaceTest, FailedBuildUndoesWhatIsStillBeingWritten) {
+  WriteFile(P("old.txt"), "previous");
+  WriteAs(10, P("old.txt"), "half");
+  WriteAs(10, P("new.txt"), "partial");
+  FinishAndReadManifest(/*build_ok=*/false);
+  EXPECT_EQ(ReadFile(P("old.txt")), "previous");
+  EXPECT_FALSE(Exists(P("new.txt")));
+  EXPECT_THAT(Names(StageDir()), IsEmpty());
+}
+
+// dodo killed while commands wrote: the next build starts by undoing what
+// the journal says was not settled, and keeps what was.
+TEST_F(InPlaceTest, NextBuildUndoesWhatAKilledBuildLeftHalfWritten) {
+  WriteFile(P("obj.o"), "good object");
+  WriteFile(P("log"), "old");
+  WriteFile(P("done.o"), "old done");
+  WriteAs(10, P("obj.o"), "half");
+  WriteAs(10, P("log"), "+more", O_WRONLY | O_APPEND);
+  WriteAs(10, P("new.o"), "partial");
+  WriteAs(11, P("done.o"), "new done");
+  Exit(11);
+  vfs_.reset();  // killed: no Finish
+
+  MakeVfs(VirtualStoreOptions{});
+
+  EXPECT_EQ(ReadFile(P("obj.o")), "good object");
+  EXPECT_EQ(ReadFile(P("log")), "old");
+  EXPECT_FALSE(Exists(P("new.o")));
+  EXPECT_EQ(ReadFile(P("done.o")), "new done");
+  EXPECT_EQ(vfs_->stats().restored, 2u);
+  EXPECT_THAT(Names(StageDir()), IsEmpty());
+}
+
+TEST_F(InPlaceTest, AJournalNeverTouchesFilesOutsideTheProject) {
+  const std::string outside = outside_.P("precious");
+  WriteFile(outside, "keep me");
+  WriteFile(StageDir() + "/7-x", "not mine to move");
+  WriteFile(StageDir() + "/journal",
+            absl::StrCat("1\tD\t", outside, "\n2\tR\t", StageDir(), "/7-x\t", outside, "\n3\tR\t",
+                         outside, "\t", P("in.txt"), "\n4\tD\t", P("torn\\")));
+  WriteFile(P("torn\\"), "a torn line is not obeyed");
+
+  MakeVfs(VirtualStoreOptions{});
+
+  EXPECT_EQ(ReadFile(outside), "keep me");
+  EXPECT_FALSE(Exists(P("in.txt")));
+  EXPECT_TRUE(Exists(P("torn\\")));
+  EXPECT_EQ(vfs_->stats().restored, 0u);
 }
 
 // ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 // What `dodo build` and `dodo why` do with bad input: a one-line error that
 // names the file and the cause, a non-zero exit, and nothing lost.
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -125,9 +126,31 @@ TEST(BuildErrorsTest, FailingBuildExitsWithTheRootsStatusAndKeepsTheTrace) {
   BuildRun run = project.Build();
   EXPECT_EQ(run.run.exit_status, 3);
   EXPECT_THAT(run.run.err, HasSubstr("exited with status 3"));
-  // The shell that wrote it failed: the staged file never reaches the tree.
+  // The shell that wrote it failed: the file it made is gone again.
   EXPECT_EQ(project.Read("out.txt"), std::nullopt);
   EXPECT_EQ(project.WhyQuiet(), 1) << "a failed root must rerun";
+}
+
+// dodo killed (SIGKILL, no chance to clean up) while a command wrote in
+// place: the build dies with it, and the next build first puts back what the
+// killed one had changed, from its journal.
+TEST(BuildErrorsTest, NextBuildPutsBackWhatAKilledBuildWasWriting) {
+  const std::string dir = MakeTempDir();
+  Project project(dir);
+  project.Write("out.txt", "good\n");
+  project.Write("Dodofile",
+                "#!/bin/sh\necho half > out.txt\necho new > new.txt\nkill -9 $PPID\nsleep 10\n");
+  ASSERT_EQ(chmod(project.Path("Dodofile").c_str(), 0755), 0);
+  // Killed, dodo writes no trace: run it without Project::Build's checks.
+  RunResult killed = RunCommand({DodoPath(), "build"}, dir);
+  EXPECT_EQ(killed.exit_status, 128 + SIGKILL);
+  ASSERT_EQ(project.Read("out.txt"), "half\n") << "the command did not run as planned";
+
+  project.Write("Dodofile", "#!/bin/sh\ntrue\n");
+  BuildRun next = project.Build();
+  EXPECT_EQ(next.run.exit_status, 0) << next.run.err;
+  EXPECT_EQ(project.Read("out.txt"), "good\n");
+  EXPECT_EQ(project.Read("new.txt"), std::nullopt);
 }
 
 TEST(BuildErrorsTest, FailingBuildUnderDirectKeepsWhatItWrote) {

@@ -1,7 +1,9 @@
 // `dodo trace` with the eBPF observer of lookups (the default, as root)
 // against `dodo trace --no-bpf`, where every lookup traps: on the same
 // programs in the same directory, the two traces must hold the same
-// commands with the same operations, in the same order.
+// commands with the same operations, in the same order. The same for
+// `dodo build`, whose default (writes in place) lets the lookups go
+// untrapped too.
 #include <unistd.h>
 
 #include <regex>
@@ -19,7 +21,7 @@ namespace {
 // One line per operation, under its command's argv; compiler temporaries
 // (/tmp/ccAbc123.s) get one name, and so do pids (/proc/self -> "1234").
 std::vector<std::string> Lines(const LoadedTrace& trace) {
-  static const std::regex kTemporary("/tmp/cc[A-Za-z0-9]+|\"[0-9]+\"");
+  static const std::regex kTemporary("/tmp/cc[A-Za-z0-9]+|cc[A-Za-z0-9]{6}\\.[a-z]+|\"[0-9]+\"");
   std::vector<std::string> lines;
   for (const TracedCommand& command : trace.commands) {
     std::string argv;
@@ -63,16 +65,18 @@ long ObservedCount(const std::string& err) {
   return std::regex_search(err, match, kObserved) ? std::stol(match[1]) : -1;
 }
 
+// Makes `dir` afresh, empty but for what `setup` (a shell command) puts there.
+void Fresh(const std::string& dir, const std::string& setup) {
+  RunResult made = RunCommand(
+      {"/bin/sh", "-c", "rm -rf work && mkdir work && cd work && " + (setup.empty() ? ":" : setup)},
+      dir.substr(0, dir.rfind('/')));
+  ASSERT_EQ(made.exit_status, 0) << made.err;
+}
+
 // Runs `command` in a fresh `dir` (made by `setup`) both ways.
 void ExpectSameTraces(const std::vector<std::string>& command, const std::string& setup) {
   const std::string dir = MakeTempDir() + "/work";
-  auto fresh = [&] {
-    RunResult made =
-        RunCommand({"/bin/sh", "-c",
-                    "rm -rf work && mkdir work && cd work && " + (setup.empty() ? ":" : setup)},
-                   dir.substr(0, dir.rfind('/')));
-    ASSERT_EQ(made.exit_status, 0) << made.err;
-  };
+  auto fresh = [&] { Fresh(dir, setup); };
   fresh();
   TracedRun observed = TraceCommand(command, dir, {"--stats"});
   fresh();
@@ -87,6 +91,37 @@ void ExpectSameTraces(const std::vector<std::string>& command, const std::string
   EXPECT_EQ(Difference(Lines(observed.trace), Lines(trapped.trace)), "");
 }
 
+// A first `dodo build` of `command` in a fresh directory, with and without
+// the observer: the same trace (.dodo/trace), and the same files.
+void ExpectSameBuilds(const std::vector<std::string>& command) {
+  const std::string dir = MakeTempDir() + "/work";
+  std::vector<std::string> build = {DodoPath(), "build", "--stats", "--no-background-plan", "--"};
+  build.insert(build.end(), command.begin(), command.end());
+  std::vector<std::string> trapped_build = build;
+  trapped_build.insert(trapped_build.begin() + 2, "--no-bpf");
+  const std::string list = "find . -path ./.dodo -prune -o -type f -print | sort | xargs md5sum";
+
+  Fresh(dir, "");
+  RunResult observed = RunCommand(build, dir);
+  ASSERT_EQ(observed.exit_status, 0) << observed.err;
+  const LoadedTrace observed_trace = LoadTrace(dir + "/.dodo/trace");
+  const std::string observed_files = RunCommand({"/bin/sh", "-c", list}, dir).out;
+  Fresh(dir, "");
+  RunResult trapped = RunCommand(trapped_build, dir);
+  ASSERT_EQ(trapped.exit_status, 0) << trapped.err;
+  const LoadedTrace trapped_trace = LoadTrace(dir + "/.dodo/trace");
+
+  if (geteuid() == 0) {
+    EXPECT_GT(ObservedCount(observed.err), 0) << observed.err;
+  }
+  EXPECT_EQ(ObservedCount(trapped.err), 0) << trapped.err;
+  EXPECT_TRUE(observed_trace.warnings.empty()) << observed_trace.Dump();
+  EXPECT_EQ(Difference(Lines(observed_trace), Lines(trapped_trace)), "");
+  EXPECT_EQ(observed_files, RunCommand({"/bin/sh", "-c", list}, dir).out);
+  EXPECT_NE(observed_files.find("./a.o"), std::string::npos)
+      << observed_files << RunCommand({"/bin/sh", "-c", "pwd; ls -la; " + list}, dir).out;
+}
+
 TEST(ObserverEquivalenceTest, FileOps) {
   ExpectSameTraces({ProgramPath("file_ops"), "."}, "");
   ExpectSameTraces({ProgramPath("file_ops_static"), "."}, "");
@@ -96,14 +131,28 @@ TEST(ObserverEquivalenceTest, GoProgram) { ExpectSameTraces({ProgramPath("gofile
 
 TEST(ObserverEquivalenceTest, ShellCompilerAndRfcGaps) {
   const std::string script =
-      "mkdir -p inc sub && echo '#define GREETING 1' > inc/greeting.h && "
-      "ln -s inc linked && cat \"$SOURCE\" > a.c && "
+      "mkdir -p inc sub && echo \"#define GREETING 1\" > inc/greeting.h && "
+      "ln -s inc linked && echo \"#include <greeting.h>\" > a.c && cat \"$SOURCE\" >> a.c && "
       "gcc -Ilinked -Isub -c a.c -o a.o && test -e a.o && "
       "\"$SPAWN\" /bin/cat a.c > copy.c && \"$GAPS\" dup2 out.txt && "
       "\"$GAPS\" readat copy.c 2 5 > part.txt && ls -l . > listing.txt && rm -f a.o";
   const std::string vars = "SOURCE=" + RunfilePath("testdata/hello/a.c") +
                            " SPAWN=" + ProgramPath("spawn") + " GAPS=" + ProgramPath("rfc_gaps");
   ExpectSameTraces({"/usr/bin/env", "sh", "-c", vars + " sh -c '" + script + "'"}, "");
+}
+
+// A build that compiles through a symlinked -I, rewrites a file and fails
+// one command on the way (so that its output is put back).
+TEST(ObserverEquivalenceTest, BuildWritingInPlace) {
+  const std::string script =
+      "mkdir -p inc && echo \"#define GREETING 1\" > inc/greeting.h && ln -s inc linked && "
+      "echo \"#include <greeting.h>\" > a.c && cat \"$SOURCE\" >> a.c && gcc -Ilinked -c a.c -o "
+      "a.o && echo one > log && "
+      "echo two >> log && (echo half > log; exit 1) || stat -c %s log > size.txt && "
+      "\"$GAPS\" readat a.c 2 5 > part.txt && ls . > listing.txt";
+  const std::string vars =
+      "SOURCE=" + RunfilePath("testdata/hello/a.c") + " GAPS=" + ProgramPath("rfc_gaps");
+  ExpectSameBuilds({"/usr/bin/env", "sh", "-c", vars + " sh -c '" + script + "'"});
 }
 
 }  // namespace

@@ -1,7 +1,10 @@
-// Acceptance tests of the virtual store (RFC-0048). `dodo build` redirects
-// every file the build writes inside the project to a staging copy under
-// .dodo/stage/ and commits it (renamed over the real path, saved in
-// .dodo/objects/, recorded in .dodo/manifest) once all its writers exited 0.
+// Acceptance tests of the virtual store (RFC-0048). `dodo build` lets the
+// build write the files of the project in place, keeps the version each one
+// had in .dodo/stage/ until its writers exit, and then commits the new one
+// (saved in .dodo/objects/, recorded in .dodo/manifest) or puts the old one
+// back. `dodo build --staged` instead redirects every file the build writes
+// to a staging copy under .dodo/stage/, renamed over the real path at the
+// commit. Every test runs in both modes.
 // Each test runs one pattern that RFC-0048 lists as a gap of that design
 // (ftruncate, utimes, lseek, pread/pwrite, symlinks, flock, fchmod/fchown,
 // dup2, fsync, failed writers, paths the build can see) through
@@ -17,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -75,6 +79,9 @@ std::string ShellQuote(std::string_view text) {
   return quoted + "'";
 }
 
+// The write mode flag of the running test: "" (in place) or "--staged".
+std::string current_write_mode;
+
 // `dodo build` arguments that run `script` with /bin/sh as the root command.
 std::vector<std::string> Sh(const std::string& script) { return {"--", "/bin/sh", "-c", script}; }
 
@@ -124,8 +131,12 @@ bool MentionsStage(std::string_view text) { return text.find("/.dodo/") != std::
 // Runs `dodo build args...` in the project and checks what every build must
 // get right whatever it ran: its exit status, and that the trace names the
 // real tree, never a staging path.
-BuildRun BuildIn(const Project& project, const std::vector<std::string>& args,
+BuildRun BuildIn(const Project& project, std::vector<std::string> args,
                  int expected_exit_status = 0) {
+  if (!current_write_mode.empty() &&
+      std::find(args.begin(), args.end(), "--direct") == args.end()) {
+    args.insert(args.begin(), current_write_mode);
+  }
   BuildRun build = project.Build(args);
   EXPECT_EQ(build.run.exit_status, expected_exit_status) << Explain(build);
   for (const TracedCommand& command : build.trace.commands) {
@@ -244,32 +255,43 @@ void ExpectCommitted(const Project& project, std::string_view relative, std::str
   }
 }
 
-// The dynamic and the static rfc_gaps; the parameter is the target suffix.
-class VfsTest : public ::testing::TestWithParam<std::string> {
+std::string LinkingName(const std::string& suffix) { return suffix.empty() ? "dynamic" : "static"; }
+std::string ModeName(const std::string& flag) { return flag.empty() ? "in_place" : "staged"; }
+
+// The dynamic and the static rfc_gaps (the target suffix), times the write
+// modes (the flag).
+class VfsTest : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {
  protected:
-  std::string RfcGaps() const { return ProgramPath("rfc_gaps" + GetParam()); }
+  void SetUp() override { current_write_mode = std::get<1>(GetParam()); }
+  std::string RfcGaps() const { return ProgramPath("rfc_gaps" + std::get<0>(GetParam())); }
   // The same, as a word for a shell script.
   std::string Rfc() const { return ShellQuote(RfcGaps()); }
 };
 
-INSTANTIATE_TEST_SUITE_P(Linking, VfsTest, ::testing::Values("", "_static"), [](const auto& info) {
-  return std::string(info.param.empty() ? "dynamic" : "static");
-});
+INSTANTIATE_TEST_SUITE_P(LinkingAndMode, VfsTest,
+                         ::testing::Combine(::testing::Values("", "_static"),
+                                            ::testing::Values("", "--staged")),
+                         [](const auto& info) {
+                           return LinkingName(std::get<0>(info.param)) + "_" +
+                                  ModeName(std::get<1>(info.param));
+                         });
 
 // The same, times the tools that do part of the work.
-class VfsToolsTest : public ::testing::TestWithParam<std::tuple<std::string, Tools>> {
+class VfsToolsTest : public ::testing::TestWithParam<std::tuple<std::string, Tools, std::string>> {
  protected:
+  void SetUp() override { current_write_mode = std::get<2>(GetParam()); }
   std::string Rfc() const { return ShellQuote(ProgramPath("rfc_gaps" + std::get<0>(GetParam()))); }
   const Tools& tools() const { return std::get<1>(GetParam()); }
 };
 
-INSTANTIATE_TEST_SUITE_P(LinkingAndTools, VfsToolsTest,
+INSTANTIATE_TEST_SUITE_P(LinkingToolsAndMode, VfsToolsTest,
                          ::testing::Combine(::testing::Values("", "_static"),
-                                            ::testing::Values(kCoreutils, kBusybox)),
+                                            ::testing::Values(kCoreutils, kBusybox),
+                                            ::testing::Values("", "--staged")),
                          [](const auto& info) {
-                           return std::string(std::get<0>(info.param).empty() ? "dynamic"
-                                                                              : "static") +
-                                  "_" + std::get<1>(info.param).name;
+                           return LinkingName(std::get<0>(info.param)) + "_" +
+                                  std::get<1>(info.param).name + "_" +
+                                  ModeName(std::get<2>(info.param));
                          });
 
 // ftruncate: a file rewritten in place must not keep the tail of its longer
@@ -419,7 +441,8 @@ TEST_P(VfsTest, ReadAtAnOffsetOfAnArchiveRestoredFromTheStore) {
   std::vector<const TracedCommand*> ar = second.trace.CommandsRunning("ar");
   ASSERT_EQ(ar.size(), 1u) << DescribeCommands(second.trace);
   EXPECT_TRUE(ar[0]->restored) << "ar rc ran again instead of being skipped";
-  std::vector<const TracedCommand*> reader = second.trace.CommandsRunning("rfc_gaps" + GetParam());
+  std::vector<const TracedCommand*> reader =
+      second.trace.CommandsRunning("rfc_gaps" + std::get<0>(GetParam()));
   ASSERT_EQ(reader.size(), 1u) << DescribeCommands(second.trace);
   EXPECT_FALSE(reader[0]->restored);
 }
@@ -662,7 +685,8 @@ TEST_P(VfsTest, PathsSeenByTheBuildAreTheRealOnes) {
 TEST_P(VfsTest, TraceRecordsTheProcLinksTheBuildSaw) {
   Project project(MakeTempDir());
   BuildRun build = BuildIn(project, {"--", RfcGaps(), "paths", "out.bin", "report.txt"});
-  std::vector<const TracedCommand*> commands = build.trace.CommandsRunning("rfc_gaps" + GetParam());
+  std::vector<const TracedCommand*> commands =
+      build.trace.CommandsRunning("rfc_gaps" + std::get<0>(GetParam()));
   ASSERT_EQ(commands.size(), 1u) << DescribeCommands(build.trace);
   const std::string pid = std::to_string(commands[0]->pid);
   std::vector<const TracedOp*> self = build.trace.Find(

@@ -284,7 +284,7 @@ absl::StatusOr<int> Tracer::Run(const std::vector<std::string>& argv) {
   // exec (listener_policy.h).
   // The observer cannot redirect a path, so a redirector keeps the lookups
   // trapped. With the observer, the listener would have nothing to serve.
-  if (use_bpf_ && redirector_ == nullptr) {
+  if (use_bpf_ && (redirector_ == nullptr || !redirector_->RewritesPaths())) {
     absl::StatusOr<std::unique_ptr<BpfObserver>> observer = BpfObserver::Start();
     if (observer.ok()) {
       observer_ = *std::move(observer);
