@@ -57,7 +57,8 @@ CLI::App* AddBuildCommand(CLI::App& app, BuildOptions& options) {
       ".dodo/stage/. Once every process that wrote the file has exited with status\n"
       "0, the new version is kept in .dodo/objects/ and listed in .dodo/manifest;\n"
       "if one failed, the old version is put back. A failed command leaves the tree\n"
-      "as it was, and so does a killed build, at the next dodo build.");
+      "as it was. If dodo itself is killed, the next dodo build first puts back\n"
+      "what the killed one was writing. --staged isolates more, at a cost.");
   build->add_flag("--fresh", options.fresh,
                   "Ignore the last build: run every command (the store is kept)");
   build->add_flag("--show-skipped", options.show_skipped, "Also list the commands skipped");
