@@ -69,6 +69,21 @@ absl::Status CopyUp(const std::string& from, const std::string& to, const struct
   return absl::OkStatus();
 }
 
+// Creates `path`, which must not exist, empty and with the mode of `like`
+// (the umask taken back off), for an open that truncates anyway to find.
+// The owner too, where dodo may give files away (root).
+absl::Status CreateEmptyLike(const std::string& path, const struct stat& like) {
+  Fd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, like.st_mode & 07777));
+  if (fd.get() < 0) return ErrnoError(errno, "create", path);
+  fchmod(fd.get(), like.st_mode & 07777);
+  if ((like.st_uid != geteuid() || like.st_gid != getegid()) &&
+      fchown(fd.get(), like.st_uid, like.st_gid) != 0) {
+    // Not ours to give away: the file stays dodo's user's, as the command's
+    // own new file would be.
+  }
+  return absl::OkStatus();
+}
+
 void RemoveFilesIn(const std::string& dir) {
   DIR* d = opendir(dir.c_str());
   if (d == nullptr) return;
@@ -333,12 +348,7 @@ VirtualStore::Staged* VirtualStore::Stage(const std::string& path, nlink_t links
         status = CopyUp(path, staged.physical, st);
         if (status.ok()) ++stats_.copied_up;
       } else if (status.ok()) {
-        // Truncated by the open anyway: an empty file with the same mode,
-        // for an open without O_CREAT to find.
-        Fd fd(open(staged.physical.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-                   st.st_mode & 07777));
-        if (fd.get() < 0) status = ErrnoError(errno, "create", staged.physical);
-        if (fd.get() >= 0) fchmod(fd.get(), st.st_mode & 07777);
+        status = CreateEmptyLike(staged.physical, st);  // truncated by the open anyway
       }
       if (!status.ok()) {
         NoteError(status);
@@ -372,22 +382,13 @@ absl::Status VirtualStore::KeepForUndo(const std::string& path, const struct sta
   Journal(staged);
   if (truncate && rename(path.c_str(), staged.backup.c_str()) == 0) {
     // The open empties the file anyway, so the old one is moved rather than
-    // copied. An empty file with its mode and owner takes its place, for an
-    // open without O_CREAT to find.
-    Fd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 07777));
-    if (fd.get() < 0) {
-      const int error = errno;
+    // copied, and an empty one takes its place.
+    absl::Status created = CreateEmptyLike(path, st);
+    if (!created.ok()) {
       rename(staged.backup.c_str(), path.c_str());
       staged.backup.clear();
-      return ErrnoError(error, "create", path);
     }
-    fchmod(fd.get(), st.st_mode & 07777);
-    if ((st.st_uid != geteuid() || st.st_gid != getegid()) &&
-        fchown(fd.get(), st.st_uid, st.st_gid) != 0) {
-      // Only root may give a file away; the file is then dodo's user's, as
-      // the command's own new file would be.
-    }
-    return absl::OkStatus();
+    return created;
   }
   // Copied (or the move failed: another file system): the command then
   // changes the very file that was there, as it would without dodo.
