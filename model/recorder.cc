@@ -80,6 +80,39 @@ Recorder::Command* Recorder::LiveCommand(uint64_t id) {
   return it == live_.end() ? nullptr : &it->second;
 }
 
+namespace {
+
+// A lookup that failed still names the components after the one it could
+// not find: the path the program asked for. What it saw is that this one
+// name was absent (or stood under a non-directory), and that is what replay
+// compares: the path is cut after it. Every other path asked for under the
+// same missing name is then the same observation, which IsRepeat leaves out.
+// (cc1 asks each -I directory for every <bits/...> header it includes; on
+// xz's make -j2 that was half of all operations.)
+void CutAfterFailedName(proto::Operation& op) {
+  switch (op.kind()) {
+    case proto::GET:
+    case proto::READ:
+    case proto::EXEC:
+    case proto::STAT:
+    case proto::LIST:
+    case proto::READLINK:
+    case proto::XATTR_READ:
+    case proto::CHDIR:
+      break;
+    default:
+      return;
+  }
+  if (op.error() != ENOENT && op.error() != ENOTDIR) return;
+  if (!op.has_ref() || op.ref().is_fd()) return;
+  proto::Ref& ref = *op.mutable_ref();
+  const int keep = static_cast<int>(ref.found()) + 1;
+  if (keep >= ref.components_size()) return;
+  ref.mutable_components()->Truncate(keep);
+}
+
+}  // namespace
+
 bool Recorder::IsRepeat(const proto::Operation& op) {
   switch (op.kind()) {
     case proto::GET:
@@ -114,6 +147,7 @@ bool Recorder::IsRepeat(const proto::Operation& op) {
 }
 
 void Recorder::Emit(proto::Operation& op, pid_t pid) {
+  CutAfterFailedName(op);
   if (op.command() == 0) {
     // No command yet: keep it for the command this process will exec.
     // (Only the root launcher acts before any exec.)

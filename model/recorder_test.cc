@@ -278,6 +278,28 @@ TEST_F(RecorderTest, RepeatedObservationIsWrittenOnce) {
   EXPECT_EQ(reads[1].error(), ENOENT);
 }
 
+// cc1 asks every -I directory for each <bits/...> header: all it learns
+// there is that the directory has no `bits`. One operation says so.
+TEST_F(RecorderTest, FailedLookupsUnderTheSameMissingNameAreOneObservation) {
+  Exec(10);
+  recorder_->OnSyscall(Open(10, "inc/bits/types.h", O_RDONLY, -ENOENT));
+  recorder_->OnSyscall(Open(10, "inc/bits/wordsize.h", O_RDONLY, -ENOENT));
+  recorder_->OnSyscall(Open(10, "inc/sys/cdefs.h", O_RDONLY, -ENOENT));
+  WriteFile(dir_ + "/file", "x");
+  // Under a file: ENOTDIR, and "file/x" is as absent as "inc" is.
+  recorder_->OnSyscall(Open(10, "file/x/y.h", O_RDONLY, -ENOTDIR));
+  EXPECT_EQ(recorder_->stats().repeats_dropped, 2u);
+  Loaded t = Finish();
+  std::vector<proto::Operation> reads = t.OfKind(proto::READ);
+  ASSERT_EQ(reads.size(), 2u);
+  EXPECT_EQ(t.Path(reads[0].ref()), dir_ + "/inc");
+  EXPECT_EQ(reads[0].ref().found(), 0u);
+  EXPECT_EQ(reads[0].error(), ENOENT);
+  EXPECT_EQ(t.Path(reads[1].ref()), dir_ + "/file/x");
+  EXPECT_EQ(reads[1].ref().found(), 1u);
+  EXPECT_EQ(reads[1].error(), ENOTDIR);
+}
+
 TEST_F(RecorderTest, RepeatedObservationWithAnotherResultIsWritten) {
   WriteFile(dir_ + "/f", "x");
   Exec(10);

@@ -188,8 +188,26 @@ TEST(BuildScenariosTest, HeaderAddedEarlierOnTheIncludePathShadowsTheOldOne) {
       .expected_rerun = Labels({{"root"}, Compile("a.c"), Link("prog")}),
       .outputs = kCOutputs,
   });
-  EXPECT_EQ(result.clean.RunProgram("prog"), "2\n");
-  EXPECT_EQ(result.incremental.RunProgram("prog"), "2\n");
+  EXPECT_EQ(result.clean.RunProgram("prog"), "value 2\n");
+  EXPECT_EQ(result.incremental.RunProgram("prog"), "value 2\n");
+}
+
+// b.c's lookup of opt/greeting.h in inc1/ failed at "opt", and the trace
+// keeps just that: inc1/ had no opt. A new inc1/opt/greeting.h is found
+// first now, and only b.c's compile (then the link) must see it.
+TEST(BuildScenariosTest, HeaderAddedInANewDirectoryEarlierOnTheIncludePath) {
+  ScenarioResult result = RunScenario({
+      .project = "include_order",
+      .edit =
+          [](const Project& p) {
+            ASSERT_EQ(mkdir((p.dir() + "/inc1/opt").c_str(), 0755), 0);
+            p.Write("inc1/opt/greeting.h", "#define GREETING \"shadowed\"\n");
+          },
+      .expected_rerun = Labels({{"root"}, Compile("b.c"), Link("prog")}),
+      .outputs = kCOutputs,
+  });
+  EXPECT_EQ(result.clean.RunProgram("prog"), "shadowed 1\n");
+  EXPECT_EQ(result.incremental.RunProgram("prog"), "shadowed 1\n");
 }
 
 // 7-9. The shell expands parts/*.txt: a new, deleted or renamed part changes
