@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "cli/exit_now.h"
@@ -67,7 +68,8 @@ CLI::App* AddBuildCommand(CLI::App& app, BuildOptions& options) {
   build->add_flag("-q,--quiet", options.quiet, "Print only the summary line");
   build->add_flag("--stats", options.stats,
                   "Also print, on stderr, what the tracer and the store did (stops, lookups\n"
-                  "read from eBPF, files written, committed and put back)");
+                  "read from eBPF, files written, committed and put back) and how long each\n"
+                  "phase took (stamp check, trace load, plan, run, finish)");
   CLI::Option* direct =
       build->add_flag("--direct", options.direct,
                       "Keep no old versions: a failed command's partial outputs stay in\n"
@@ -135,6 +137,31 @@ std::vector<std::string> CurrentEnvironment() {
   for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
   return env;
 }
+
+// Where a build's time went, phase by phase, for --stats: a rebuild that is
+// slower than make should say whether dodo planned, traced or stored.
+class PhaseClock {
+ public:
+  explicit PhaseClock(absl::Time start) : last_(start) {}
+  // The time since the last mark is `phase`'s.
+  void Mark(std::string_view phase) {
+    const absl::Time now = absl::Now();
+    phases_.emplace_back(phase, now - last_);
+    last_ = now;
+  }
+  std::string Report() const {
+    std::string out;
+    for (const auto& [phase, took] : phases_) {
+      absl::StrAppend(&out, out.empty() ? "" : ", ", phase, " ",
+                      absl::StrFormat("%.3fs", absl::ToDoubleSeconds(took)));
+    }
+    return out;
+  }
+
+ private:
+  absl::Time last_;
+  std::vector<std::pair<std::string, absl::Duration>> phases_;
+};
 
 void Summary(const model::RebuildStats& stats, absl::Time start) {
   std::printf("dodo: %llu run, %llu skipped, %llu restored from the store, in %.2fs\n",
@@ -205,6 +232,7 @@ int RunBuild(const BuildOptions& options) {
     return StampLastBuild(argv);
   }
   const absl::Time start = absl::Now();
+  PhaseClock clock(start);
   const std::string cwd = CurrentDirectory();
   std::vector<std::string> argv = options.command;
   if (argv.empty()) {
@@ -237,11 +265,14 @@ int RunBuild(const BuildOptions& options) {
     if (std::optional<model::UpToDateHit> hit =
             model::CheckUpToDateStamp((*store)->stamp_path(), (*store)->trace_path(), root)) {
       Summary({.skipped = hit->commands}, start);
+      clock.Mark("stamp");
+      if (options.stats) std::cerr << "dodo build: time: " << clock.Report() << "\n";
       return hit->exit_status;
     }
   }
   // From here on the stamp would describe a trace this build replaces.
   unlink((*store)->stamp_path().c_str());
+  clock.Mark("stamp");
 
   model::FileHasher hasher;
   hasher.LoadCache((*store)->hashes_path());
@@ -257,6 +288,7 @@ int RunBuild(const BuildOptions& options) {
       std::cerr << "dodo build: " << loaded.status().message() << "; running every command\n";
     }
   }
+  clock.Mark("load");
 
   // Planned before anything is staged, so the tree is the one on disk.
   model::Plan plan;
@@ -278,10 +310,13 @@ int RunBuild(const BuildOptions& options) {
           (void)stamp->Write((*store)->stamp_path(), (*store)->trace_path());
         }
         Summary({.skipped = previous->build_size()}, start);
+        clock.Mark("plan");
+        if (options.stats) std::cerr << "dodo build: time: " << clock.Report() << "\n";
         ExitNow(exit_status);
       }
     }
   }
+  clock.Mark("plan");
 
   proto::Header header;
   header.set_tool_version(DODO_VERSION);
@@ -320,6 +355,7 @@ int RunBuild(const BuildOptions& options) {
   tree.set_path_mapper(vfs->get());
   resolver.set_path_mapper(vfs->get());
 
+  clock.Mark("setup");
   int status = 0;
   bool ran = true;
   if (previous.has_value()) {
@@ -354,6 +390,7 @@ int RunBuild(const BuildOptions& options) {
     tracer_stats = tracer.stats();
     bpf_refusal = tracer.bpf_refusal();
   }
+  clock.Mark(ran ? "run" : "restore");
   absl::Status committed = (*vfs)->Finish(status == 0);
   absl::Status recorded = recorder.Finish();
   if (ran) rebuilder.KeepDormant();
@@ -383,6 +420,7 @@ int RunBuild(const BuildOptions& options) {
     // Only saves time later: a stamp that cannot be written is no error.
     (void)stamp->Write((*store)->stamp_path(), (*store)->trace_path());
   }
+  clock.Mark("finish");
   if (ran && status == 0 && !options.no_background_plan) {
     PlanInBackground(argv);
   }
@@ -398,6 +436,7 @@ int RunBuild(const BuildOptions& options) {
               << " files written (" << v.copied_up << " copied first), " << v.committed
               << " committed, " << v.discarded << " failed (" << v.restored
               << " old versions put back)\n";
+    std::cerr << "dodo build: time: " << clock.Report() << "\n";
   }
   if (status != 0 && !options.quiet) {
     std::cerr << "dodo build: '" << model::ShortCommand(argv, 60) << "' exited with status "

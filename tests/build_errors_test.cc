@@ -15,6 +15,7 @@
 namespace dodo::test {
 namespace {
 
+using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
@@ -49,6 +50,25 @@ TEST(BuildErrorsTest, NoDodofileRepeatsTheLastBuildsCommand) {
       << DescribeCommands(second.trace);
   EXPECT_EQ(project.RunProgram("hello"), "hello again from make\n");
   EXPECT_EQ(project.WhyQuiet(), 0);
+}
+
+// --stats says how long each phase took, so that a slow rebuild shows
+// whether dodo planned, traced or stored.
+TEST(BuildStatsTest, StatsTimeEachPhase) {
+  Project project = Project::Copy("make");
+  BuildRun first = project.Build({"--stats", "--no-background-plan", "--", "make"});
+  ASSERT_EQ(first.run.exit_status, 0) << first.run.err;
+  EXPECT_THAT(first.run.err,
+              ContainsRegex("time: stamp [0-9.]+s, load [0-9.]+s, plan [0-9.]+s, setup "
+                            "[0-9.]+s, run [0-9.]+s, finish [0-9.]+s\n"));
+  project.Replace("util.c", "\"hello from make\"", "\"hello again from make\"");
+  BuildRun second = project.Build({"--stats", "--no-background-plan", "--", "make"});
+  ASSERT_EQ(second.run.exit_status, 0) << second.run.err;
+  EXPECT_THAT(second.run.err, ContainsRegex("time: stamp .*, run [0-9.]+s, finish [0-9.]+s\n"));
+  // Nothing changed: the plan answers, and nothing runs.
+  BuildRun third = project.Build({"--stats", "--no-background-plan", "--", "make"});
+  ASSERT_EQ(third.run.exit_status, 0) << third.run.err;
+  EXPECT_THAT(third.run.err, ContainsRegex("time: stamp [0-9.]+s, load [0-9.]+s, plan [0-9.]+s\n"));
 }
 
 // A last build whose root was the Dodofile, which is gone: nothing to repeat.
