@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -447,6 +448,12 @@ std::string RefToPath(const proto::Ref& ref, StringLookup strings) {
   std::string out;
   RefToPath(ref, strings, &out);
   return out;
+}
+
+bool WritesNoFile(const proto::Operation& op) {
+  const uint32_t type = op.version().mode() & S_IFMT;
+  return op.kind() == proto::WRITE && type != 0 && type != S_IFREG && type != S_IFDIR &&
+         type != S_IFLNK;
 }
 
 std::string_view SyscallName(const proto::Operation& op, StringLookup strings) {

@@ -86,6 +86,10 @@ std::string OperationToJson(const proto::Operation& op, StringLookup strings);
 // The system call that produced `op`: interned, or as text in older traces.
 std::string_view SyscallName(const proto::Operation& op, StringLookup strings);
 
+// Whether `op` is a write to a device, FIFO or socket (`2>/dev/null`), which
+// the recorder marks with the thing's mode: it changed no path of the tree.
+bool WritesNoFile(const proto::Operation& op);
+
 // `s` as a JSON string literal, quotes included. Bytes that are not UTF-8
 // become U+FFFD, since JSON text must be Unicode.
 std::string JsonQuote(std::string_view s);

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "model/notation.h"
+
 namespace dodo::model {
 
 void SetListing(const std::vector<std::string>& names, proto::Version* version) {
@@ -127,6 +129,10 @@ bool Recorder::IsRepeat(const proto::Operation& op) {
     case proto::PIPE_READ:
     case proto::PIPE_WRITE:
       return false;
+    case proto::WRITE:
+      if (WritesNoFile(op)) break;  // /dev/null: changes nothing either
+      ++tree_epoch_;
+      return false;
     default:
       // Changes a path (or is of a kind this code does not know): a later
       // look at any path may see something else, or mean something else to
@@ -229,6 +235,20 @@ void Recorder::SetFileVersion(const std::string& path, proto::Version* version) 
   version->set_size(file->size);
   version->set_mode(file->mode);
   version->set_mtime_ns(file->mtime_ns);
+}
+
+void Recorder::MarkNoFileWritten(const std::string& path, proto::Operation* op) {
+  // A device, FIFO or socket: writing to it changes no file of the tree, and
+  // O_CREAT or O_TRUNC do nothing there. The write keeps only its mode, by
+  // which replay and the repeat filter know it for what it is: `2>/dev/null`
+  // in every shell script would otherwise be a change of the tree that
+  // resets the filter and makes each later reader of /dev/null depend on it.
+  struct stat st;
+  if (stat(Physical(path).c_str(), &st) != 0 || S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) return;
+  op->set_create(proto::LINK_NONE);
+  op->set_exclusive(false);
+  op->set_truncate(false);
+  op->mutable_version()->set_mode(st.st_mode);
 }
 
 void Recorder::KeepOutput(const std::string& path, proto::Version* version) {
@@ -532,6 +552,7 @@ void Recorder::OnOpen(const tracer::SyscallEvent& event, uint64_t command) {
     }
     // Writing to /dev/null or a terminal produces no file version.
     if (error == 0 && res.kind != Resolution::Kind::kOther) AddOutput(command, path);
+    if (error == 0 && res.kind == Resolution::Kind::kOther) MarkNoFileWritten(path, &op);
     Emit(op, event.pid);
   }
 }

@@ -131,6 +131,9 @@ class Recorder : public tracer::EventSink {
   void AddOutput(uint64_t command, const std::string& path);
   void SetFileVersion(const std::string& path, proto::Version* version);
   void KeepOutput(const std::string& path, proto::Version* version);
+  // Marks `op`, a successful write-open of `path`, as one that wrote no file
+  // if `path` is a device, FIFO or socket (see WritesNoFile).
+  void MarkNoFileWritten(const std::string& path, proto::Operation* op);
   // Writes `op`; one with no command yet is kept for process `pid`.
   void Emit(proto::Operation& op, pid_t pid = 0);
   // Whether `op` repeats an observation its command made since the last

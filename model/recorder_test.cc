@@ -546,9 +546,33 @@ TEST_F(RecorderTest, DevicesAreNotOutputs) {
   exit.pid = 10;
   recorder_->OnExit(exit);
   Loaded t = Finish();
-  EXPECT_EQ(t.OfKind(proto::WRITE).size(), 1u);
+  std::vector<proto::Operation> writes = t.OfKind(proto::WRITE);
+  ASSERT_EQ(writes.size(), 1u);
+  // Neither created nor truncated: the write keeps the device's mode.
+  EXPECT_EQ(writes[0].create(), proto::LINK_NONE);
+  EXPECT_FALSE(writes[0].truncate());
+  EXPECT_TRUE(S_ISCHR(writes[0].version().mode()));
   ASSERT_EQ(t.ends.size(), 1u);
   EXPECT_EQ(t.ends[0].outputs_size(), 0);
+}
+
+// `cmd 2>/dev/null` changes no file: a look at a path after it is still a
+// repeat, and a second write to /dev/null is one too.
+TEST_F(RecorderTest, WritingToADeviceChangesNothingForTheRepeatFilter) {
+  WriteFile(dir_ + "/f", "x");
+  Exec(10);
+  recorder_->OnSyscall(Open(10, "f", O_RDONLY));
+  recorder_->OnSyscall(Open(10, "/dev/null", O_WRONLY | O_CREAT | O_TRUNC));
+  recorder_->OnSyscall(Open(10, "f", O_RDONLY));
+  recorder_->OnSyscall(Open(10, "/dev/null", O_WRONLY | O_CREAT | O_TRUNC));
+  EXPECT_EQ(recorder_->stats().repeats_dropped, 2u);
+  // A file written is a change: the next read is written again.
+  recorder_->OnSyscall(Open(10, "g", O_WRONLY | O_CREAT | O_TRUNC));
+  recorder_->OnSyscall(Open(10, "f", O_RDONLY));
+  EXPECT_EQ(recorder_->stats().repeats_dropped, 2u);
+  Loaded t = Finish();
+  EXPECT_EQ(t.OfKind(proto::READ).size(), 2u);
+  EXPECT_EQ(t.OfKind(proto::WRITE).size(), 2u);
 }
 
 TEST_F(RecorderTest, ReadlinkGivesTheTargetOrEinval) {

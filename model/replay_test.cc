@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/file_hasher.h"
@@ -439,6 +440,34 @@ TEST_F(ReplayTest, ListingOfADirectoryTheBuildMadeComparesItsOtherNames) {
   EXPECT_THAT(plan.commands[2].causes, ElementsAre("new entry extra in directory out"));
   EXPECT_THAT(Causes(model, {0, 1, 2}), ElementsAre("new entry extra in directory out"));
   EXPECT_THAT(Causes(model, {2}), ElementsAre("new entry extra in directory out"));
+}
+
+// `cmd 2>/dev/null` writes no file: whoever reads /dev/null later does not
+// depend on that command, which may rerun without dirtying them.
+TEST_F(ReplayTest, WriteToADeviceMakesNoReaderOfIt) {
+  WriteFile(T("in.txt"), "in");
+  const uint64_t root = StartRoot();
+  const uint64_t quiet = trace_.Start(root, Command({"sh", "-c", "cat in.txt 2>/dev/null"}));
+  trace_.Read(quiet, T("in.txt"));
+  proto::Operation to_null = trace_.Observe(quiet, proto::WRITE, "/dev/null");
+  to_null.mutable_version()->set_mode(S_IFCHR | 0666);
+  const size_t write = trace_.Add(to_null);
+  trace_.End(quiet);
+  const uint64_t reader = trace_.Start(root, Command({"cat", "/dev/null"}));
+  trace_.Read(reader, "/dev/null");
+  trace_.End(reader);
+  trace_.End(root);
+  TraceModel model = Load();
+  EXPECT_THAT(model.PathsOf(model.ops()[write]).written, IsEmpty());
+  EXPECT_EQ(model.FirstWrite("/dev/null"), kNever);
+
+  WriteFile(T("in.txt"), "changed");
+  FileHasher hasher;
+  LiveTree live(&hasher, tree_);
+  Plan plan = MakePlan(model, live, {"make"}, tree_, kEnv);
+  EXPECT_TRUE(plan.commands[model.IndexOf(quiet)].dirty);
+  EXPECT_FALSE(plan.commands[model.IndexOf(reader)].dirty)
+      << absl::StrJoin(plan.commands[model.IndexOf(reader)].causes, "; ");
 }
 
 // glibc's pthread_getattr_np reads /proc/self/maps: the symlink and the

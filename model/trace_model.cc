@@ -252,7 +252,7 @@ void TraceModel::PathsOf(const proto::Operation& op, OpPaths* out) const {
       break;
     case proto::WRITE:
       out->observation = !op.version().sha256().empty();
-      if (op.error() == 0) {
+      if (op.error() == 0 && !WritesNoFile(op)) {
         out->written.push_back(path);
         if (op.create() != proto::LINK_NONE) out->dirs_changed.push_back(Parent(path));
       }
