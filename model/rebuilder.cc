@@ -244,17 +244,19 @@ std::string Rebuilder::WhyRun(const std::vector<size_t>& group, const tracer::Ex
     }
   }
   if (std::string changed = ChangedDescriptor(request, matched); !changed.empty()) return changed;
+  const absl::flat_hash_set<size_t> members(group.begin(), group.end());
   if (plan_ != nullptr) {
     for (size_t member : group) {
-      // (The plan covers the build's commands, not the dormant ones.)
-      if (member < plan_->commands.size() && plan_->commands[member].pinned) {
+      // (The plan covers the build's commands, not the dormant ones.) A
+      // member whose feeder is skipped with it reads nothing from it.
+      if (member < plan_->commands.size() && plan_->commands[member].pinned &&
+          !members.contains(plan_->commands[member].pinned_by)) {
         return plan_->commands[member].causes.back();
       }
     }
   }
   // A pipe whose other end is no recorded command of the group cannot be
   // replayed: that end is a live process waiting for data or for a reader.
-  const absl::flat_hash_set<size_t> members(group.begin(), group.end());
   // A pipe no recorded command reads is read by a process that is no
   // command: a shell reading `$(...)`, say. Made inside the group, it is
   // held only by the group's own processes, which are skipped with it; only

@@ -9,6 +9,7 @@
 #include <deque>
 #include <utility>
 
+#include "absl/container/btree_map.h"
 #include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
@@ -688,12 +689,24 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
   std::vector<std::vector<size_t>> pipe_partners(n);
   // Ordered: the order dirt spreads in decides which cause a command is
   // given first, and `dodo why` says the same thing each time.
-  absl::btree_set<size_t> unfed_readers;
+  // Readers of pipes no command writes, by the command whose own processes
+  // fed them (kNoCommand: not known, any ancestor may have).
+  absl::btree_map<size_t, absl::btree_set<size_t>> fed_by;
   for (const auto& [id, pipe] : model.pipes()) {
     // A pipe no command writes is fed by an ancestor's own process (a shell
-    // builtin, make's jobserver): the reader depends on that ancestor.
+    // builtin: `echo $x | sed ...`). No command between that ancestor and the
+    // reader held the pipe at its exec, or it would be a writer: the feeder
+    // is the nearest ancestor that does not hold it (the one that made it).
+    // Only what that command does can change what the pipe carries.
     if (pipe.writers.empty()) {
-      for (size_t r : pipe.readers) unfed_readers.insert(r);
+      for (size_t r : pipe.readers) {
+        size_t feeder = model.commands()[r].parent;
+        while (feeder != kNoCommand &&
+               std::find(pipe.readers.begin(), pipe.readers.end(), feeder) != pipe.readers.end()) {
+          feeder = model.commands()[feeder].parent;
+        }
+        fed_by[feeder].insert(r);
+      }
     }
     if (pipe.readers.empty()) {
       // No command held the read end at its exec, so the pipe was made
@@ -735,12 +748,17 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
   while (!work.empty()) {
     const size_t w = work.front();
     work.pop_front();
-    for (size_t r : unfed_readers) {
-      if (plan.commands[r].dirty || r == w || !model.IsAncestor(w, r)) continue;
-      add_cause(r,
-                absl::StrCat("reads a pipe fed by ", Quote(model.Argv(w)), ", which must rerun"));
-      plan.commands[r].pinned = true;
-      work.push_back(r);
+    for (size_t feeder : {w, kNoCommand}) {
+      auto fed = fed_by.find(feeder);
+      if (fed == fed_by.end()) continue;
+      for (size_t r : fed->second) {
+        if (plan.commands[r].dirty || r == w || !model.IsAncestor(w, r)) continue;
+        add_cause(r,
+                  absl::StrCat("reads a pipe fed by ", Quote(model.Argv(w)), ", which must rerun"));
+        plan.commands[r].pinned = true;
+        plan.commands[r].pinned_by = feeder;  // (none known: nothing skips it)
+        work.push_back(r);
+      }
     }
     for (const auto& [r, path] : readers[w]) {
       if (plan.commands[r].dirty) continue;

@@ -147,6 +147,9 @@ struct CommandVerdict {
   // Dirty for a reason an exec-time check cannot see again (its input pipe
   // is fed by an ancestor that must rerun): dodo build must not skip it.
   bool pinned = false;
+  // The command whose rerun pinned it, which feeds that pipe: a skip that
+  // skips this one too leaves nobody to read the pipe.
+  size_t pinned_by = kNoCommand;
   std::vector<std::string> causes;
 };
 
