@@ -33,7 +33,7 @@ for v in ("native", "dodo", "strace", "build", "direct"):
     if s.get("ok") != 1:
         errors.append(f"variant {v}: {s}")
 rb = pr.get("rebuild", {}).get("summary", {})
-for sc in ("noop", "noop_plan", "noop_again", "edit_c", "edit_h"):
+for sc in ("noop", "noop_plan", "noop_again", "edit_c", "edit_c_code", "edit_h"):
     if "ratio_dodo_to_make" not in rb.get(sc, {}):
         errors.append(f"rebuild {sc} missing")
 sw = pr.get("sweep")
