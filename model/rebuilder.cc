@@ -301,6 +301,14 @@ std::string Rebuilder::WhyRun(const std::vector<size_t>& group, const tracer::Ex
                           ", which is gone: it may be given another file now");
     }
   }
+  // What the plan found changed is looked at first: a make has the whole
+  // build below it, and the source that changed may come last.
+  if (plan_ != nullptr && renames == nullptr) {
+    if (std::string cause = SuspectCause(*previous_, *plan_, group, members, *tree_);
+        !cause.empty()) {
+      return cause;
+    }
+  }
   std::vector<std::string> causes = CheckCommands(*previous_, group, *tree_, 1, renames);
   if (!causes.empty()) return causes[0];
   auto in_store = [&](const proto::Version& v) {

@@ -619,8 +619,18 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
   const absl::flat_hash_map<size_t, size_t> exec_owner = ExecOwners(model);
   absl::flat_hash_map<std::string, size_t> writer;
   LastWriters last_writers(model);  // as FinalStates(model, every command) finds them
-  // readers[w]: (command, path) pairs that observed what w left there.
-  std::vector<std::vector<std::pair<size_t, std::string>>> readers(n);
+  // readers[w]: who observed what w left there: the command, the path
+  // ("" for a pipe) and the operation.
+  struct Reader {
+    size_t command;
+    std::string path;
+    size_t op = kNever;
+  };
+  std::vector<std::vector<Reader>> readers(n);
+  auto add_suspect = [&](size_t c, size_t op) {
+    std::vector<size_t>& suspects = plan.commands[c].suspects;
+    if (suspects.size() < kMaxSuspects) suspects.push_back(op);
+  };
   // Ends that wrote other names of a file (hard links), in trace order: the
   // command is those names' writer from then on.
   std::vector<size_t> linked_ends;
@@ -660,7 +670,9 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
     if (paths.observation) {
       auto w = writer.find(paths.observed);
       const bool made_by_build = w != writer.end();
-      if (made_by_build && w->second != c) readers[w->second].emplace_back(c, paths.observed);
+      if (made_by_build && w->second != c) {
+        readers[w->second].push_back({c, paths.observed, index});
+      }
       // Listings leave out the names the build writes, so they are compared
       // even in a directory the build made, unless the build removed it
       // again after the listing (configure's `rm -rf conftest.dir`). Other
@@ -674,10 +686,15 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
         if (std::string cause = tree.Check(model, op, paths.observed); !cause.empty()) {
           if (ExpectAbsent(op)) cause += Shadows(model, c, index, paths.observed, tree);
           add_cause(c, std::move(cause));
+          add_suspect(c, index);
         }
       }
     }
     for (std::string& p : paths.written) {
+      absl::InlinedVector<size_t, 2>& writers = plan.writers[p];
+      if (std::find(writers.begin(), writers.end(), recorded_by) == writers.end()) {
+        writers.push_back(recorded_by);
+      }
       last_writers.Note(p, recorded_by);
       writer.insert_or_assign(std::move(p), c);
     }
@@ -725,7 +742,7 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
           add_cause(w, "writes a pipe read by a process that is not a command");
           continue;
         }
-        readers[w].emplace_back(reader, "");
+        readers[w].push_back({reader, ""});
         pipe_partners[w].push_back(reader);
         pipe_partners[reader].push_back(w);
       }
@@ -733,7 +750,7 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
     for (size_t w : pipe.writers) {
       for (size_t r : pipe.readers) {
         if (r == w) continue;
-        readers[w].emplace_back(r, "");
+        readers[w].push_back({r, ""});
         pipe_partners[w].push_back(r);
         pipe_partners[r].push_back(w);
       }
@@ -760,7 +777,9 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
         work.push_back(r);
       }
     }
-    for (const auto& [r, path] : readers[w]) {
+    for (const auto& [r, path, op] : readers[w]) {
+      // Each read of what w rewrites may be the one that differs.
+      if (!path.empty()) add_suspect(r, op);
       if (plan.commands[r].dirty) continue;
       add_cause(r, path.empty() ? absl::StrCat("reads a pipe from ", Quote(model.Argv(w)),
                                                ", which must rerun")
@@ -806,6 +825,41 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
     }
   }
   return plan;
+}
+
+std::string SuspectCause(const TraceModel& model, const Plan& plan,
+                         const std::vector<size_t>& group,
+                         const absl::flat_hash_set<size_t>& members, LiveTree& tree) {
+  // A group of dormant commands compares against its own writes only (see
+  // CheckCommands); the plan does not cover those.
+  if (group.empty() || model.IsDormant(*std::min_element(group.begin(), group.end()))) return "";
+  OpPaths paths;
+  for (size_t member : group) {
+    if (member >= plan.commands.size()) continue;
+    for (size_t index : plan.commands[member].suspects) {
+      const proto::Operation& op = model.ops()[index];
+      model.PathsOf(op, &paths);
+      if (!paths.observation) continue;
+      // Compared by CheckCommands too: the same rules, with what it learns
+      // from the operations before this one (the paths the group changed
+      // itself) taken from the plan's writers: no member changes the path.
+      const size_t first_write = model.FirstWrite(paths.observed);
+      bool compare = false;
+      if (paths.listing) {
+        compare = first_write > index || tree.Lookup(paths.observed).stat.error == 0;
+      } else if (first_write == kNever) {
+        compare = true;
+      } else if (first_write < index) {
+        auto writers = plan.writers.find(paths.observed);
+        compare = writers != plan.writers.end() &&
+                  std::none_of(writers->second.begin(), writers->second.end(),
+                               [&](size_t w) { return members.contains(w); });
+      }
+      if (!compare) continue;
+      if (std::string cause = tree.Check(model, op, paths.observed); !cause.empty()) return cause;
+    }
+  }
+  return "";
 }
 
 std::string ShortCommand(const std::vector<std::string>& argv, size_t width) {

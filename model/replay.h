@@ -20,6 +20,8 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
 #include "model/file_hasher.h"
 #include "model/path_mapper.h"
 #include "model/temp_names.h"
@@ -151,7 +153,13 @@ struct CommandVerdict {
   // skips this one too leaves nobody to read the pipe.
   size_t pinned_by = kNoCommand;
   std::vector<std::string> causes;
+  // Its operations (indices into model.ops()) that the plan found changed,
+  // then those that read what a command that must rerun will rewrite: the
+  // ones an exec-time check looks at first (SuspectCause). At most
+  // kMaxSuspects.
+  std::vector<size_t> suspects;
 };
+inline constexpr size_t kMaxSuspects = 16;
 
 struct Plan {
   std::vector<CommandVerdict> commands;  // parallel to model.commands()
@@ -159,6 +167,8 @@ struct Plan {
   // Outputs to restore when nothing runs: missing, or changed by hand.
   std::vector<FinalState> restores;
   std::vector<std::string> restore_reasons;  // parallel to restores
+  // The commands whose operations change each path the build changes.
+  absl::flat_hash_map<std::string, absl::InlinedVector<size_t, 2>> writers;
   bool UpToDate() const;
 };
 
@@ -166,6 +176,16 @@ struct Plan {
 // run now with `argv`, `cwd` and `env`.
 Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::string>& argv,
               const std::string& cwd, const std::vector<std::string>& env);
+
+// A cause that CheckCommands(model, group, tree) finds too, looked for in the
+// group's suspect operations alone, or "" when none of them differs now
+// (then only the whole check can tell). `members` holds `group`'s commands.
+// A make that must rerun because one compile's source changed has the whole
+// build below it: this finds the source at once instead of after every
+// observation that comes before it in the trace.
+std::string SuspectCause(const TraceModel& model, const Plan& plan,
+                         const std::vector<size_t>& group,
+                         const absl::flat_hash_set<size_t>& members, LiveTree& tree);
 
 // Whether the tree holds `version` at `path` now; if not, a reason.
 std::optional<std::string> DiffersFromFinal(const std::string& path, const proto::Version& version,

@@ -947,6 +947,73 @@ TEST_F(PlanTest, OutputWithChangedModeIsRestored) {
   EXPECT_THAT(plan.restore_reasons, ElementsAre("out: mode changed"));
 }
 
+// SuspectCause: what the gate of dodo build looks at first.
+
+// Checked against the tree as it is now, as the exec-time check does.
+class SuspectTest : public PlanTest {
+ protected:
+  std::string Suspect(const Plan& plan, const std::vector<size_t>& group) {
+    FileHasher hasher;
+    LiveTree live(&hasher, tree_);
+    return SuspectCause(model_, plan, group, {group.begin(), group.end()}, live);
+  }
+};
+
+TEST_F(SuspectTest, ChangedSourceIsFoundWithoutTheWholeCheck) {
+  WriteFile(T("src"), "source v2");
+  Plan plan = PlanNow();
+
+  EXPECT_EQ(plan.commands[kA].suspects.size(), 1u);
+  EXPECT_THAT(Suspect(plan, {kA}), HasSubstr("content of src changed"));
+  // A make that starts A has it in its group.
+  EXPECT_THAT(Suspect(plan, {kRoot, kA, kB}), HasSubstr("content of src changed"));
+  EXPECT_THAT(Causes(model_, {kRoot, kA, kB}), Not(IsEmpty()));
+}
+
+TEST_F(SuspectTest, SourceChangedBackIsNoCause) {
+  WriteFile(T("src"), "source v2");
+  Plan plan = PlanNow();
+  WriteFile(T("src"), "source v1");
+
+  EXPECT_EQ(Suspect(plan, {kRoot, kA, kB}), "");
+  EXPECT_THAT(Causes(model_, {kRoot, kA, kB}), IsEmpty());
+}
+
+// B reads what A will rewrite: once A has run, B's read differs only if A
+// wrote something else.
+TEST_F(SuspectTest, ReadOfARewrittenFileIsACauseOnlyIfItDiffers) {
+  WriteFile(T("src"), "source v2");
+  Plan plan = PlanNow();
+  ASSERT_EQ(plan.commands[kB].suspects.size(), 1u);
+
+  WriteFile(T("mid"), "mid made from source v1");  // A wrote the same again
+  EXPECT_EQ(Suspect(plan, {kB}), "");
+  EXPECT_THAT(Causes(model_, {kB}), IsEmpty());
+
+  WriteFile(T("mid"), "mid made from source v2");
+  EXPECT_THAT(Suspect(plan, {kB}), HasSubstr("content of mid changed"));
+  EXPECT_THAT(Causes(model_, {kB}), Not(IsEmpty()));
+}
+
+// With its writer in the group, what B reads is the group's own doing: the
+// whole check does not compare it, and neither may the suspects.
+TEST_F(SuspectTest, ReadOfWhatTheGroupWritesItselfIsNoCause) {
+  WriteFile(T("src"), "source v2");
+  Plan plan = PlanNow();
+  WriteFile(T("src"), "source v1");
+  WriteFile(T("mid"), "mid edited since");
+
+  EXPECT_EQ(Suspect(plan, {kA, kB}), "");
+  EXPECT_THAT(Causes(model_, {kA, kB}), IsEmpty());
+  EXPECT_THAT(Suspect(plan, {kB}), HasSubstr("content of mid changed"));
+}
+
+TEST_F(SuspectTest, UnchangedTreeHasNoSuspects) {
+  Plan plan = PlanNow();
+  for (const CommandVerdict& verdict : plan.commands) EXPECT_THAT(verdict.suspects, IsEmpty());
+  EXPECT_EQ(Suspect(plan, {kRoot, kA, kB}), "");
+}
+
 TEST_F(PlanTest, ChangedVariableMakesTheCommandsThatHadItDirty) {
   Plan plan = PlanNow({"make"}, {"PATH=/bin", "X=2"});
 
