@@ -321,6 +321,7 @@ void FileHasher::LoadCache(const std::string& path) {
   const Digest check =
       Sha256OfString(std::string_view(data).substr(sizeof(kCacheMagic), end - sizeof(kCacheMagic)));
   if (std::memcmp(check.data(), data.data() + end, check_size) != 0) return;
+  cache_.reserve(cache_.size() + (end - sizeof(kCacheMagic)) / sizeof(CacheEntry));
   for (size_t at = sizeof(kCacheMagic); at < end; at += sizeof(CacheEntry)) {
     CacheEntry e;
     std::memcpy(&e, data.data() + at, sizeof(e));

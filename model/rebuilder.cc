@@ -230,6 +230,17 @@ std::string Rebuilder::WhyRun(const std::vector<size_t>& group, const tracer::Ex
                               const TempRenames* renames) {
   const std::vector<std::string> changed = ChangedVariables(previous_->Env(matched), *request.env);
   if (!changed.empty()) return absl::StrCat("environment variable ", changed[0], " changed");
+  const absl::flat_hash_set<size_t> members(group.begin(), group.end());
+  tree_->Forget();
+  // What the plan found changed is looked at first: a make has the whole
+  // build below it, and the source that changed may come last. (Before the
+  // descriptors, too: each costs a look at /proc.)
+  if (plan_ != nullptr && renames == nullptr) {
+    if (std::string cause = SuspectCause(*previous_, *plan_, group, members, *tree_);
+        !cause.empty()) {
+      return cause;
+    }
+  }
   // A drained pipe was no input (the recorder left it out): the program
   // reads the same end-of-file from it only if it is drained again. (Or if
   // it now comes from outside the build, which is no input either: make
@@ -244,7 +255,6 @@ std::string Rebuilder::WhyRun(const std::vector<size_t>& group, const tracer::Ex
     }
   }
   if (std::string changed = ChangedDescriptor(request, matched); !changed.empty()) return changed;
-  const absl::flat_hash_set<size_t> members(group.begin(), group.end());
   if (plan_ != nullptr) {
     for (size_t member : group) {
       // (The plan covers the build's commands, not the dormant ones.) A
@@ -279,7 +289,6 @@ std::string Rebuilder::WhyRun(const std::vector<size_t>& group, const tracer::Ex
       return "writes a pipe read by a process that is not a command";
     }
   }
-  tree_->Forget();
   // The group is decided now, before its pipe partners that have not exec'd
   // yet can show their descriptors. One that wrote through a file it was
   // given, a file that is gone now (a temporary named after its shell's pid,
@@ -299,14 +308,6 @@ std::string Rebuilder::WhyRun(const std::vector<size_t>& group, const tracer::Ex
       return absl::StrCat("'", ShortCommand(previous_->Argv(member), 48), "' wrote ",
                           tree_->Display(path), " through descriptor ", fd.fd(),
                           ", which is gone: it may be given another file now");
-    }
-  }
-  // What the plan found changed is looked at first: a make has the whole
-  // build below it, and the source that changed may come last.
-  if (plan_ != nullptr && renames == nullptr) {
-    if (std::string cause = SuspectCause(*previous_, *plan_, group, members, *tree_);
-        !cause.empty()) {
-      return cause;
     }
   }
   std::vector<std::string> causes = CheckCommands(*previous_, group, *tree_, 1, renames);
