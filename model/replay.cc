@@ -617,7 +617,14 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
   // earlier command changed depend on that command; the others are
   // compared with the tree.
   const absl::flat_hash_map<size_t, size_t> exec_owner = ExecOwners(model);
-  absl::flat_hash_map<std::string, size_t> writer;
+  // Per path the build changes: the command whose change an observation
+  // sees (the last so far), and every command whose operations changed it
+  // (SuspectCause's writers).
+  struct PathWriters {
+    size_t latest = kNoCommand;
+    absl::InlinedVector<size_t, 2> all;
+  };
+  absl::flat_hash_map<std::string, PathWriters> writer;
   LastWriters last_writers(model);  // as FinalStates(model, every command) finds them
   // readers[w]: who observed what w left there: the command, the path
   // ("" for a pipe) and the operation.
@@ -653,7 +660,7 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
       last_writers.NoteEnd(c);
       for (const proto::Output& output : model.commands()[c].end.outputs()) {
         if (output.same_file_as() != 0) {
-          writer.insert_or_assign(std::string(model.String(output.path())), c);
+          writer[std::string(model.String(output.path()))].latest = c;
         }
       }
     }
@@ -670,8 +677,8 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
     if (paths.observation) {
       auto w = writer.find(paths.observed);
       const bool made_by_build = w != writer.end();
-      if (made_by_build && w->second != c) {
-        readers[w->second].push_back({c, paths.observed, index});
+      if (made_by_build && w->second.latest != c) {
+        readers[w->second.latest].push_back({c, paths.observed, index});
       }
       // Listings leave out the names the build writes, so they are compared
       // even in a directory the build made, unless the build removed it
@@ -691,12 +698,12 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
       }
     }
     for (std::string& p : paths.written) {
-      absl::InlinedVector<size_t, 2>& writers = plan.writers[p];
-      if (std::find(writers.begin(), writers.end(), recorded_by) == writers.end()) {
-        writers.push_back(recorded_by);
-      }
       last_writers.Note(p, recorded_by);
-      writer.insert_or_assign(std::move(p), c);
+      PathWriters& writers = writer[std::move(p)];
+      writers.latest = c;
+      if (std::find(writers.all.begin(), writers.all.end(), recorded_by) == writers.all.end()) {
+        writers.all.push_back(recorded_by);
+      }
     }
   }
   take_linked_ends(model.build_ops());
@@ -813,6 +820,17 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
       v.runs = true;
       v.causes.push_back(std::move(why));
       work.push_back(m);
+    }
+  }
+
+  // The writers of what the suspects read, for SuspectCause.
+  for (const CommandVerdict& verdict : plan.commands) {
+    for (size_t index : verdict.suspects) {
+      model.PathsOf(model.ops()[index], &paths);
+      if (!paths.observation) continue;
+      if (auto w = writer.find(paths.observed); w != writer.end()) {
+        plan.writers.try_emplace(paths.observed, w->second.all);
+      }
     }
   }
 

@@ -167,7 +167,8 @@ struct Plan {
   // Outputs to restore when nothing runs: missing, or changed by hand.
   std::vector<FinalState> restores;
   std::vector<std::string> restore_reasons;  // parallel to restores
-  // The commands whose operations change each path the build changes.
+  // The commands whose operations change each path a suspect reads that
+  // the build changes.
   absl::flat_hash_map<std::string, absl::InlinedVector<size_t, 2>> writers;
   bool UpToDate() const;
 };
