@@ -753,10 +753,19 @@ void Rebuilder::KeepDormant() {
   // that reran wrote another prog; gcc's collect2 names a new temporary in
   // every build; a command that only prints says nothing a skip restores.
   // Such records would never be matched, yet keep old outputs in the store.
+  // An output that a command outside the subtree changed later is no
+  // longer the subtree's to leave: depcomp's `mv -f .deps/x.Tpo .deps/x.Po`
+  // takes away the .Tpo that every compile of automake's makes writes.
+  auto changed_later_by_another = [&](const std::string& path, const std::vector<size_t>& subtree) {
+    const size_t last = previous_->LastWrite(path);
+    if (last == kNever) return false;
+    const size_t by = previous_->IndexOf(previous_->ops()[last].command());
+    return !std::binary_search(subtree.begin(), subtree.end(), by);
+  };
   auto outputs_still_there = [&](const std::vector<size_t>& subtree) {
     bool in_project = false;
     for (const FinalState& state : FinalStates(*previous_, subtree)) {
-      if (state.version.absent()) continue;
+      if (state.version.absent() || changed_later_by_another(state.path, subtree)) continue;
       if (DiffersFromFinal(state, *tree_).has_value()) return false;
       if (!options_.project_root.empty() && state.path.starts_with(options_.project_root)) {
         in_project = true;

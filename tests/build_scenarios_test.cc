@@ -752,6 +752,39 @@ TEST(BuildScenariosTest, CompileMakeDidNotStartLastTimeIsMatchedWhenItStartsAgai
   EXPECT_EQ(project.WhyQuiet(), 0);
 }
 
+// The same with automake's dependency files: the compile's main.Tpo is gone
+// from the tree, since the next line of the recipe moved it to main.Po. That
+// move is the last build's doing, not something the record could not give
+// back: the compile is kept dormant all the same, and matched when make
+// starts it again.
+TEST(BuildScenariosTest, CompileWhoseDepFileTheRecipeMovedIsKeptDormant) {
+  const std::vector<std::string> make = {"--", "make", "-j2"};
+  Project project = Project::Copy("make_depfiles");
+  ASSERT_EQ(project.Build(make).run.exit_status, 0);
+  project.Append("util.c", "/* comment */\n");
+  BuildRun second = project.Build(make);
+  ASSERT_EQ(second.run.exit_status, 0);
+  EXPECT_EQ(DormantLabels(second.trace), Labels({Compile("main.c"), {"mv"}}))
+      << DescribeCommands(second.trace);
+  EXPECT_EQ(project.WhyQuiet(), 0);
+
+  project.Append("util.h", "/* comment */\n");
+  BuildRun third = project.Build(make);
+  ASSERT_EQ(third.run.exit_status, 0);
+  // Both assemblers and both moves are skipped: the .Tpo files come out
+  // the same.
+  EXPECT_EQ(RanLabels(third.trace),
+            Labels({{"root"}, CompileToSameAssembly("main.c"), CompileToSameAssembly("util.c")}))
+      << DescribeCommands(third.trace);
+
+  Project clean = Project::Copy("make_depfiles");
+  clean.Append("util.c", "/* comment */\n");
+  clean.Append("util.h", "/* comment */\n");
+  ASSERT_EQ(clean.Build(make).run.exit_status, 0);
+  ExpectSameFiles(project, clean, {"main.o", "util.o", "hello", "main.Po", "util.Po"});
+  EXPECT_EQ(project.WhyQuiet(), 0);
+}
+
 // Under a recursive make, a sub-make that is skipped (an edit of the top
 // Makefile only) carries its own records over; the dormant compiles kept
 // under it stay too, and are matched once it reruns and starts them.
