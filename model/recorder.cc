@@ -576,13 +576,19 @@ void Recorder::OnPathChange(const tracer::SyscallEvent& event, uint64_t command)
     case Effect::kStat: {
       op.set_kind(proto::STAT);
       // What a replay compares: the kind and permissions, and a regular
-      // file's size. Times are left out: a touch alone is not a change.
+      // file's size and mtime. The mtime is what make decides by: a make
+      // that found its target up to date does something else once a
+      // prerequisite is newer, whatever its size.
       struct stat st;
       const bool follow = !event.path.has_value() || event.path->follow_final;
       if (error == 0 && !path.empty() &&
           (follow ? stat(Physical(path).c_str(), &st) : lstat(Physical(path).c_str(), &st)) == 0) {
-        op.mutable_version()->set_mode(st.st_mode);
-        if (S_ISREG(st.st_mode)) op.mutable_version()->set_size(st.st_size);
+        proto::Version& version = *op.mutable_version();
+        version.set_mode(st.st_mode);
+        if (S_ISREG(st.st_mode)) {
+          version.set_size(st.st_size);
+          version.set_mtime_ns(st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec);
+        }
       }
       break;
     }

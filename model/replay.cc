@@ -235,6 +235,16 @@ std::string LiveTree::Check(const TraceModel& model, const proto::Operation& op,
   }
 }
 
+bool LiveTree::MtimeMoved(const proto::Operation& op, const std::string& path) {
+  const proto::Version& v = op.version();
+  if (op.kind() != proto::STAT || op.error() != 0 || !S_ISREG(v.mode()) || v.mtime_ns() == 0) {
+    return false;
+  }
+  if (path.empty() || path[0] != '/' || DescribesAProcess(path)) return false;
+  const Entry& now = LookedUp(path);
+  return now.stat.error == 0 && now.stat.mtime_ns != v.mtime_ns();
+}
+
 std::vector<std::string> ChangedVariables(const std::vector<std::string>& before,
                                           const std::vector<std::string>& after) {
   auto split = [](const std::vector<std::string>& env) {
@@ -344,6 +354,19 @@ std::vector<size_t> OpsOf(const TraceModel& model, const std::vector<size_t>& co
   return ops;
 }
 
+namespace {
+
+// Operations whose command then acted on the file's contents.
+bool ReadsContents(const proto::Operation& op) {
+  return (op.kind() == proto::READ || op.kind() == proto::EXEC) && op.error() == 0;
+}
+
+std::string MtimeCause(const LiveTree& tree, const std::string& path) {
+  return absl::StrCat("mtime of ", tree.Display(path), " changed, and nothing reads it");
+}
+
+}  // namespace
+
 std::vector<std::string> CheckCommands(const TraceModel& model, std::vector<size_t> commands,
                                        LiveTree& tree, size_t max_causes,
                                        const TempRenames* renames) {
@@ -356,6 +379,8 @@ std::vector<std::string> CheckCommands(const TraceModel& model, std::vector<size
     }
   }
   absl::flat_hash_set<std::string> written;
+  // Paths whose STAT found only a new mtime.
+  absl::btree_set<std::string> mtime_only;
   const std::vector<size_t> ops = OpsOf(model, commands);
   // Dormant commands were no part of the last build (see
   // TraceModel::build_size): of what their build wrote, only their own
@@ -415,14 +440,32 @@ std::vector<std::string> CheckCommands(const TraceModel& model, std::vector<size
       }
     }
     if (paths.observation && compare) {
-      std::string cause =
-          renamed.has_value() ? tree.Check(model, op, *renamed) : tree.Check(model, op);
+      const std::string& now_at = renamed.has_value() ? *renamed : paths.observed;
+      std::string cause = tree.Check(model, op, now_at);
       if (!cause.empty()) {
         causes.push_back(std::move(cause));
         if (causes.size() >= max_causes) return causes;
+      } else if (first_write == kNever && model.FirstWrite(paths.observed) == kNever &&
+                 !model.DormantWrites(paths.observed) && tree.MtimeMoved(op, now_at)) {
+        mtime_only.insert(paths.observed);
       }
     }
     for (std::string& p : paths.written) written.insert(std::move(p));
+  }
+  if (!mtime_only.empty()) {
+    // Only a file none of the commands reads (see LiveTree::MtimeMoved).
+    OpPaths paths;
+    for (size_t index : ops) {
+      const proto::Operation& op = model.ops()[index];
+      if (!ReadsContents(op)) continue;
+      model.PathsOf(op, &paths);
+      mtime_only.erase(paths.observed);
+      if (mtime_only.empty()) break;
+    }
+    for (const std::string& path : mtime_only) {
+      causes.push_back(MtimeCause(tree, path));
+      if (causes.size() >= max_causes) return causes;
+    }
   }
   return causes;
 }
@@ -665,6 +708,13 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
       }
     }
   };
+  // Observations that found only a new mtime on a path the build never
+  // writes, decided once all reads are known.
+  struct MtimeOnly {
+    size_t command;
+    std::string path;
+  };
+  std::vector<MtimeOnly> mtime_only;
   OpPaths paths;
   for (size_t index = 0; index < model.build_ops(); ++index) {
     take_linked_ends(index);
@@ -694,6 +744,8 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
           if (ExpectAbsent(op)) cause += Shadows(model, c, index, paths.observed, tree);
           add_cause(c, std::move(cause));
           add_suspect(c, index);
+        } else if (tree.MtimeMoved(op, paths.observed)) {
+          mtime_only.push_back({c, paths.observed});
         }
       }
     }
@@ -707,6 +759,32 @@ Plan MakePlan(const TraceModel& model, LiveTree& tree, const std::vector<std::st
     }
   }
   take_linked_ends(model.build_ops());
+  if (!mtime_only.empty()) {
+    // A new mtime is a cause for a command unless it or a command it started
+    // read the file (see LiveTree::MtimeMoved). Only a same-size edit or a
+    // touch gets here, hence a second pass rather than an index of reads.
+    absl::flat_hash_map<std::string, std::vector<size_t>> readers_of;
+    for (const MtimeOnly& m : mtime_only) readers_of.try_emplace(m.path);
+    for (size_t index = 0; index < model.build_ops(); ++index) {
+      const proto::Operation& op = model.ops()[index];
+      if (!ReadsContents(op)) continue;
+      size_t c = model.IndexOf(op.command());
+      if (c == kNoCommand) continue;
+      if (auto owner = exec_owner.find(index); owner != exec_owner.end()) c = owner->second;
+      model.PathsOf(op, &paths);
+      if (auto it = readers_of.find(paths.observed); it != readers_of.end()) {
+        it->second.push_back(c);
+      }
+    }
+    for (const MtimeOnly& m : mtime_only) {
+      const std::vector<size_t>& readers = readers_of.at(m.path);
+      if (std::none_of(readers.begin(), readers.end(), [&](size_t r) {
+            return r == m.command || model.IsAncestor(m.command, r);
+          })) {
+        add_cause(m.command, MtimeCause(tree, m.path));
+      }
+    }
+  }
 
   // Pipes: a reader depends on the writers; a pipe with an end outside the
   // recorded commands (a shell builtin, the root's own end) cannot be replayed.

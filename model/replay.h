@@ -40,7 +40,20 @@ class LiveTree {
   // not an observation); else a short sentence saying what changed.
   std::string Check(const TraceModel& model, const proto::Operation& op);
   // The same, for a caller that already has the absolute path `op` names.
+  // A STAT's mtime is not compared here: whether it matters depends on the
+  // commands around it (see MtimeMoved).
   std::string Check(const TraceModel& model, const proto::Operation& op, const std::string& path);
+  // Whether `op`, a STAT that found a regular file at `path`, would see
+  // another mtime now. make decides by mtimes alone: a make that found its
+  // target up to date read none of the prerequisites it compared. So a new
+  // mtime is a cause for the commands that may rerun unless one of them
+  // read or executed the file too (then what they did followed contents,
+  // which their reads compare: ld stats the objects it reads). Only for
+  // paths the last build never wrote: one it wrote got a new mtime then too,
+  // as it does now when its writer reruns or is skipped (a skip touches what
+  // it leaves, for make's sake), and `mv` stats what it renames. Traces from
+  // before STAT kept an mtime have none to compare.
+  bool MtimeMoved(const proto::Operation& op, const std::string& path);
 
   // The tree may have changed (a build ran commands): drop cached answers.
   void Forget();

@@ -1,5 +1,6 @@
 #include "model/replay.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -304,16 +305,59 @@ TEST_F(ReplayTest, SizeChangeSeenByAStatIsACause) {
   EXPECT_THAT(Causes(model, {0}), ElementsAre("size of data changed (4 -> 6)"));
 }
 
-TEST_F(ReplayTest, ContentChangeOfTheSameSizeIsNoCauseForAStat) {
+// A stat sees no contents: a same-size rewrite that puts the old mtime back
+// looks the same to it.
+TEST_F(ReplayTest, ContentChangeOfTheSameSizeAndMtimeIsNoCauseForAStat) {
   WriteFile(T("data"), "1234");
+  struct stat before;
+  ASSERT_EQ(stat(T("data").c_str(), &before), 0);
   const uint64_t root = StartRoot();
   trace_.Stat(root, T("data"));
   trace_.End(root);
   TraceModel model = Load();
 
   WriteFile(T("data"), "abcd");
+  const timespec times[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(utimensat(AT_FDCWD, T("data").c_str(), times, 0), 0);
 
   EXPECT_THAT(Causes(model, {0}), IsEmpty());
+}
+
+void SetMtime(const std::string& path, time_t seconds) {
+  const timespec times[2] = {{.tv_sec = seconds, .tv_nsec = 0}, {.tv_sec = seconds, .tv_nsec = 0}};
+  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
+}
+
+// The mtime is what make compares: a make that only looked at a file acts
+// otherwise once it is newer, whatever its size.
+TEST_F(ReplayTest, MtimeChangeSeenByAStatIsACause) {
+  WriteFile(T("data"), "1234");
+  const uint64_t root = StartRoot();
+  trace_.Stat(root, T("data"));
+  trace_.End(root);
+  TraceModel model = Load();
+
+  SetMtime(T("data"), 1'700'000'000);
+
+  EXPECT_THAT(Causes(model, {0}), ElementsAre("mtime of data changed, and nothing reads it"));
+}
+
+// A command of the set that read the file acted on its contents, which are
+// compared: its new mtime alone changes nothing (ld stats what it reads).
+TEST_F(ReplayTest, MtimeChangeOfAFileTheCommandsReadIsNoCause) {
+  WriteFile(T("data"), "1234");
+  const uint64_t root = StartRoot();
+  trace_.Stat(root, T("data"));
+  const uint64_t child = trace_.Start(root, Command({"cat", "data"}));
+  trace_.Read(child, T("data"));
+  trace_.End(child);
+  trace_.End(root);
+  TraceModel model = Load();
+
+  SetMtime(T("data"), 1'700'000'000);
+
+  EXPECT_THAT(Causes(model, {0, 1}), IsEmpty());
+  EXPECT_THAT(Causes(model, {0}), ElementsAre("mtime of data changed, and nothing reads it"));
 }
 
 TEST_F(ReplayTest, NewNameInAListedDirectoryIsACause) {
@@ -835,6 +879,37 @@ TEST_F(ReplayTest, ChangedProgramIsACauseForTheCommandItStarted) {
 
 // MakePlan: root `make` runs A (reads src, writes mid), then B (reads mid,
 // writes out).
+// A touched source: the root stats it and A, which it started, reads it.
+// Nothing reruns for that. A command that only looked at the file (make
+// finding its target up to date) must rerun, and its parent with it.
+TEST_F(ReplayTest, NewMtimeIsACauseOnlyForACommandThatNeverReadTheFile) {
+  WriteFile(T("src"), "source");
+  const uint64_t root = StartRoot();
+  trace_.Stat(root, T("src"));
+  const uint64_t a = trace_.Start(root, Command({"A", "src"}));
+  trace_.Read(a, T("src"));
+  trace_.End(a);
+  const uint64_t submake = trace_.Start(root, Command({"make", "-C", "sub"}));
+  trace_.Stat(submake, T("src"));
+  trace_.End(submake);
+  trace_.End(root);
+  const TraceModel model = Load();
+  FileHasher hasher;
+  LiveTree before(&hasher, tree_);
+  ASSERT_TRUE(MakePlan(model, before, {"make"}, tree_, kEnv).UpToDate());
+
+  SetMtime(T("src"), 1'700'000'000);
+
+  LiveTree live(&hasher, tree_);
+  const Plan plan = MakePlan(model, live, {"make"}, tree_, kEnv);
+  ASSERT_EQ(plan.commands.size(), 3u);
+  EXPECT_FALSE(plan.commands[0].dirty);
+  EXPECT_TRUE(plan.commands[0].runs);
+  EXPECT_FALSE(plan.commands[1].runs);
+  EXPECT_TRUE(plan.commands[2].dirty);
+  EXPECT_THAT(plan.commands[2].causes, ElementsAre("mtime of src changed, and nothing reads it"));
+}
+
 class PlanTest : public ReplayTest {
  protected:
   static constexpr size_t kRoot = 0, kA = 1, kB = 2;

@@ -237,7 +237,11 @@ proto::Operation TraceBuilder::Observe(uint64_t command, proto::OpKind kind,
     case proto::STAT:
       if (stat(path.c_str(), &st) == 0) {
         op.mutable_version()->set_mode(st.st_mode);
-        if (S_ISREG(st.st_mode)) op.mutable_version()->set_size(st.st_size);
+        if (S_ISREG(st.st_mode)) {
+          op.mutable_version()->set_size(st.st_size);
+          op.mutable_version()->set_mtime_ns(st.st_mtim.tv_sec * 1'000'000'000LL +
+                                             st.st_mtim.tv_nsec);
+        }
       }
       break;
     case proto::LIST: {

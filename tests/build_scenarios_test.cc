@@ -132,8 +132,8 @@ TEST(BuildScenariosTest, NoChangeRunsNothing) {
   });
 }
 
-// Only content counts: new mtimes on a source and on the Dodofile change
-// nothing.
+// New mtimes on a source and on the Dodofile change nothing: the commands
+// that look at them read them too, and their contents are the same.
 TEST(BuildScenariosTest, TouchIsNotAChange) {
   RunScenario({
       .project = "c_build",
@@ -814,6 +814,50 @@ TEST(BuildScenariosTest, DormantCompilesStayUnderASkippedSubMake) {
   clean.Append("src/util.c", "/* comment */\n");
   clean.Append("Makefile", "# comment\n");
   clean.Append("src/util.h", "/* comment */\n");
+  ASSERT_EQ(clean.Build(make).run.exit_status, 0);
+  ExpectSameFiles(project, clean,
+                  {"src/hello.o", "src/bye.o", "src/util.o", "src/hello", "src/bye"});
+  EXPECT_EQ(project.WhyQuiet(), 0);
+}
+
+// make stats util.c and the compile it starts reads it: a touch alone
+// changes what make would do, but not what it would make. Nothing runs.
+TEST(BuildScenariosTest, TouchedSourceUnderMakeRunsNothing) {
+  RunScenario({
+      .project = "make_recursive",
+      .build_args = {"--", "make", "-j2"},
+      .edit = [](const Project& p) { p.Touch("src/util.c"); },
+      .expected_rerun = kNothing,
+      .outputs = {"src/hello.o", "src/bye.o", "src/util.o", "src/hello", "src/bye"},
+      .why_after_edit = 0,
+  });
+}
+
+// A tree make built before dodo first saw it: that first build records
+// sub-makes that found every target up to date and only looked at mtimes.
+// An edit that keeps the file's size leaves every size they saw as it was;
+// the new mtime alone must make the sub-make run, and with it the compile
+// and both links, as a clean build would.
+TEST(BuildScenariosTest, SubMakeThatFoundItsTargetsUpToDateRunsWhenAnMtimeMoves) {
+  const std::vector<std::string> make = {"--", "make", "-j2"};
+  Project project = Project::Copy("make_recursive");
+  RunResult native = RunCommand({"make", "-s", "-j2"}, project.Path("."));
+  ASSERT_EQ(native.exit_status, 0) << native.err;
+  BuildRun adopted = project.Build(make);
+  ASSERT_EQ(adopted.run.exit_status, 0) << adopted.run.err;
+  ASSERT_TRUE(adopted.trace.CommandsRunning("cc1").empty()) << DescribeCommands(adopted.trace);
+
+  project.Replace("src/util.c", "\"%s, %s\\n\"", "\"%s; %s\\n\"");
+  BuildRun edited = project.Build(make);
+  ASSERT_EQ(edited.run.exit_status, 0) << edited.run.err;
+  EXPECT_EQ(RanLabels(edited.trace),
+            Labels({{"root", "make"}, Compile("util.c"), Link("hello"), Link("bye")}))
+      << DescribeCommands(edited.trace);
+  EXPECT_EQ(project.RunProgram("src/hello"), "hello; make\n");
+  EXPECT_EQ(project.RunProgram("src/bye"), "bye; make\n");
+
+  Project clean = Project::Copy("make_recursive");
+  clean.Replace("src/util.c", "\"%s, %s\\n\"", "\"%s; %s\\n\"");
   ASSERT_EQ(clean.Build(make).run.exit_status, 0);
   ExpectSameFiles(project, clean,
                   {"src/hello.o", "src/bye.o", "src/util.o", "src/hello", "src/bye"});
