@@ -84,11 +84,15 @@ Rebuilder::Rebuilder(Recorder* recorder, const TraceModel* previous, Store* stor
           previous_external_files_.insert(std::string(previous_->String(fd.path())));
       }
     }
-    for (const auto& [id, pipe] : previous_->pipes()) {
-      for (size_t w : pipe.writers) {
-        for (size_t r : pipe.readers) {
-          partners_[w].push_back(r);
-          partners_[r].push_back(w);
+    // Dormant commands too: a pipe kept with them joins their ends in one
+    // group, decided at once (see KeepDormant).
+    for (const auto* pipes : {&previous_->pipes(), &previous_->dormant_pipes()}) {
+      for (const auto& [id, pipe] : *pipes) {
+        for (size_t w : pipe.writers) {
+          for (size_t r : pipe.readers) {
+            partners_[w].push_back(r);
+            partners_[r].push_back(w);
+          }
         }
       }
     }
@@ -280,13 +284,21 @@ std::string Rebuilder::WhyRun(const std::vector<size_t>& group, const tracer::Ex
       if (fd.kind() == proto::FD_PIPE) inherited_pipes.insert(fd.pipe_id());
     }
   }
-  for (const auto& [id, pipe] : previous_->pipes()) {
+  // A group is dormant as a whole or not at all (pipes join only commands of
+  // one kind). The plan, which pins the readers of what a rerun writes into
+  // a pipe, covers the build's commands only: a dormant reader of a pipe
+  // that a process of a running ancestor feeds (`echo | sed` in a shell)
+  // runs, since that process writes now what it writes.
+  const bool dormant = previous_->IsDormant(matched);
+  for (const auto& [id, pipe] : dormant ? previous_->dormant_pipes() : previous_->pipes()) {
     const bool touches = std::any_of(pipe.readers.begin(), pipe.readers.end(),
                                      [&](size_t c) { return members.contains(c); }) ||
                          std::any_of(pipe.writers.begin(), pipe.writers.end(),
                                      [&](size_t c) { return members.contains(c); });
-    if (touches && pipe.readers.empty() && inherited_pipes.contains(id)) {
-      return "writes a pipe read by a process that is not a command";
+    if (!touches || !inherited_pipes.contains(id)) continue;
+    if (pipe.readers.empty()) return "writes a pipe read by a process that is not a command";
+    if (dormant && pipe.writers.empty()) {
+      return "reads a pipe fed by a process that is not a command";
     }
   }
   // The group is decided now, before its pipe partners that have not exec'd
@@ -773,6 +785,41 @@ void Rebuilder::KeepDormant() {
     }
     return in_project;
   };
+  // Pipes to commands outside the subtree are matched as groups (see
+  // Connected), which the dormant records do not keep. Pipes made inside it
+  // go with it: libtool's compile script runs `echo ... | sed ...` a few
+  // times over, and make rebuilds every object of a library after a header
+  // edit. Every command holding such a pipe must be in the subtree, and the
+  // pipe no descriptor its top command inherited: a pipe made inside is held
+  // by the subtree's processes alone (a shell reading `$(...)` is no
+  // command of its own), and skipping the subtree skips them all.
+  absl::flat_hash_map<size_t, std::vector<std::pair<uint64_t, const TraceModel::Pipe*>>> pipes_of;
+  for (const auto* pipes : {&previous_->pipes(), &previous_->dormant_pipes()}) {
+    for (const auto& [pipe_id, pipe] : *pipes) {
+      for (size_t c : pipe.readers) pipes_of[c].emplace_back(pipe_id, &pipe);
+      for (size_t c : pipe.writers) pipes_of[c].emplace_back(pipe_id, &pipe);
+    }
+  }
+  auto pipes_stay_inside = [&](size_t top, const std::vector<size_t>& subtree) {
+    auto inside = [&](size_t c) { return std::binary_search(subtree.begin(), subtree.end(), c); };
+    absl::flat_hash_set<uint64_t> inherited;
+    for (const proto::InheritedFd& fd : previous_->commands()[top].start.fds()) {
+      if (fd.kind() == proto::FD_PIPE) inherited.insert(fd.pipe_id());
+    }
+    for (size_t c : subtree) {
+      if (!previous_->commands()[c].uses_pipes) continue;
+      auto held = pipes_of.find(c);
+      if (held == pipes_of.end()) return false;
+      for (const auto& [pipe_id, pipe] : held->second) {
+        if (inherited.contains(pipe_id) ||
+            !std::all_of(pipe->readers.begin(), pipe->readers.end(), inside) ||
+            !std::all_of(pipe->writers.begin(), pipe->writers.end(), inside)) {
+          return false;
+        }
+      }
+    }
+    return true;
+  };
   for (size_t i = 0; i < parents.size(); ++i) {
     const auto& [id, recorded] = parents[i];
     const TracedCommand& command = previous_->commands()[recorded];
@@ -788,16 +835,13 @@ void Rebuilder::KeepDormant() {
         // changes with every build leaves one per build) are let go.
         if (!kept.Succeeded() || kept.start.dormant_builds() >= kMaxDormantBuilds) continue;
         std::vector<size_t> subtree = previous_->Subtree(child);
-        // Pipes to other commands are matched as groups (see Connected),
-        // which the dormant records do not keep.
-        if (std::any_of(subtree.begin(), subtree.end(), [&](size_t c) {
-              return previous_->commands()[c].uses_pipes || !previous_->commands()[c].ended;
-            })) {
+        if (std::any_of(subtree.begin(), subtree.end(),
+                        [&](size_t c) { return !previous_->commands()[c].ended; })) {
           continue;
         }
         if (Superseded(child, id)) continue;
         std::sort(subtree.begin(), subtree.end());
-        if (!outputs_still_there(subtree)) continue;
+        if (!pipes_stay_inside(child, subtree) || !outputs_still_there(subtree)) continue;
         CopyRecords(subtree, id, /*relist=*/false, nullptr, CopyAs::kDormant);
         ++stats_.kept_dormant;
       }

@@ -190,9 +190,10 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
   for (const auto& [key, bits] : ends) {
     if (jobserver_pipes.contains(key.second) || bits == 3) continue;
     model.commands_[key.first].uses_pipes = true;
-    if (model.IsDormant(key.first)) continue;
-    if (bits == 1) model.pipes_[key.second].readers.push_back(key.first);
-    if (bits == 2) model.pipes_[key.second].writers.push_back(key.first);
+    Pipe& pipe =
+        model.IsDormant(key.first) ? model.dormant_pipes_[key.second] : model.pipes_[key.second];
+    if (bits == 1) pipe.readers.push_back(key.first);
+    if (bits == 2) pipe.writers.push_back(key.first);
   }
   OpPaths paths;
   for (size_t index = 0; index < model.ops_.size(); ++index) {

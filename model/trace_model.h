@@ -147,6 +147,8 @@ class TraceModel {
   };
   // In id order, so that what is said about pipes comes out the same each run.
   const absl::btree_map<uint64_t, Pipe>& pipes() const { return pipes_; }
+  // The same for the dormant commands, which pipes() leaves out.
+  const absl::btree_map<uint64_t, Pipe>& dormant_pipes() const { return dormant_pipes_; }
 
   bool complete() const { return complete_; }
   const std::string& warning() const { return warning_; }
@@ -164,6 +166,7 @@ class TraceModel {
   OpList ops_;
   absl::flat_hash_map<uint64_t, size_t> index_of_;
   absl::btree_map<uint64_t, Pipe> pipes_;
+  absl::btree_map<uint64_t, Pipe> dormant_pipes_;
   struct Writes {
     size_t first;
     size_t last;

@@ -785,6 +785,38 @@ TEST(BuildScenariosTest, CompileWhoseDepFileTheRecipeMovedIsKeptDormant) {
   EXPECT_EQ(project.WhyQuiet(), 0);
 }
 
+// libtool's compile script works out names with `echo | sed`: the compile's
+// commands talk through pipes, among themselves only. Such a subtree is kept
+// dormant like the others, pipes and all, and matched as one group once make
+// starts it again: after the header edit, main.c's assembler is skipped.
+TEST(BuildScenariosTest, CompileWhoseRecipePipesThroughSedIsKeptDormant) {
+  const std::vector<std::string> make = {"--", "make", "-j2"};
+  Project project = Project::Copy("make_piped_recipe");
+  ASSERT_EQ(project.Build(make).run.exit_status, 0);
+  project.Append("util.c", "/* comment */\n");
+  BuildRun second = project.Build(make);
+  ASSERT_EQ(second.run.exit_status, 0);
+  EXPECT_EQ(DormantLabels(second.trace), Labels({{"sh", "sed"}, Compile("main.c")}))
+      << DescribeCommands(second.trace);
+  EXPECT_EQ(project.WhyQuiet(), 0);
+
+  project.Append("util.h", "/* comment */\n");
+  BuildRun third = project.Build(make);
+  ASSERT_EQ(third.run.exit_status, 0);
+  EXPECT_EQ(RanLabels(third.trace), Labels({{"root", "sh", "sed", "sh", "sed"},
+                                            CompileToSameAssembly("main.c"),
+                                            CompileToSameAssembly("util.c")}))
+      << DescribeCommands(third.trace);
+  EXPECT_EQ(project.RunProgram("hello"), "hello from make\n");
+
+  Project clean = Project::Copy("make_piped_recipe");
+  clean.Append("util.c", "/* comment */\n");
+  clean.Append("util.h", "/* comment */\n");
+  ASSERT_EQ(clean.Build(make).run.exit_status, 0);
+  ExpectSameFiles(project, clean, {"main.o", "util.o", "hello"});
+  EXPECT_EQ(project.WhyQuiet(), 0);
+}
+
 // Under a recursive make, a sub-make that is skipped (an edit of the top
 // Makefile only) carries its own records over; the dormant compiles kept
 // under it stay too, and are matched once it reruns and starts them.

@@ -1,0 +1,3 @@
+#include "util.h"
+
+const char* Greeting(void) { return "hello from make"; }
