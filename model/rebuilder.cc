@@ -769,7 +769,12 @@ void Rebuilder::KeepDormant() {
   // longer the subtree's to leave: depcomp's `mv -f .deps/x.Tpo .deps/x.Po`
   // takes away the .Tpo that every compile of automake's makes writes.
   auto changed_later_by_another = [&](const std::string& path, const std::vector<size_t>& subtree) {
-    const size_t last = previous_->LastWrite(path);
+    size_t last = previous_->LastWrite(path);
+    // A subtree kept dormant before: the `mv` of its recipe was kept
+    // dormant beside it, and still moved the .Tpo away.
+    if (last == kNever && previous_->IsDormant(subtree.front())) {
+      last = previous_->DormantLastWrite(path);
+    }
     if (last == kNever) return false;
     const size_t by = previous_->IndexOf(previous_->ops()[last].command());
     return !std::binary_search(subtree.begin(), subtree.end(), by);

@@ -206,7 +206,7 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
     model.PathsOf(model.ops_[index], &paths);
     for (std::string& p : paths.written) {
       if (index >= model.build_ops_) {
-        model.dormant_writes_.insert(std::move(p));
+        model.dormant_writes_.insert_or_assign(std::move(p), index);
         continue;
       }
       auto [it, added] = model.writes_.try_emplace(std::move(p), Writes{index, index});

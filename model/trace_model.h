@@ -97,6 +97,12 @@ class TraceModel {
   bool IsDormant(size_t command) const { return command >= build_size_; }
   // Whether a dormant command created, changed or removed `path`.
   bool DormantWrites(const std::string& path) const { return dormant_writes_.contains(path); }
+  // Index of the last operation of a dormant command that changed `path`, or
+  // kNever. Dormant records keep the order their build wrote them in.
+  size_t DormantLastWrite(const std::string& path) const {
+    auto it = dormant_writes_.find(path);
+    return it == dormant_writes_.end() ? kNever : it->second;
+  }
   // Index of the command with trace id `id`, or kNoCommand.
   size_t IndexOf(uint64_t id) const;
   // Index of the root command (the first one), or kNoCommand for an empty trace.
@@ -171,8 +177,8 @@ class TraceModel {
     size_t first;
     size_t last;
   };
-  absl::flat_hash_map<std::string, Writes> writes_;  // path -> ops that changed it
-  absl::flat_hash_set<std::string> dormant_writes_;
+  absl::flat_hash_map<std::string, Writes> writes_;          // path -> ops that changed it
+  absl::flat_hash_map<std::string, size_t> dormant_writes_;  // path -> last dormant op
   size_t build_size_ = 0;
   size_t build_ops_ = 0;
   bool complete_ = false;

@@ -768,6 +768,14 @@ TEST(BuildScenariosTest, CompileWhoseDepFileTheRecipeMovedIsKeptDormant) {
       << DescribeCommands(second.trace);
   EXPECT_EQ(project.WhyQuiet(), 0);
 
+  // Kept a second time: the mv that took main.Tpo away is a dormant record
+  // itself now.
+  project.Append("util.c", "/* another */\n");
+  BuildRun again = project.Build(make);
+  ASSERT_EQ(again.run.exit_status, 0);
+  EXPECT_EQ(DormantLabels(again.trace), Labels({Compile("main.c"), {"mv"}}))
+      << DescribeCommands(again.trace);
+
   project.Append("util.h", "/* comment */\n");
   BuildRun third = project.Build(make);
   ASSERT_EQ(third.run.exit_status, 0);
@@ -779,6 +787,7 @@ TEST(BuildScenariosTest, CompileWhoseDepFileTheRecipeMovedIsKeptDormant) {
 
   Project clean = Project::Copy("make_depfiles");
   clean.Append("util.c", "/* comment */\n");
+  clean.Append("util.c", "/* another */\n");
   clean.Append("util.h", "/* comment */\n");
   ASSERT_EQ(clean.Build(make).run.exit_status, 0);
   ExpectSameFiles(project, clean, {"main.o", "util.o", "hello", "main.Po", "util.Po"});
