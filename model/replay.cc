@@ -445,7 +445,8 @@ std::vector<std::string> CheckCommands(const TraceModel& model, std::vector<size
       if (!cause.empty()) {
         causes.push_back(std::move(cause));
         if (causes.size() >= max_causes) return causes;
-      } else if (first_write == kNever && model.FirstWrite(paths.observed) == kNever &&
+      } else if (op.kind() == proto::STAT && first_write == kNever &&
+                 (!dormant || model.FirstWrite(paths.observed) == kNever) &&
                  !model.DormantWrites(paths.observed) && tree.MtimeMoved(op, now_at)) {
         mtime_only.insert(paths.observed);
       }
