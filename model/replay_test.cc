@@ -877,8 +877,6 @@ TEST_F(ReplayTest, ChangedProgramIsACauseForTheCommandItStarted) {
   EXPECT_THAT(Causes(model, {1}), ElementsAre(HasSubstr("content of bin/cc changed")));
 }
 
-// MakePlan: root `make` runs A (reads src, writes mid), then B (reads mid,
-// writes out).
 // A touched source: the root stats it and A, which it started, reads it.
 // Nothing reruns for that. A command that only looked at the file (make
 // finding its target up to date) must rerun, and its parent with it.
@@ -910,6 +908,8 @@ TEST_F(ReplayTest, NewMtimeIsACauseOnlyForACommandThatNeverReadTheFile) {
   EXPECT_THAT(plan.commands[2].causes, ElementsAre("mtime of src changed, and nothing reads it"));
 }
 
+// MakePlan: root `make` runs A (reads src, writes mid), then B (reads mid,
+// writes out).
 class PlanTest : public ReplayTest {
  protected:
   static constexpr size_t kRoot = 0, kA = 1, kB = 2;
