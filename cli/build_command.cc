@@ -442,7 +442,10 @@ int RunBuild(const BuildOptions& options) {
     std::cerr << "dodo build: '" << model::ShortCommand(argv, 60) << "' exited with status "
               << status << "\n";
   }
-  return status;
+  // The trace is committed and the store's lock goes with the process: the
+  // last build's model, the hash tables and the new trace's string table
+  // need not be freed piece by piece (see ExitNow).
+  ExitNow(status);
 }
 
 }  // namespace dodo::cli
