@@ -60,6 +60,11 @@ struct ObservedCall {
   bool readable = true;
 };
 
+// Loads a tracepoint program; its descriptor (the caller's to close), or
+// why the kernel would not: for a program the verifier refuses, the last
+// line of the verifier's log.
+absl::StatusOr<int> LoadTracepointProgram(const std::vector<bpf_insn>& program);
+
 class BpfObserver {
  public:
   // The syscalls it observes, at least in part.

@@ -205,5 +205,25 @@ TEST(BpfObserverTest, CountsWhatAFullRingLost) {
   EXPECT_EQ(kept + lost, static_cast<size_t>(kCalls));
 }
 
+TEST(LoadTracepointProgramTest, TakesAProgramAndSaysWhyTheVerifierRefusesOne) {
+  const bpf_insn set_r0{.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0, .imm = 0};
+  const bpf_insn exit{.code = BPF_JMP | BPF_EXIT};
+  absl::StatusOr<int> good = LoadTracepointProgram({set_r0, exit});
+  // Returning r0 before anything set it: the verifier says so.
+  absl::StatusOr<int> bad = LoadTracepointProgram({exit});
+  ASSERT_FALSE(bad.ok());
+  if (geteuid() != 0) {
+    EXPECT_FALSE(good.ok());
+    EXPECT_NE(bad.status().message().find("bpf(BPF_PROG_LOAD)"), std::string::npos) << bad.status();
+    return;
+  }
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_GE(*good, 0);
+  close(*good);
+  EXPECT_NE(bad.status().message().find("the eBPF verifier refused the program: R0 !read_ok"),
+            std::string::npos)
+      << bad.status();
+}
+
 }  // namespace
 }  // namespace dodo::tracer
