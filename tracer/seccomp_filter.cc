@@ -4,6 +4,8 @@
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -133,22 +135,11 @@ absl::StatusOr<SeccompFilter> SeccompFilter::Build(bool listener_only, FilterOpt
     }
     if (!status.ok()) return status;
   }
+  if (status = filter.Compile(); !status.ok()) return status;
   return filter;
 }
 
-absl::Status SeccompFilter::Load() const {
-  int rc = seccomp_load(ctx_.get());
-  if (rc != 0) return absl::InternalError(absl::StrCat("seccomp_load: ", strerror(-rc)));
-  return absl::OkStatus();
-}
-
-absl::StatusOr<size_t> SeccompFilter::ProgramSize() const {
-  absl::StatusOr<std::vector<sock_filter>> program = Program();
-  if (!program.ok()) return program.status();
-  return program->size();
-}
-
-absl::StatusOr<std::vector<sock_filter>> SeccompFilter::Program() const {
+absl::Status SeccompFilter::Compile() {
   // libseccomp 2.5 exports only to a descriptor.
   const int fd = memfd_create("dodo-bpf", MFD_CLOEXEC);
   if (fd < 0) return absl::InternalError(absl::StrCat("memfd_create: ", strerror(errno)));
@@ -158,11 +149,32 @@ absl::StatusOr<std::vector<sock_filter>> SeccompFilter::Program() const {
     close(fd);
     return absl::InternalError(absl::StrCat("seccomp_export_bpf: ", strerror(rc != 0 ? -rc : EIO)));
   }
-  std::vector<sock_filter> program(static_cast<size_t>(size) / sizeof(sock_filter));
-  const ssize_t got = pread(fd, program.data(), static_cast<size_t>(size), 0);
+  program_.resize(static_cast<size_t>(size) / sizeof(sock_filter));
+  const ssize_t got = pread(fd, program_.data(), static_cast<size_t>(size), 0);
   close(fd);
   if (got != size) return absl::InternalError("seccomp_export_bpf: short read");
-  return program;
+  if (program_.empty() || program_.size() > BPF_MAXINSNS) {
+    return absl::InternalError(absl::StrCat("seccomp filter of ", program_.size(),
+                                            " instructions (the kernel takes 1 to ", BPF_MAXINSNS,
+                                            ")"));
+  }
+  return absl::OkStatus();
 }
+
+absl::Status SeccompFilter::Load() const {
+  sock_fprog program{.len = static_cast<unsigned short>(program_.size()),
+                     .filter = const_cast<sock_filter*>(program_.data())};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    return absl::ErrnoToStatus(errno, "prctl(PR_SET_NO_NEW_PRIVS)");
+  }
+  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) != 0) {
+    return absl::ErrnoToStatus(errno, "seccomp(SECCOMP_SET_MODE_FILTER)");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<size_t> SeccompFilter::ProgramSize() const { return program_.size(); }
+
+absl::StatusOr<std::vector<sock_filter>> SeccompFilter::Program() const { return program_; }
 
 }  // namespace dodo::tracer

@@ -42,7 +42,8 @@ class SeccompFilter {
   static absl::StatusOr<SeccompFilter> BuildListenerOnly(FilterOptions options = {});
 
   // Installs the filter in the calling process (sets PR_SET_NO_NEW_PRIVS).
-  // Called in the child between fork and exec, so it must not allocate.
+  // Called in the child between fork and exec: it makes two system calls
+  // with the program Build compiled, and allocates nothing unless it fails.
   absl::Status Load() const;
 
   // Number of BPF instructions, for tests and benchmarks.
@@ -56,7 +57,14 @@ class SeccompFilter {
   };
   static absl::StatusOr<SeccompFilter> Build(bool listener_only, FilterOptions options);
   explicit SeccompFilter(scmp_filter_ctx ctx) : ctx_(ctx) {}
+  // Compiles the rules into program_.
+  absl::Status Compile();
   std::unique_ptr<void, Release> ctx_;
+  // Compiled once by Build. libseccomp's own seccomp_load compiles the
+  // rules again at every call: in the child, after fork, among pages it
+  // shares copy-on-write, that took 8 ms of every run's start (1.7 ms in
+  // the tracer).
+  std::vector<sock_filter> program_;
 };
 
 }  // namespace dodo::tracer
