@@ -23,6 +23,8 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <future>
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -284,7 +286,21 @@ absl::StatusOr<int> Tracer::Run(const std::vector<std::string>& argv) {
   // exec (listener_policy.h).
   // The observer cannot redirect a path, so a redirector keeps the lookups
   // trapped. With the observer, the listener would have nothing to serve.
-  if (use_bpf_ && (redirector_ == nullptr || !redirector_->RewritesPaths())) {
+  const bool try_bpf = use_bpf_ && (redirector_ == nullptr || !redirector_->RewritesPaths());
+  // Compiling the filter and starting the observer take some milliseconds
+  // each, most of a short run's start: the filter is compiled on a thread of
+  // its own meanwhile, for the observer's success. (A refusal compiles
+  // another.)
+  auto build_expected = [try_bpf] {
+    return SeccompFilter::Build(FilterOptions{.lookups_observed = try_bpf});
+  };
+  std::future<absl::StatusOr<SeccompFilter>> expected_filter;
+  try {
+    expected_filter = std::async(std::launch::async, build_expected);
+  } catch (const std::system_error&) {
+    expected_filter = std::async(std::launch::deferred, build_expected);  // no thread to be had
+  }
+  if (try_bpf) {
     absl::StatusOr<std::unique_ptr<BpfObserver>> observer = BpfObserver::Start();
     if (observer.ok()) {
       observer_ = *std::move(observer);
@@ -294,7 +310,8 @@ absl::StatusOr<int> Tracer::Run(const std::vector<std::string>& argv) {
   }
   const bool observed = observer_ != nullptr;
   const FilterOptions options{.lookups_observed = observed};
-  absl::StatusOr<SeccompFilter> filter = SeccompFilter::Build(options);
+  absl::StatusOr<SeccompFilter> filter = expected_filter.get();
+  if (observed != try_bpf) filter = SeccompFilter::Build(options);
   if (!filter.ok()) return filter.status();
   if (use_listener_ && !observed) {
     absl::StatusOr<SeccompFilter> listener_only = SeccompFilter::BuildListenerOnly(options);
