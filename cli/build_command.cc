@@ -372,9 +372,10 @@ int RunBuild(const BuildOptions& options) {
   std::string bpf_refusal;
   const std::string user_hash_cache = options.no_hash_cache ? "" : options.hash_cache;
   if (ran) {
-    // Loaded only now, so that a no-op pays nothing for it. The store's own
-    // entries, loaded first, are kept where both know a file.
-    if (!user_hash_cache.empty()) hasher.LoadCache(user_hash_cache);
+    // Loaded only now, so that a no-op pays nothing for it, and while the
+    // tracer starts. The store's own entries, loaded first, are kept where
+    // both know a file.
+    if (!user_hash_cache.empty()) hasher.LoadCacheInBackground(user_hash_cache);
     tracer::Tracer tracer(vfs->get());
     tracer.set_exec_gate(&rebuilder);
     tracer.set_path_redirector(vfs->get());

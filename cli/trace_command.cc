@@ -122,7 +122,8 @@ int RunTrace(const TraceOptions& options) {
   model::PathResolver resolver;
   model::FileHasher hasher;
   const std::string hash_cache = options.no_hash_cache ? "" : options.hash_cache;
-  if (!hash_cache.empty()) hasher.LoadCache(hash_cache);
+  // Read while the tracer starts: the first hash is the command's own.
+  if (!hash_cache.empty()) hasher.LoadCacheInBackground(hash_cache);
   model::Recorder recorder(writer->get(), &resolver, &hasher);
   recorder.set_keep_repeats(options.keep_repeats);
   tracer::Tracer tracer(&recorder);

@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -154,6 +155,7 @@ absl::StatusOr<FileVersion> FileHasher::HashFile(const std::string& path) {
 }
 
 absl::StatusOr<FileVersion> FileHasher::HashAndCopy(const std::string& path, int copy_fd) {
+  AwaitCache();
   auto validators_of = [](const struct stat& st) {
     return Validators{static_cast<uint64_t>(st.st_size), Nanoseconds(st.st_mtim),
                       Nanoseconds(st.st_ctim)};
@@ -261,6 +263,7 @@ absl::Status ReplaceFile(const std::string& path, std::string_view data) {
 }  // namespace
 
 absl::Status FileHasher::SaveCache(const std::string& path, size_t max_entries) const {
+  AwaitCache();
   const int64_t now_s = RealtimeNs() / 1'000'000'000;
   const int64_t oldest_used_s = now_s - int64_t{kUnusedDays} * 24 * 3600;
   std::vector<CacheEntry> entries;
@@ -298,7 +301,21 @@ absl::Status FileHasher::SaveCache(const std::string& path, size_t max_entries) 
   return ReplaceFile(path, data);
 }
 
+void FileHasher::LoadCacheInBackground(const std::string& path) {
+  AwaitCache();
+  try {
+    loading_ = std::async(std::launch::async, [this, path] { ReadCacheFile(path); });
+  } catch (const std::system_error&) {
+    ReadCacheFile(path);  // no thread to be had: load it now
+  }
+}
+
 void FileHasher::LoadCache(const std::string& path) {
+  AwaitCache();
+  ReadCacheFile(path);
+}
+
+void FileHasher::ReadCacheFile(const std::string& path) {
   Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return;
   struct stat st;

@@ -10,6 +10,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <future>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -78,9 +79,16 @@ class FileHasher {
   // past `max_entries`, the entries used least recently.
   absl::Status SaveCache(const std::string& path, size_t max_entries = kMaxCacheEntries) const;
   void LoadCache(const std::string& path);
+  // LoadCache on a thread of its own, for a caller with other work to do
+  // before its first hash (the tracer's start: a user's cache of 3 MB takes
+  // 8-10 ms to load). Every call that needs the cache waits for it.
+  void LoadCacheInBackground(const std::string& path);
   // Whether a file was hashed since LoadCache, so that the cache on disk is
   // behind (a run that found every file in the cache need not save it).
-  bool cache_changed() const { return cache_changed_; }
+  bool cache_changed() const {
+    AwaitCache();
+    return cache_changed_;
+  }
 
   // SHA-256 of the sorted entry names of a directory (excluding "." and
   // ".."), each name followed by '\0'. Names sort bytewise. Not cached.
@@ -100,6 +108,12 @@ class FileHasher {
   static constexpr size_t kMaxCacheEntries = 32768;
 
  private:
+  // Waits for a LoadCacheInBackground under way, if any.
+  void AwaitCache() const {
+    if (loading_.valid()) loading_.get();
+  }
+  // LoadCache's work, on whichever thread.
+  void ReadCacheFile(const std::string& path);
   struct Validators {
     uint64_t size;
     int64_t mtime_ns;
@@ -121,6 +135,9 @@ class FileHasher {
   absl::flat_hash_map<std::pair<dev_t, ino_t>, CachedVersion> cache_;
   std::vector<uint8_t> buffer_;  // read buffer, allocated on first use
   size_t files_read_ = 0;
+  // A LoadCacheInBackground under way: until it is waited for, it alone
+  // touches cache_.
+  mutable std::future<void> loading_;
   bool cache_changed_ = false;
 };
 

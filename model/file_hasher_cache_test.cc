@@ -94,6 +94,29 @@ TEST_F(FileHasherCacheTest, CacheChangesOnlyWhenAFileIsHashed) {
   EXPECT_TRUE(again.cache_changed()) << "a changed file did not change the cache";
 }
 
+// dodo trace and dodo build load the user's cache while the tracer starts:
+// the first hash waits for it, and saving keeps all it loaded.
+TEST_F(FileHasherCacheTest, CacheLoadedInBackgroundServesTheFirstHash) {
+  constexpr int kFiles = 2000;  // enough for the load to take a while
+  {
+    FileHasher hasher;
+    for (int i = 0; i < kFiles; ++i) WriteFile(scratch_.P("f" + std::to_string(i)), "x");
+    LetSettle();
+    for (int i = 0; i < kFiles; ++i) {
+      ASSERT_TRUE(hasher.HashFile(scratch_.P("f" + std::to_string(i))).ok());
+    }
+    ASSERT_TRUE(hasher.SaveCache(CachePath()).ok());
+  }
+  const std::string saved = ReadFile(CachePath());
+  FileHasher hasher;
+  hasher.LoadCacheInBackground(CachePath());
+  ASSERT_TRUE(hasher.HashFile(scratch_.P("f" + std::to_string(kFiles - 1))).ok());
+  EXPECT_EQ(hasher.files_read(), 0u) << "the first hash did not wait for the cache";
+  EXPECT_FALSE(hasher.cache_changed());
+  ASSERT_TRUE(hasher.SaveCache(scratch_.P("cache/again")).ok());
+  EXPECT_EQ(ReadFile(scratch_.P("cache/again")).size(), saved.size());
+}
+
 TEST_F(FileHasherCacheTest, LoadedVersionKeepsModeAndMtime) {
   WriteFile(scratch_.P("f"), "hello", 0750);
   LetSettle();
