@@ -459,7 +459,7 @@ absl::Status BpfObserver::SelfTest() {
 
 BpfObserver::~BpfObserver() {
   // Detaching a program from a syscall tracepoint waits for RCU grace
-  // periods: 70-85 ms per event on the VM of docs/performance.md, about 2 s for
+  // periods: 70-85 ms per event on the VM of the README's figures, about 2 s for
   // the 24, which every dodo trace would add to its run. The last close
   // pays it, so a grandchild that holds nothing else keeps the events until
   // this process has closed its copies (the pipe's end), then closes them

@@ -8,8 +8,8 @@
 // each header in every directory of its include path (xz's make: 330,000
 // opens, 277,000 of them failing), and glibc's realpath() calls readlink on
 // every prefix of the path it resolves. Through a seccomp listener each
-// costs a round trip to dodo (about 9 us on the 2-CPU VM of
-// docs/performance.md); through the tracepoint it costs 0.3 us, and dodo
+// costs a round trip to dodo (about 9 us on the 2-CPU VM of the README's
+// Performance section); through the tracepoint it costs 0.3 us, and dodo
 // reads the records in batches.
 //
 // Why this keeps the order of events: a process's record is in the ring
