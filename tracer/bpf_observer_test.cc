@@ -206,8 +206,9 @@ TEST(BpfObserverTest, CountsWhatAFullRingLost) {
 }
 
 TEST(LoadTracepointProgramTest, TakesAProgramAndSaysWhyTheVerifierRefusesOne) {
-  const bpf_insn set_r0{.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0, .imm = 0};
-  const bpf_insn exit{.code = BPF_JMP | BPF_EXIT};
+  const bpf_insn set_r0{
+      .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0, .src_reg = 0, .off = 0, .imm = 0};
+  const bpf_insn exit{.code = BPF_JMP | BPF_EXIT, .dst_reg = 0, .src_reg = 0, .off = 0, .imm = 0};
   absl::StatusOr<int> good = LoadTracepointProgram({set_r0, exit});
   // Returning r0 before anything set it: the verifier says so.
   absl::StatusOr<int> bad = LoadTracepointProgram({exit});
