@@ -7,10 +7,14 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <functional>
+#include <future>
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string_view>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -174,10 +178,21 @@ void Summary(const model::RebuildStats& stats, absl::Time start) {
 
 // The hash cache only saves time later: a cache that cannot be written is
 // no error. One that gained nothing is left as it is.
-void SaveHashes(const model::FileHasher& hasher, const model::Store& store) {
+void SaveHashes(const model::FileHasher& hasher, const model::Store& store,
+                std::ostream& warnings = std::cerr) {
   if (!hasher.cache_changed()) return;
   if (absl::Status saved = hasher.SaveCache(store.hashes_path()); !saved.ok()) {
-    std::cerr << "dodo build: warning: " << saved.message() << "\n";
+    warnings << "dodo build: warning: " << saved.message() << "\n";
+  }
+}
+
+// Runs `work` on a thread of its own (here, if no thread can be had).
+std::future<void> InBackground(std::function<void()> work) {
+  try {
+    return std::async(std::launch::async, std::move(work));
+  } catch (const std::system_error&) {
+    work();
+    return {};
   }
 }
 
@@ -395,6 +410,20 @@ int RunBuild(const BuildOptions& options) {
   absl::Status committed = (*vfs)->Finish(status == 0);
   absl::Status recorded = recorder.Finish();
   if (ran) rebuilder.KeepDormant();
+  // Nothing is hashed from here on. The two hash caches (3 MB for a user
+  // who built xz) are written at the same time, and while the trace is
+  // finished and committed; their warnings are printed after.
+  std::ostringstream store_cache_warnings;
+  std::ostringstream user_cache_warnings;
+  std::future<void> store_cache_saved =
+      InBackground([&] { SaveHashes(hasher, **store, store_cache_warnings); });
+  // Saved even if nothing was hashed: the digests came from .dodo/hashes,
+  // which the user's cache may not hold yet.
+  std::future<void> user_cache_saved = InBackground([&] {
+    if (ran) {
+      SaveHashCache(hasher, user_hash_cache, "dodo build", /*always=*/true, user_cache_warnings);
+    }
+  });
   if (recorded.ok()) recorded = committed;
   absl::Status finished = (*writer)->Finish(status);
   if (recorded.ok() && finished.ok()) finished = (*store)->CommitTrace();
@@ -413,10 +442,9 @@ int RunBuild(const BuildOptions& options) {
     std::cerr << "dodo build: warning: " << rebuilder.first_error().message()
               << " (the command ran instead)\n";
   }
-  SaveHashes(hasher, **store);
-  // Saved even if nothing was hashed: the digests came from .dodo/hashes,
-  // which the user's cache may not hold yet.
-  if (ran) SaveHashCache(hasher, user_hash_cache, "dodo build", /*always=*/true);
+  if (store_cache_saved.valid()) store_cache_saved.get();
+  if (user_cache_saved.valid()) user_cache_saved.get();
+  std::cerr << store_cache_warnings.str() << user_cache_warnings.str();
   if (stamp.has_value() && !ran && status == 0) {
     // Only saves time later: a stamp that cannot be written is no error.
     (void)stamp->Write((*store)->stamp_path(), (*store)->trace_path());

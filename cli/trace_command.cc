@@ -81,14 +81,14 @@ absl::Status MakeParentDirectories(const std::string& file) {
 }  // namespace
 
 void SaveHashCache(const model::FileHasher& hasher, const std::string& path, std::string_view who,
-                   bool always) {
+                   bool always, std::ostream& warnings) {
   if (path.empty() || !(always || hasher.cache_changed())) return;
   absl::Status saved = MakeParentDirectories(path);
   if (saved.ok()) saved = hasher.SaveCache(path);
   // Only a lost speed-up for the next run: what this run made is complete.
   if (!saved.ok()) {
-    std::cerr << who << ": warning: hash cache " << path << " not saved: " << saved.message()
-              << " (--no-hash-cache turns it off)\n";
+    warnings << who << ": warning: hash cache " << path << " not saved: " << saved.message()
+             << " (--no-hash-cache turns it off)\n";
   }
 }
 

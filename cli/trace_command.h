@@ -2,6 +2,7 @@
 #ifndef DODO_CLI_TRACE_COMMAND_H_
 #define DODO_CLI_TRACE_COMMAND_H_
 
+#include <iostream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,9 +34,9 @@ CLI::App* AddTraceCommand(CLI::App& app, TraceOptions& options);
 void AddHashCacheOptions(CLI::App* command, std::string* path, bool* off);
 // Saves `hasher`'s cache in `path` (creating its directories) if the run
 // hashed anything, or `always`; nothing if `path` is empty. A failure is a
-// one-line warning on stderr from `who` ("dodo trace"), not an error.
+// one-line warning on `warnings` from `who` ("dodo trace"), not an error.
 void SaveHashCache(const model::FileHasher& hasher, const std::string& path, std::string_view who,
-                   bool always);
+                   bool always, std::ostream& warnings = std::cerr);
 
 // Returns the command's exit status (128 + N when killed by signal N), or
 // kToolFailure when dodo could not trace it.

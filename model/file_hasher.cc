@@ -304,7 +304,7 @@ absl::Status FileHasher::SaveCache(const std::string& path, size_t max_entries) 
 void FileHasher::LoadCacheInBackground(const std::string& path) {
   AwaitCache();
   try {
-    loading_ = std::async(std::launch::async, [this, path] { ReadCacheFile(path); });
+    loading_ = std::async(std::launch::async, [this, path] { ReadCacheFile(path); }).share();
   } catch (const std::system_error&) {
     ReadCacheFile(path);  // no thread to be had: load it now
   }

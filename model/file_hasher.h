@@ -108,7 +108,9 @@ class FileHasher {
   static constexpr size_t kMaxCacheEntries = 32768;
 
  private:
-  // Waits for a LoadCacheInBackground under way, if any.
+  // Waits for a LoadCacheInBackground under way, if any. Safe from
+  // several threads at once (SaveCache is const: two caches may be saved
+  // at the same time).
   void AwaitCache() const {
     if (loading_.valid()) loading_.get();
   }
@@ -137,7 +139,7 @@ class FileHasher {
   size_t files_read_ = 0;
   // A LoadCacheInBackground under way: until it is waited for, it alone
   // touches cache_.
-  mutable std::future<void> loading_;
+  std::shared_future<void> loading_;
   bool cache_changed_ = false;
 };
 

@@ -126,6 +126,28 @@ TEST(HashCacheTest, UnwritableCacheGivesAWarningAndAWholeTrace) {
   EXPECT_FALSE(run.input_sha256.empty());
 }
 
+// dodo build writes the hash caches while it finishes the trace: a user's
+// cache that cannot be written is one warning line, and the build is whole.
+TEST(HashCacheTest, BuildWithAnUnwritableCacheWarnsOnceAndIsWhole) {
+  const std::string dir = MakeTempDir();
+  Write(dir + "/input", "from the build\n");
+  const std::string cache = "/proc/no-such-dir/hashes";
+  RunResult run = RunCommand({DodoPath(), "build", "--no-background-plan", "--hash-cache", cache,
+                              "--", "/bin/sh", "-c", "cat input > output"},
+                             dir);
+  ASSERT_EQ(run.exit_status, 0) << run.err;
+  const std::string warning = "dodo build: warning: hash cache " + cache + " not saved: ";
+  const size_t at = run.err.find(warning);
+  ASSERT_NE(at, std::string::npos) << run.err;
+  EXPECT_EQ(run.err.find(warning, at + 1), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find(" (--no-hash-cache turns it off)\n", at), std::string::npos) << run.err;
+  EXPECT_EQ(ReadFile(dir + "/output").value_or("(missing)"), "from the build\n");
+  struct stat st;
+  EXPECT_EQ(stat((dir + "/.dodo/hashes").c_str(), &st), 0) << "the store's cache was not saved";
+  RunResult why = RunCommand({DodoPath(), "why", "-q"}, dir);
+  EXPECT_EQ(why.exit_status, 0) << why.out << why.err;
+}
+
 // dodo build shares the user's hash cache: the digests of what its commands
 // read are saved there (besides .dodo/hashes), and a no-op leaves it alone.
 TEST(HashCacheTest, BuildSavesTheUserCacheWhenCommandsRan) {
