@@ -181,7 +181,12 @@ void Summary(const model::RebuildStats& stats, absl::Time start) {
 void SaveHashes(const model::FileHasher& hasher, const model::Store& store,
                 std::ostream& warnings = std::cerr) {
   if (!hasher.cache_changed()) return;
-  if (absl::Status saved = hasher.SaveCache(store.hashes_path()); !saved.ok()) {
+  // The project's own entries: those of the user's cache its build did not
+  // use would only make every later run's load longer.
+  if (absl::Status saved =
+          hasher.SaveCache(store.hashes_path(), model::FileHasher::kMaxCacheEntries,
+                           /*only_this_run=*/true);
+      !saved.ok()) {
     warnings << "dodo build: warning: " << saved.message() << "\n";
   }
 }
@@ -290,7 +295,8 @@ int RunBuild(const BuildOptions& options) {
   clock.Mark("stamp");
 
   model::FileHasher hasher;
-  hasher.LoadCache((*store)->hashes_path());
+  // Read while the trace loads: the plan's first hash waits for it.
+  hasher.LoadCacheInBackground((*store)->hashes_path());
   model::LiveTree tree(&hasher, cwd);
 
   std::optional<model::TraceModel> previous;
@@ -390,7 +396,7 @@ int RunBuild(const BuildOptions& options) {
     // Loaded only now, so that a no-op pays nothing for it, and while the
     // tracer starts. The store's own entries, loaded first, are kept where
     // both know a file.
-    if (!user_hash_cache.empty()) hasher.LoadCacheInBackground(user_hash_cache);
+    if (!user_hash_cache.empty()) hasher.LoadCacheInBackground(user_hash_cache, /*shared=*/true);
     tracer::Tracer tracer(vfs->get());
     tracer.set_exec_gate(&rebuilder);
     tracer.set_path_redirector(vfs->get());

@@ -262,7 +262,8 @@ absl::Status ReplaceFile(const std::string& path, std::string_view data) {
 }
 }  // namespace
 
-absl::Status FileHasher::SaveCache(const std::string& path, size_t max_entries) const {
+absl::Status FileHasher::SaveCache(const std::string& path, size_t max_entries,
+                                   bool only_this_run) const {
   AwaitCache();
   const int64_t now_s = RealtimeNs() / 1'000'000'000;
   const int64_t oldest_used_s = now_s - int64_t{kUnusedDays} * 24 * 3600;
@@ -271,6 +272,7 @@ absl::Status FileHasher::SaveCache(const std::string& path, size_t max_entries) 
   for (const auto& [key, cached] : cache_) {
     // An entry not trusted now would not be trusted when loaded either.
     if (!cached.Trusted()) continue;
+    if (only_this_run && cached.shared && !cached.used) continue;
     const int64_t used_at_s = cached.used ? now_s : cached.used_at_s;
     if (used_at_s < oldest_used_s) continue;
     CacheEntry& e = entries.emplace_back();
@@ -301,21 +303,23 @@ absl::Status FileHasher::SaveCache(const std::string& path, size_t max_entries) 
   return ReplaceFile(path, data);
 }
 
-void FileHasher::LoadCacheInBackground(const std::string& path) {
+void FileHasher::LoadCacheInBackground(const std::string& path, bool shared) {
   AwaitCache();
   try {
-    loading_ = std::async(std::launch::async, [this, path] { ReadCacheFile(path); }).share();
+    loading_ = std::async(std::launch::async, [this, path, shared] {
+                 ReadCacheFile(path, shared);
+               }).share();
   } catch (const std::system_error&) {
-    ReadCacheFile(path);  // no thread to be had: load it now
+    ReadCacheFile(path, shared);  // no thread to be had: load it now
   }
 }
 
-void FileHasher::LoadCache(const std::string& path) {
+void FileHasher::LoadCache(const std::string& path, bool shared) {
   AwaitCache();
-  ReadCacheFile(path);
+  ReadCacheFile(path, shared);
 }
 
-void FileHasher::ReadCacheFile(const std::string& path) {
+void FileHasher::ReadCacheFile(const std::string& path, bool shared) {
   Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return;
   struct stat st;
@@ -350,6 +354,7 @@ void FileHasher::ReadCacheFile(const std::string& path) {
     cached.version.mtime_ns = e.mtime_ns;
     cached.read_at_ns = e.read_at_ns;
     cached.used_at_s = e.used_at_s;
+    cached.shared = shared;
     cache_.try_emplace(std::make_pair(static_cast<dev_t>(e.dev), static_cast<ino_t>(e.ino)),
                        cached);
   }

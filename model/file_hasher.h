@@ -77,12 +77,18 @@ class FileHasher {
   // temporary file of their own; the last rename wins). Saving leaves out
   // digests not trusted yet, entries no run has used for kUnusedDays and,
   // past `max_entries`, the entries used least recently.
-  absl::Status SaveCache(const std::string& path, size_t max_entries = kMaxCacheEntries) const;
-  void LoadCache(const std::string& path);
+  // With `only_this_run`, the entries loaded from a shared cache (below)
+  // that this run did not use are left out too.
+  absl::Status SaveCache(const std::string& path, size_t max_entries = kMaxCacheEntries,
+                         bool only_this_run = false) const;
+  // A `shared` cache is the user's, which every project's runs fill: a
+  // project's own cache (.dodo/hashes) keeps only what its runs used of it
+  // (see SaveCache). An entry loaded before is kept.
+  void LoadCache(const std::string& path, bool shared = false);
   // LoadCache on a thread of its own, for a caller with other work to do
   // before its first hash (the tracer's start: a user's cache of 3 MB takes
   // 8-10 ms to load). Every call that needs the cache waits for it.
-  void LoadCacheInBackground(const std::string& path);
+  void LoadCacheInBackground(const std::string& path, bool shared = false);
   // Whether a file was hashed since LoadCache, so that the cache on disk is
   // behind (a run that found every file in the cache need not save it).
   bool cache_changed() const {
@@ -115,7 +121,7 @@ class FileHasher {
     if (loading_.valid()) loading_.get();
   }
   // LoadCache's work, on whichever thread.
-  void ReadCacheFile(const std::string& path);
+  void ReadCacheFile(const std::string& path, bool shared);
   struct Validators {
     uint64_t size;
     int64_t mtime_ns;
@@ -125,9 +131,10 @@ class FileHasher {
   struct CachedVersion {
     Validators validators;
     FileVersion version;
-    int64_t read_at_ns;  // CLOCK_REALTIME when the read that gave `version` began
-    int64_t used_at_s;   // last run that used it (as saved), seconds since the epoch
-    bool used = false;   // used by this run: saved with this run's time
+    int64_t read_at_ns;   // CLOCK_REALTIME when the read that gave `version` began
+    int64_t used_at_s;    // last run that used it (as saved), seconds since the epoch
+    bool used = false;    // used by this run: saved with this run's time
+    bool shared = false;  // loaded from a shared cache, not hashed here
     // Whether the file had been still for RacyWindowNs() when it was read.
     bool Trusted() const { return validators.ctime_ns + RacyWindowNs() <= read_at_ns; }
   };

@@ -117,6 +117,46 @@ TEST_F(FileHasherCacheTest, CacheLoadedInBackgroundServesTheFirstHash) {
   EXPECT_EQ(ReadFile(scratch_.P("cache/again")).size(), saved.size());
 }
 
+// dodo build keeps in .dodo/hashes what the project's runs hashed or
+// used, not the whole user's cache it loaded besides.
+TEST_F(FileHasherCacheTest, OnlyThisRunLeavesOutTheSharedEntriesItDidNotUse) {
+  for (const char* name : {"own", "used", "unused"}) WriteFile(scratch_.P(name), name);
+  LetSettle();
+  const std::string own_cache = scratch_.P("cache/own");
+  const std::string shared_cache = scratch_.P("cache/shared");
+  {
+    FileHasher hasher;
+    ASSERT_TRUE(hasher.HashFile(scratch_.P("own")).ok());
+    ASSERT_TRUE(hasher.SaveCache(own_cache).ok());
+  }
+  {
+    FileHasher hasher;
+    ASSERT_TRUE(hasher.HashFile(scratch_.P("used")).ok());
+    ASSERT_TRUE(hasher.HashFile(scratch_.P("unused")).ok());
+    ASSERT_TRUE(hasher.SaveCache(shared_cache).ok());
+  }
+  FileHasher run;
+  run.LoadCache(own_cache);
+  run.LoadCache(shared_cache, /*shared=*/true);
+  ASSERT_TRUE(run.HashFile(scratch_.P("used")).ok());
+  ASSERT_EQ(run.files_read(), 0u);
+  ASSERT_TRUE(run.SaveCache(scratch_.P("cache/project"), FileHasher::kMaxCacheEntries,
+                            /*only_this_run=*/true)
+                  .ok());
+  ASSERT_TRUE(run.SaveCache(scratch_.P("cache/everything")).ok());
+
+  auto reads = [&](const std::string& cache, const char* name) {
+    FileHasher later;
+    later.LoadCache(cache);
+    EXPECT_TRUE(later.HashFile(scratch_.P(name)).ok());
+    return later.files_read();
+  };
+  EXPECT_EQ(reads(scratch_.P("cache/project"), "own"), 0u);
+  EXPECT_EQ(reads(scratch_.P("cache/project"), "used"), 0u);
+  EXPECT_EQ(reads(scratch_.P("cache/project"), "unused"), 1u);
+  EXPECT_EQ(reads(scratch_.P("cache/everything"), "unused"), 0u);
+}
+
 TEST_F(FileHasherCacheTest, LoadedVersionKeepsModeAndMtime) {
   WriteFile(scratch_.P("f"), "hello", 0750);
   LetSettle();
