@@ -447,7 +447,7 @@ std::vector<std::string> CheckCommands(const TraceModel& model, std::vector<size
         if (causes.size() >= max_causes) return causes;
       } else if (op.kind() == proto::STAT && first_write == kNever &&
                  (!dormant || model.FirstWrite(paths.observed) == kNever) &&
-                 !model.DormantWrites(paths.observed) && tree.MtimeMoved(op, now_at)) {
+                 tree.MtimeMoved(op, now_at)) {
         mtime_only.insert(paths.observed);
       }
     }

@@ -360,6 +360,31 @@ TEST_F(ReplayTest, MtimeChangeOfAFileTheCommandsReadIsNoCause) {
   EXPECT_THAT(Causes(model, {0}), ElementsAre("mtime of data changed, and nothing reads it"));
 }
 
+// A file that only a dormant command wrote is no write of the last build's:
+// its mtime moves only when this build runs or skips that command, and a
+// make that found its target up to date would now make it (app/'s make
+// stats lib/'s libutil.la, which lib/'s `mv` puts in place).
+TEST_F(ReplayTest, MtimeChangeOfAFileOnlyADormantCommandWroteIsACause) {
+  WriteFile(T("lib.la"), "archive");
+  const uint64_t root = StartRoot();
+  const uint64_t make = trace_.Start(root, Command({"make", "-C", "app"}));
+  trace_.Stat(make, T("lib.la"));
+  trace_.End(make);
+  trace_.End(root);
+  CommandSpec kept = Command({"mv", "lib.laT", "lib.la"});
+  kept.dormant = true;
+  const uint64_t move = trace_.Start(root, kept);
+  trace_.Write(move, T("lib.la"));
+  trace_.End(move);
+  const TraceModel model = Load();
+  ASSERT_TRUE(model.DormantWrites(T("lib.la")));
+
+  SetMtime(T("lib.la"), 1'700'000'000);
+
+  EXPECT_THAT(Causes(model, {model.IndexOf(make)}),
+              ElementsAre("mtime of lib.la changed, and nothing reads it"));
+}
+
 TEST_F(ReplayTest, NewNameInAListedDirectoryIsACause) {
   WriteFile(T("dir/a"), "a");
   const uint64_t root = StartRoot();

@@ -905,6 +905,41 @@ TEST(BuildScenariosTest, SubMakeThatFoundItsTargetsUpToDateRunsWhenAnMtimeMoves)
   EXPECT_EQ(project.WhyQuiet(), 0);
 }
 
+// The sub-makes of a build plain make finished first: dodo's first build
+// over it records an app/ make that found hello up to date and only stat'ed
+// lib/libutil.la, a file the build writes with the same bytes every time.
+// After a same-size edit of util.c, lib/'s make archives the new code and
+// moves a new libutil.la into place: same bytes, new mtime. Plain make would
+// now relink hello, so app/'s make must run, and hello must print the edit.
+TEST(BuildScenariosTest, UpToDateSubMakeRunsWhenTheBuildRewritesAFileItStats) {
+  const std::vector<std::string> make = {"--", "make"};
+  Project project = Project::Copy("make_libdir");
+  BuildRun first = project.Build(make);
+  ASSERT_EQ(first.run.exit_status, 0) << first.run.err;
+  project.Replace("lib/util.c", "%s, lib", "%s; lib");
+  RunResult native = RunCommand({"make", "-s"}, project.Path("."));
+  ASSERT_EQ(native.exit_status, 0) << native.err;
+  BuildRun adopted = project.Build(make);
+  ASSERT_EQ(adopted.run.exit_status, 0) << adopted.run.err;
+  ASSERT_EQ(RanLabels(adopted.trace), Labels({{"root", "make", "make"}}))
+      << DescribeCommands(adopted.trace);
+
+  project.Replace("lib/util.c", "%s; lib", "%s: lib");
+  BuildRun edited = project.Build(make);
+  ASSERT_EQ(edited.run.exit_status, 0) << edited.run.err;
+  EXPECT_EQ(RanLabels(edited.trace),
+            Labels({{"root", "make"}, Compile("util.c"), {"ar", "sh", "make"}, Link("hello")}))
+      << DescribeCommands(edited.trace);
+  EXPECT_EQ(project.RunProgram("app/hello"), "hello: lib\n");
+
+  Project clean = Project::Copy("make_libdir");
+  clean.Replace("lib/util.c", "%s, lib", "%s: lib");
+  ASSERT_EQ(clean.Build(make).run.exit_status, 0);
+  ExpectSameFiles(project, clean,
+                  {"lib/util.o", "lib/libutil.a", "lib/libutil.la", "app/hello.o", "app/hello"});
+  EXPECT_EQ(project.WhyQuiet(), 0);
+}
+
 // A dormant command is no part of the build: its outputs are neither
 // restored by a build that does not start it nor a reason to rerun. Once
 // its parent starts it again with the same inputs, it is skipped and its
