@@ -344,6 +344,11 @@ int RunBuild(const BuildOptions& options) {
   for (const std::string& arg : argv) header.add_root_argv(arg);
   header.set_working_directory(cwd);
   header.set_start_time_ns(absl::ToUnixNanos(start));
+  const bool inherit_strings =
+      model::Rebuilder::ShouldInheritStrings(previous ? &*previous : nullptr);
+  if (inherit_strings) {
+    header.set_strings_inherited_builds(previous->header().strings_inherited_builds() + 1);
+  }
   absl::StatusOr<std::unique_ptr<model::TraceWriter>> writer =
       model::TraceWriter::Create((*store)->next_trace_path(), header);
   if (!writer.ok()) {
@@ -359,6 +364,12 @@ int RunBuild(const BuildOptions& options) {
   model::Rebuilder rebuilder(&recorder, previous ? &*previous : nullptr, store->get(), &tree,
                              rebuild_options);
   recorder.set_output_keeper(&rebuilder);
+  if (inherit_strings) {
+    if (absl::Status inherited = rebuilder.InheritStrings(); !inherited.ok()) {
+      std::cerr << "dodo build: " << inherited.message() << "\n";
+      return kToolFailure;
+    }
+  }
   absl::StatusOr<std::unique_ptr<model::VirtualStore>> vfs =
       model::VirtualStore::Create({.project_root = cwd,
                                    .mode = options.staged   ? model::WriteMode::kStaged

@@ -23,7 +23,7 @@ class Reinterner {
   Reinterner(const TraceModel& from, TraceWriter* to, std::vector<uint32_t>* known,
              const TempRenames* renames = nullptr)
       : from_(from), to_(to), known_(*known), renames_(renames) {
-    known_.resize(from_.strings().size(), 0);
+    known_.resize(from_.strings().size() + 1, 0);  // ids count from 1
   }
   uint32_t operator()(uint32_t id) {
     if (id == 0) return 0;
@@ -84,6 +84,9 @@ Rebuilder::Rebuilder(Recorder* recorder, const TraceModel* previous, Store* stor
           previous_external_files_.insert(std::string(previous_->String(fd.path())));
       }
     }
+    for (const TracedCommand& command : previous_->commands()) {
+      next_dormant_id_ = std::max(next_dormant_id_, command.start.id() + 1);
+    }
     // Dormant commands too: a pipe kept with them joins their ends in one
     // group, decided at once (see KeepDormant).
     for (const auto* pipes : {&previous_->pipes(), &previous_->dormant_pipes()}) {
@@ -100,6 +103,21 @@ Rebuilder::Rebuilder(Recorder* recorder, const TraceModel* previous, Store* stor
   if (!options_.project_root.empty() && options_.project_root.back() != '/') {
     options_.project_root += '/';
   }
+}
+
+bool Rebuilder::ShouldInheritStrings(const TraceModel* previous) {
+  return previous != nullptr && previous->build_size() < previous->commands().size() &&
+         previous->header().strings_inherited_builds() < kMaxInheritedBuilds;
+}
+
+absl::Status Rebuilder::InheritStrings() {
+  if (previous_ == nullptr) return absl::OkStatus();
+  if (absl::Status s = recorder_->writer()->InheritStrings(previous_->strings()); !s.ok()) return s;
+  const size_t count = previous_->strings().size();
+  reinterned_.resize(count + 1);
+  for (size_t id = 1; id <= count; ++id) reinterned_[id] = static_cast<uint32_t>(id);
+  strings_inherited_ = true;
+  return absl::OkStatus();
 }
 
 void Rebuilder::Progress(const char* verb, const std::vector<std::string>& argv) {
@@ -618,7 +636,11 @@ void Rebuilder::CopyRecords(const std::vector<size_t>& commands, uint64_t parent
   proto::Record record;
   auto write_start = [&](size_t c) {
     const TracedCommand& command = previous_->commands()[c];
-    const uint64_t id = recorder_->ReserveCommandId();
+    // A command that stays dormant keeps the id it had as one.
+    const uint64_t id = !dormant(c) ? recorder_->ReserveCommandId()
+                        : previous_->IsDormant(c) && command.start.id() >= kFirstDormantId
+                            ? command.start.id()
+                            : next_dormant_id_++;
     new_id[command.start.id()] = id;
     record.Clear();
     proto::CommandStart* start = record.mutable_command_start();
@@ -713,11 +735,23 @@ void Rebuilder::CopyRecords(const std::vector<size_t>& commands, uint64_t parent
   };
   for (size_t index : OpsOf(*previous_, commands)) {
     write_marks_before(index);
+    const proto::Operation& recorded = previous_->ops()[index];
+    const bool relisted = relist && recorded.kind() == proto::LIST && recorded.error() == 0;
+    // The same strings under the same ids, the same command id: the bytes
+    // the last trace held are the record (most of a dormant command's
+    // copies, build after build).
+    if (strings_inherited_ && renames == nullptr && !relisted &&
+        mapped(recorded.command()) == recorded.command()) {
+      if (const std::string_view raw = previous_->RawOperation(index); !raw.empty()) {
+        (void)writer->WriteRawOperation(raw);
+        continue;
+      }
+    }
     // Not cleared: assigning over the last operation reuses its
     // submessages instead of freeing and allocating them per record.
     proto::Operation* op = record.mutable_operation();
-    *op = previous_->ops()[index];
-    if (relist && op->kind() == proto::LIST && op->error() == 0) {
+    *op = recorded;
+    if (relisted) {
       // The skip check compared the listing leaving out names the last
       // build wrote later (configure's checks run before config.status
       // writes config.h). This build may not write them again (config.status

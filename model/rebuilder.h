@@ -49,6 +49,18 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   Rebuilder(Recorder* recorder, const TraceModel* previous, Store* store, LiveTree* tree,
             RebuildOptions options);
 
+  // Whether the new trace should begin with the string table of `previous`
+  // (see InheritStrings): when it keeps dormant records, which are then
+  // copied as they are. Every kMaxInheritedBuilds builds in a row the table
+  // starts afresh instead, which lets go of strings no longer used.
+  static bool ShouldInheritStrings(const TraceModel* previous);
+  static constexpr uint32_t kMaxInheritedBuilds = 16;
+  // Defines the last trace's strings in the new one under the same ids,
+  // before anything else is interned. Operations copied unchanged (a dormant
+  // command's, and any other whose command keeps its id) are then written
+  // as the bytes the last trace held.
+  absl::Status InheritStrings();
+
   // The plan made from `previous` before the build started: the commands it
   // pinned are never skipped (their cause, a pipe fed by a rerunning
   // ancestor, cannot be seen at exec time).
@@ -167,6 +179,10 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   bool Superseded(size_t recorded, uint64_t parent) const;
   // Builds in a row a command is kept dormant at most.
   static constexpr uint32_t kMaxDormantBuilds = 100;
+  // Dormant commands are numbered from here on, apart from the build's
+  // (which count up from 1), and keep their id from one trace to the next:
+  // their operations are then copied without a change.
+  static constexpr uint64_t kFirstDormantId = uint64_t{1} << 40;
   void Progress(const char* verb, const std::vector<std::string>& argv);
   // Empty if the process about to exec `matched` holds the same files of
   // the build on its descriptors as the recorded command did; else the
@@ -196,6 +212,10 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   std::vector<bool> consumed_;
   // String id in the last trace -> id in the new one (0: not interned yet).
   std::vector<uint32_t> reinterned_;
+  // The new trace began with the last one's strings (InheritStrings).
+  bool strings_inherited_ = false;
+  // The id the next command kept dormant for the first time gets.
+  uint64_t next_dormant_id_ = kFirstDormantId;
   // Path -> the version a later command of the last build left there, which
   // a skipped command's copied end reports in place of its own.
   absl::flat_hash_map<std::string, proto::Version> kept_later_;

@@ -103,9 +103,8 @@ CommandSpec MakeCommand(const std::string& cwd, std::vector<std::string> argv,
   return spec;
 }
 
-TraceBuilder::TraceBuilder(std::string path) : path_(std::move(path)) {
-  proto::Header header;
-  header.set_tool_version("test");
+TraceBuilder::TraceBuilder(std::string path, proto::Header header) : path_(std::move(path)) {
+  if (header.tool_version().empty()) header.set_tool_version("test");
   absl::StatusOr<std::unique_ptr<TraceWriter>> writer = TraceWriter::Create(path_, header);
   if (!writer.ok()) {
     ADD_FAILURE() << writer.status();

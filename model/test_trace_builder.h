@@ -70,7 +70,8 @@ CommandSpec MakeCommand(const std::string& cwd, std::vector<std::string> argv,
 // fail the current test.
 class TraceBuilder {
  public:
-  explicit TraceBuilder(std::string path);
+  // `header` is written as given, with tool_version "test" if it has none.
+  explicit TraceBuilder(std::string path, proto::Header header = proto::Header());
   // Finishes the trace if Finish() was not called.
   ~TraceBuilder();
   TraceBuilder(const TraceBuilder&) = delete;

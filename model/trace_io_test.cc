@@ -187,6 +187,75 @@ std::vector<RawRecord> ParseRaw(const std::string& bytes) {
   return raw;
 }
 
+// A trace that inherits another's string table gives every string the
+// same id, so an operation written as the other trace's bytes reads back as
+// it was, and strings interned later follow the inherited ones.
+TEST(TraceIoTest, InheritedStringsKeepTheirIdsForOperationsCopiedAsBytes) {
+  const std::string first_path = TempPath("first");
+  {
+    absl::StatusOr<std::unique_ptr<TraceWriter>> writer =
+        TraceWriter::Create(first_path, TestHeader());
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    WriteSampleTrace(**writer);
+    ASSERT_TRUE((*writer)->Finish(0).ok());
+  }
+  absl::StatusOr<std::unique_ptr<TraceReader>> first = TraceReader::Open(first_path);
+  ASSERT_TRUE(first.ok()) << first.status();
+  google::protobuf::Arena arena;
+  std::vector<TraceReader::Item> items;
+  (*first)->ReadAll(&arena, &items);
+  auto op = std::find_if(items.begin(), items.end(),
+                         [](const TraceReader::Item& item) { return item.operation != nullptr; });
+  ASSERT_NE(op, items.end());
+  ASSERT_FALSE(op->bytes.empty());
+  std::vector<std::string> strings;
+  for (uint32_t id = 1; id <= (*first)->string_count(); ++id) {
+    strings.emplace_back((*first)->String(id));
+  }
+  ASSERT_GE(strings.size(), 2u);
+  // The records' bytes stay readable once the reader is gone.
+  std::unique_ptr<TraceReader::Bytes> bytes = (*first)->ReleaseBytes();
+  ASSERT_NE(bytes, nullptr);
+  first->reset();
+
+  const std::string second_path = TempPath("second");
+  absl::StatusOr<std::unique_ptr<TraceWriter>> writer =
+      TraceWriter::Create(second_path, TestHeader());
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->InheritStrings(strings).ok());
+  EXPECT_EQ((*writer)->Intern(strings[1]), 2u);
+  EXPECT_EQ((*writer)->Intern("a string of the second trace"), strings.size() + 1);
+  ASSERT_TRUE((*writer)->WriteRawOperation(op->bytes).ok());
+  EXPECT_EQ((*writer)->operations(), 1u);
+  ASSERT_TRUE((*writer)->Finish(0).ok());
+
+  absl::StatusOr<std::unique_ptr<TraceReader>> second = TraceReader::Open(second_path);
+  ASSERT_TRUE(second.ok()) << second.status();
+  proto::Record record;
+  ASSERT_TRUE((*second)->Next(&record));
+  ASSERT_TRUE(record.has_operation());
+  EXPECT_TRUE(MessageDifferencer::Equals(record.operation(), *op->operation))
+      << record.operation().DebugString();
+  EXPECT_FALSE((*second)->Next(&record));
+  EXPECT_TRUE((*second)->complete()) << (*second)->warning();
+  EXPECT_EQ((*second)->trailer()->operations(), 1u);
+  ASSERT_EQ((*second)->string_count(), strings.size() + 1);
+  for (uint32_t id = 1; id <= strings.size(); ++id) {
+    EXPECT_EQ((*second)->String(id), strings[id - 1]);
+  }
+  EXPECT_EQ((*second)->String(static_cast<uint32_t>(strings.size() + 1)),
+            "a string of the second trace");
+}
+
+TEST(TraceIoTest, StringsAreInheritedBeforeAnyIsInterned) {
+  absl::StatusOr<std::unique_ptr<TraceWriter>> writer =
+      TraceWriter::Create(TempPath("trace"), TestHeader());
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  EXPECT_EQ((*writer)->Intern("/src"), 1u);
+  EXPECT_EQ((*writer)->InheritStrings({"/usr"}).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ((*writer)->Intern("/usr"), 2u);
+}
+
 TEST(TraceIoTest, RoundTripsEveryRecordKind) {
   std::string path = TempPath("trace");
   std::vector<proto::Record> written;

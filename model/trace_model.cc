@@ -64,6 +64,7 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
   TraceReader& r = **reader;
   TraceModel model;
   model.path_ = path;
+  model.header_ = r.header();
   struct stat file;
   const size_t file_size = stat(path.c_str(), &file) == 0 && file.st_size > 0 ? file.st_size : 0;
   // Operations are most of a trace's records, 38 bytes each on average in
@@ -71,6 +72,7 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
   // again; the pages of room left unused are never touched, so they cost no
   // memory.
   model.ops_.ops_.reserve(file_size / kMinOperationBytes);
+  model.raw_ops_.reserve(file_size / kMinOperationBytes);
   google::protobuf::ArenaOptions options;
   // Blocks of an eighth of the trace's size: few of them, and the last one
   // wastes little. (Transparent huge pages for them were tried: on this kind
@@ -82,6 +84,7 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
   model.arena_ = std::make_unique<google::protobuf::Arena>(options);
   std::vector<TraceReader::Item> items;
   r.ReadAll(model.arena_.get(), &items);
+  model.bytes_ = r.ReleaseBytes();
   // The exec operation that follows a CommandStart belongs to that start.
   size_t just_started = kNoCommand;
   size_t starts_and_ends = 0;
@@ -137,6 +140,7 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
         proto::Operation& op = *model.ops_.ops_.emplace_back(
             item.operation != nullptr ? item.operation
                                       : item.record->unsafe_arena_release_operation());
+        model.raw_ops_.push_back(item.bytes);
         auto it = model.index_of_.find(op.command());
         if (it == model.index_of_.end()) break;
         // Among the dormant records, an operation of a build command is the

@@ -18,6 +18,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "google/protobuf/arena.h"
+#include "model/trace_reader.h"
 #include "proto/trace.pb.h"
 
 namespace dodo::model {
@@ -156,12 +157,21 @@ class TraceModel {
   // The same for the dormant commands, which pipes() leaves out.
   const absl::btree_map<uint64_t, Pipe>& dormant_pipes() const { return dormant_pipes_; }
 
+  // Operation `index`'s Record as the file held it, or "" if unknown: a
+  // copy into another trace that changes nothing in it (the same string ids,
+  // the same command id) writes these bytes instead of encoding it again.
+  std::string_view RawOperation(size_t index) const {
+    return index < raw_ops_.size() ? raw_ops_[index] : std::string_view();
+  }
+
   bool complete() const { return complete_; }
   const std::string& warning() const { return warning_; }
   const std::string& path() const { return path_; }
+  const proto::Header& header() const { return header_; }
 
  private:
   std::string path_;
+  proto::Header header_;
   std::vector<std::string> strings_;
   std::vector<TracedCommand> commands_;
   // A trace holds up to millions of operations. Parsed on an arena, with
@@ -170,6 +180,9 @@ class TraceModel {
   // was about a third of a plan's time.
   std::unique_ptr<google::protobuf::Arena> arena_;
   OpList ops_;
+  // The file's bytes, which raw_ops_ (one per operation) point into.
+  std::unique_ptr<TraceReader::Bytes> bytes_;
+  std::vector<std::string_view> raw_ops_;
   absl::flat_hash_map<uint64_t, size_t> index_of_;
   absl::btree_map<uint64_t, Pipe> pipes_;
   absl::btree_map<uint64_t, Pipe> dormant_pipes_;

@@ -28,12 +28,12 @@ constexpr int kInputBufferSize = 256 << 10;
 constexpr uint8_t kOperationTag = (proto::Record::kOperationFieldNumber << 3) | 2;
 
 // A read-only private mapping of a whole file, unmapped when it goes.
-class MappedFile {
+class MappedFile : public TraceReader::Bytes {
  public:
   MappedFile() = default;
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
-  ~MappedFile() {
+  ~MappedFile() override {
     if (data_ != nullptr) munmap(data_, size_);
   }
 
@@ -45,11 +45,21 @@ class MappedFile {
     size_ = size;
     return true;
   }
-  std::string_view bytes() const { return {static_cast<const char*>(data_), size_}; }
+  std::string_view view() const override { return {static_cast<const char*>(data_), size_}; }
 
  private:
   void* data_ = nullptr;
   size_t size_ = 0;
+};
+
+// The same for a file that could not be mapped (a pipe), read into memory.
+class CopiedFile : public TraceReader::Bytes {
+ public:
+  std::string& text() { return text_; }
+  std::string_view view() const override { return text_; }
+
+ private:
+  std::string text_;
 };
 
 // Reads a varint of at most 5 bytes from `bytes` at `*at`, moving `*at`
@@ -212,17 +222,21 @@ void TraceReader::ReadAll(google::protobuf::Arena* arena, std::vector<Item>* ite
   // 4,600 page faults and a copy of every byte. (Traces are replaced by
   // rename, never cut short in place, so the mapping stays whole.)
   std::string_view rest;
-  MappedFile mapped;
-  std::string copied;
   const int64_t consumed = stream_->ByteCount();
+  auto mapped = std::make_unique<MappedFile>();
   if (struct stat file; fstat(fd_, &file) == 0 && S_ISREG(file.st_mode) &&
-                        file.st_size > consumed && mapped.Map(fd_, file.st_size)) {
-    rest = mapped.bytes().substr(consumed);
+                        file.st_size > consumed && mapped->Map(fd_, file.st_size)) {
+    rest = mapped->view().substr(consumed);
+    bytes_ = std::move(mapped);
   } else {
+    auto copied = std::make_unique<CopiedFile>();
     const void* data = nullptr;
     int size = 0;
-    while (stream_->Next(&data, &size)) copied.append(static_cast<const char*>(data), size);
-    rest = copied;
+    while (stream_->Next(&data, &size)) {
+      copied->text().append(static_cast<const char*>(data), size);
+    }
+    rest = copied->view();
+    bytes_ = std::move(copied);
   }
   std::vector<std::pair<size_t, uint32_t>> spans;  // (offset, size)
   spans.reserve(rest.size() / 24);                 // operations take 38 bytes on average
@@ -245,6 +259,7 @@ void TraceReader::ReadAll(google::protobuf::Arena* arena, std::vector<Item>* ite
   auto parse_range = [&](size_t begin, size_t end) {
     for (size_t i = begin; i < end; ++i) {
       const std::string_view bytes = rest.substr(spans[i].first, spans[i].second);
+      parsed[i].bytes = bytes;
       // A Record holding an Operation and nothing else: its field's tag,
       // then a length that covers the rest.
       if (!bytes.empty() && static_cast<uint8_t>(bytes[0]) == kOperationTag) {

@@ -51,7 +51,21 @@ class TraceReader {
   struct Item {
     proto::Record* record = nullptr;
     proto::Operation* operation = nullptr;
+    // The Record's bytes as the file holds them (without the size prefix),
+    // valid while the holder bytes() returns lives.
+    std::string_view bytes;
   };
+
+  // The bytes ReadAll() parsed: the file mapped, or read into memory when
+  // it cannot be. Items' `bytes` point into it.
+  class Bytes {
+   public:
+    virtual ~Bytes() = default;
+    virtual std::string_view view() const = 0;
+  };
+  // Hands over the bytes ReadAll() read (null before it): a caller that
+  // copies records unchanged into another trace keeps them.
+  std::unique_ptr<Bytes> ReleaseBytes() { return std::move(bytes_); }
 
   // Reads every remaining record at once, instead of Next() in a loop, for a
   // caller that keeps them all anyway: the file is read whole and its
@@ -105,6 +119,7 @@ class TraceReader {
   std::unique_ptr<google::protobuf::io::FileInputStream> stream_;
   proto::Header header_;
   std::vector<std::string> strings_;
+  std::unique_ptr<Bytes> bytes_;  // what ReadAll() read
   std::optional<proto::Trailer> trailer_;
   std::string warning_;
   uint64_t records_read_ = 0;

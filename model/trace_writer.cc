@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/util/delimited_message_util.h"
 
 namespace dodo::model {
@@ -69,12 +70,42 @@ uint32_t TraceWriter::Intern(std::string_view s) {
   // string_view type, hence the conversion.)
   const absl::string_view key(s.data(), s.size());
   if (auto it = strings_.find(key); it != strings_.end()) return it->second;
-  uint32_t id = static_cast<uint32_t>(strings_.size() + 1);
+  const uint32_t id = next_string_id_++;
   strings_.emplace(std::string(s), id);
   string_record_.mutable_string()->mutable_value()->assign(s.data(), s.size());
   // An error here is kept in status_ and reported by the next Write().
   (void)WriteRecord(string_record_);
   return id;
+}
+
+absl::Status TraceWriter::InheritStrings(const std::vector<std::string>& strings) {
+  if (!strings_.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path_, ": strings can be inherited only before any is interned"));
+  }
+  strings_.reserve(strings.size());
+  for (size_t i = 0; i < strings.size(); ++i) {
+    // Every one is written, a repeat or "" too, so that the ids stay those
+    // of the trace they come from; lookups find the first.
+    if (!strings[i].empty()) strings_.try_emplace(strings[i], static_cast<uint32_t>(i + 1));
+    string_record_.mutable_string()->set_value(strings[i]);
+    if (absl::Status status = WriteRecord(string_record_); !status.ok()) return status;
+  }
+  next_string_id_ = static_cast<uint32_t>(strings.size() + 1);
+  return absl::OkStatus();
+}
+
+absl::Status TraceWriter::WriteRawOperation(std::string_view record) {
+  if (!status_.ok()) return status_;
+  if (finished_) return absl::FailedPreconditionError(absl::StrCat(path_, ": trace is finished"));
+  {
+    google::protobuf::io::CodedOutputStream out(stream_.get());
+    out.WriteVarint32(static_cast<uint32_t>(record.size()));
+    out.WriteRaw(record.data(), static_cast<int>(record.size()));
+    if (out.HadError()) status_ = StreamError("cannot write trace");
+  }
+  if (status_.ok()) ++operations_;
+  return status_;
 }
 
 absl::Status TraceWriter::Write(const proto::Record& record) {

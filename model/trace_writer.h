@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
@@ -42,6 +43,15 @@ class TraceWriter {
   // id can be used in any record written afterwards. A write error is
   // remembered and returned by the next Write(), Flush() or Finish().
   uint32_t Intern(std::string_view s);
+
+  // Defines `strings`, in order, as ids 1, 2, ...: a trace that inherits
+  // the string table of the one it follows can take records from it with
+  // their string ids unchanged. Only before any Intern(): FailedPrecondition.
+  absl::Status InheritStrings(const std::vector<std::string>& strings);
+
+  // Writes an Operation record given as the bytes of its Record (without
+  // the size prefix), as another trace holds them, and counts it.
+  absl::Status WriteRawOperation(std::string_view record);
 
   // Writes a CommandStart, CommandEnd, Operation or Warning record and counts
   // it for the Trailer. Other kinds (Header, InternedString, Trailer) are
@@ -80,6 +90,7 @@ class TraceWriter {
   absl::Status finish_status_;
 
   absl::flat_hash_map<std::string, uint32_t> strings_;
+  uint32_t next_string_id_ = 1;  // not strings_.size() + 1: inherited repeats count
   // Reused for every InternedString record, so interning does not allocate
   // a Record per new string.
   proto::Record string_record_;

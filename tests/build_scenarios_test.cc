@@ -22,6 +22,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "model/trace_reader.h"
 #include "tests/build_test_util.h"
 #include "tests/trace_loader.h"
 #include "tests/trace_test_util.h"
@@ -937,6 +938,51 @@ TEST(BuildScenariosTest, UpToDateSubMakeRunsWhenTheBuildRewritesAFileItStats) {
   ASSERT_EQ(clean.Build(make).run.exit_status, 0);
   ExpectSameFiles(project, clean,
                   {"lib/util.o", "lib/libutil.a", "lib/libutil.la", "app/hello.o", "app/hello"});
+  EXPECT_EQ(project.WhyQuiet(), 0);
+}
+
+// The header of the trace a project's last build left.
+proto::Header LastTraceHeader(const Project& project) {
+  absl::StatusOr<std::unique_ptr<model::TraceReader>> reader =
+      model::TraceReader::Open(project.Path(".dodo/trace"));
+  EXPECT_TRUE(reader.ok()) << reader.status();
+  return reader.ok() ? (*reader)->header() : proto::Header();
+}
+
+// Commands kept dormant keep their ids from one trace to the next, in a
+// range of their own, and their operations are copied as they were: the
+// trace that keeps them begins with the string table of the one before.
+TEST(BuildScenariosTest, DormantRecordsAreCopiedUnchangedFromTraceToTrace) {
+  const std::vector<std::string> make = {"--", "make", "-j2"};
+  Project project = Project::Copy("make_parallel");
+  ASSERT_EQ(project.Build(make).run.exit_status, 0);
+  project.Replace("hello.c", "\"hello\"", "\"hallo\"");
+  BuildRun second = project.Build(make);
+  ASSERT_EQ(second.run.exit_status, 0) << second.run.err;
+  EXPECT_EQ(LastTraceHeader(project).strings_inherited_builds(), 0u);
+  std::map<uint64_t, std::vector<std::string>> dormant;  // id -> notations
+  for (const TracedCommand& command : second.trace.commands) {
+    if (!command.dormant) continue;
+    EXPECT_GE(command.id, uint64_t{1} << 40) << DescribeCommands(second.trace);
+    for (const TracedOp* op : second.trace.OpsOf(command.id)) {
+      dormant[command.id].push_back(op->notation);
+    }
+  }
+  ASSERT_FALSE(dormant.empty()) << DescribeCommands(second.trace);
+
+  project.Replace("hello.c", "\"hallo\"", "\"hullo\"");
+  BuildRun third = project.Build(make);
+  ASSERT_EQ(third.run.exit_status, 0) << third.run.err;
+  EXPECT_EQ(LastTraceHeader(project).strings_inherited_builds(), 1u);
+  std::map<uint64_t, std::vector<std::string>> kept;
+  for (const TracedCommand& command : third.trace.commands) {
+    if (!command.dormant) continue;
+    for (const TracedOp* op : third.trace.OpsOf(command.id)) {
+      kept[command.id].push_back(op->notation);
+    }
+  }
+  EXPECT_EQ(kept, dormant) << DescribeCommands(third.trace);
+  EXPECT_EQ(project.RunProgram("hello"), "hullo, make\n");
   EXPECT_EQ(project.WhyQuiet(), 0);
 }
 
