@@ -367,6 +367,43 @@ std::string MtimeCause(const LiveTree& tree, const std::string& path) {
 
 }  // namespace
 
+namespace {
+
+// A rename reads nothing, yet the file it leaves under the new name is the
+// one it found under the old: `mv objs/src.o obj.lo` (libtool's `mv x.loT
+// x.lo`, automake's `mv x.Tpo x.Po`) makes obj.lo whatever grep wrote
+// before it. So the file there now is an input, compared with what the
+// command left at the new name, unless the commands checked wrote it
+// themselves before (`written`). A source that is gone now says nothing:
+// the writer that put it there was skipped, and the skip restores what the
+// rename left.
+std::string MovedContentCause(const TraceModel& model, const proto::Operation& op, LiveTree& tree,
+                              const absl::flat_hash_set<std::string>& written,
+                              const TempRenames* renames) {
+  if (!op.has_ref2()) return "";
+  std::string from = model.Path(op.ref());
+  const std::string to = model.Path(op.ref2());
+  if (from.empty() || from[0] != '/' || to.empty() || written.contains(from)) return "";
+  const size_t command = model.IndexOf(op.command());
+  if (command == kNoCommand || !model.commands()[command].ended) return "";
+  const proto::Version* left = nullptr;
+  for (const proto::Output& output : model.commands()[command].end.outputs()) {
+    if (model.String(output.path()) == to) left = &output.version();
+  }
+  if (left == nullptr || left->absent() || left->sha256().empty()) return "";
+  if (renames != nullptr) from = renames->Path(from).value_or(from);
+  const LiveTree::Entry& now = tree.Lookup(from);
+  if (now.lstat.error != 0 || !S_ISREG(now.lstat.mode)) return "";
+  absl::StatusOr<FileVersion> file = tree.Hash(from);
+  if (!file.ok()) return absl::StrCat(tree.Display(from), ": ", file.status().message());
+  if (SameDigest(left->sha256(), file->sha256)) return "";
+  return absl::StrCat("content of ", tree.Display(from), ", which it renames to ", tree.Display(to),
+                      ", changed (sha256 ", ShortDigest(left->sha256()), " -> ",
+                      ShortDigest(file->sha256), ")");
+}
+
+}  // namespace
+
 std::vector<std::string> CheckCommands(const TraceModel& model, std::vector<size_t> commands,
                                        LiveTree& tree, size_t max_causes,
                                        const TempRenames* renames) {
@@ -449,6 +486,13 @@ std::vector<std::string> CheckCommands(const TraceModel& model, std::vector<size
                  (!dormant || model.FirstWrite(paths.observed) == kNever) &&
                  tree.MtimeMoved(op, now_at)) {
         mtime_only.insert(paths.observed);
+      }
+    }
+    if (op.kind() == proto::RENAME && op.error() == 0) {
+      if (std::string cause = MovedContentCause(model, op, tree, written, renames);
+          !cause.empty()) {
+        causes.push_back(std::move(cause));
+        if (causes.size() >= max_causes) return causes;
       }
     }
     for (std::string& p : paths.written) written.insert(std::move(p));

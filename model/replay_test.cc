@@ -385,6 +385,29 @@ TEST_F(ReplayTest, MtimeChangeOfAFileOnlyADormantCommandWroteIsACause) {
               ElementsAre("mtime of lib.la changed, and nothing reads it"));
 }
 
+// A rename reads nothing, but what it leaves at the new name is what it
+// found at the old one: that file is an input once something put it there
+// again, unless it is gone (its writer was skipped: the skip restores the
+// rename's result).
+TEST_F(ReplayTest, NewContentOfAFileTheCommandRenamesIsACause) {
+  const uint64_t root = StartRoot();
+  WriteFile(T("obj.loT"), "object 1");
+  const uint64_t move = trace_.Start(root, Command({"mv", "obj.loT", "obj.lo"}));
+  ASSERT_EQ(rename(T("obj.loT").c_str(), T("obj.lo").c_str()), 0);
+  trace_.Rename(move, T("obj.loT"), T("obj.lo"));
+  trace_.End(move);
+  trace_.End(root);
+  TraceModel model = Load();
+  const std::vector<size_t> group = {model.IndexOf(move)};
+
+  EXPECT_THAT(Causes(model, group), IsEmpty());
+  WriteFile(T("obj.loT"), "object 1");
+  EXPECT_THAT(Causes(model, group), IsEmpty());
+  WriteFile(T("obj.loT"), "object 2");
+  EXPECT_THAT(Causes(model, group),
+              ElementsAre(HasSubstr("content of obj.loT, which it renames to obj.lo, changed")));
+}
+
 TEST_F(ReplayTest, NewNameInAListedDirectoryIsACause) {
   WriteFile(T("dir/a"), "a");
   const uint64_t root = StartRoot();

@@ -79,7 +79,7 @@ uint32_t TraceWriter::Intern(std::string_view s) {
 }
 
 absl::Status TraceWriter::InheritStrings(const std::vector<std::string>& strings) {
-  if (!strings_.empty()) {
+  if (next_string_id_ != 1) {
     return absl::FailedPreconditionError(
         absl::StrCat(path_, ": strings can be inherited only before any is interned"));
   }

@@ -428,6 +428,22 @@ TEST(BuildScenariosTest, SkippedCommandsOutputsLookJustWritten) {
   EXPECT_EQ(result.incremental.WhyQuiet(), 0);
 }
 
+// mv reads nothing, yet what it leaves is what it moved: after an edit
+// that changes what grep writes to objs/src.o, the mv that renames it to
+// obj.lo must run, and so must the cat that reads obj.lo. Skipped, it left
+// the old obj.lo from the store.
+TEST(BuildScenariosTest, MoveOfAFileWithNewContentRuns) {
+  ScenarioResult result = RunScenario({
+      .project = "skipped_move",
+      .edit = [](const Project& p) { p.Append("src.txt", "gamma\n"); },
+      .expected_rerun = Labels({{"root", "make", "sh", "grep", "mv", "sh", "cat"}}),
+      .outputs = {"obj.lo", "lib.out"},
+  });
+  EXPECT_EQ(result.incremental.Read("obj.lo"), "alpha\nbeta\ngamma\n");
+  EXPECT_EQ(result.incremental.Read("lib.out"), "alpha\nbeta\ngamma\n");
+  EXPECT_EQ(result.incremental.WhyQuiet(), 0);
+}
+
 // A skipped command's output that a later command replaced (renamed its
 // copy onto it) is left to that later version only while the tree holds
 // it. Here the rerun rm removed it, so the skipped cat's archive comes back
