@@ -444,6 +444,26 @@ TEST(BuildScenariosTest, MoveOfAFileWithNewContentRuns) {
   EXPECT_EQ(result.incremental.WhyQuiet(), 0);
 }
 
+// automake's recipe: the compile writes util.Tpo, mv renames it util.Po.
+// A new #include changes what the compile writes there, so the mv runs and
+// util.Po lists the header, as in a clean build.
+TEST(BuildScenariosTest, NewIncludeReachesTheMovedDependencyFile) {
+  ScenarioResult result = RunScenario({
+      .project = "make_depfiles",
+      .build_args = {"--", "make"},
+      .edit =
+          [](const Project& p) {
+            p.Replace("util.c", "#include \"util.h\"", "#include <stdlib.h>\n#include \"util.h\"");
+          },
+      .expected_rerun = Labels({{"root", "mv"}, Compile("util.c")}),
+      .outputs = {"util.o", "util.Po", "main.o", "main.Po", "hello"},
+      // main.c's compile and mv are kept dormant, not restored.
+      .lists_whole_build = false,
+  });
+  EXPECT_NE(result.incremental.Read("util.Po").value_or("").find("stdlib.h"), std::string::npos);
+  EXPECT_EQ(result.incremental.WhyQuiet(), 0);
+}
+
 // A skipped command's output that a later command replaced (renamed its
 // copy onto it) is left to that later version only while the tree holds
 // it. Here the rerun rm removed it, so the skipped cat's archive comes back
