@@ -376,13 +376,15 @@ namespace {
 // command left at the new name, unless the commands checked wrote it
 // themselves before (`written`). A source that is gone now says nothing:
 // the writer that put it there was skipped, and the skip restores what the
-// rename left.
+// rename left. The same holds for a hard link (`ln a b`: LINK EXISTING,
+// whose ref2 is the file linked to).
 std::string MovedContentCause(const TraceModel& model, const proto::Operation& op, LiveTree& tree,
                               const absl::flat_hash_set<std::string>& written,
                               const TempRenames* renames) {
   if (!op.has_ref2()) return "";
-  std::string from = model.Path(op.ref());
-  const std::string to = model.Path(op.ref2());
+  const bool link = op.kind() == proto::LINK;
+  std::string from = model.Path(link ? op.ref2() : op.ref());
+  const std::string to = model.Path(link ? op.ref() : op.ref2());
   if (from.empty() || from[0] != '/' || to.empty() || written.contains(from)) return "";
   const size_t command = model.IndexOf(op.command());
   if (command == kNoCommand || !model.commands()[command].ended) return "";
@@ -397,9 +399,9 @@ std::string MovedContentCause(const TraceModel& model, const proto::Operation& o
   absl::StatusOr<FileVersion> file = tree.Hash(from);
   if (!file.ok()) return absl::StrCat(tree.Display(from), ": ", file.status().message());
   if (SameDigest(left->sha256(), file->sha256)) return "";
-  return absl::StrCat("content of ", tree.Display(from), ", which it renames to ", tree.Display(to),
-                      ", changed (sha256 ", ShortDigest(left->sha256()), " -> ",
-                      ShortDigest(file->sha256), ")");
+  return absl::StrCat("content of ", tree.Display(from), ", which it ",
+                      link ? "links as " : "renames to ", tree.Display(to), ", changed (sha256 ",
+                      ShortDigest(left->sha256()), " -> ", ShortDigest(file->sha256), ")");
 }
 
 }  // namespace
@@ -488,7 +490,9 @@ std::vector<std::string> CheckCommands(const TraceModel& model, std::vector<size
         mtime_only.insert(paths.observed);
       }
     }
-    if (op.kind() == proto::RENAME && op.error() == 0) {
+    if ((op.kind() == proto::RENAME ||
+         (op.kind() == proto::LINK && op.create() == proto::EXISTING)) &&
+        op.error() == 0) {
       if (std::string cause = MovedContentCause(model, op, tree, written, renames);
           !cause.empty()) {
         causes.push_back(std::move(cause));

@@ -408,6 +408,33 @@ TEST_F(ReplayTest, NewContentOfAFileTheCommandRenamesIsACause) {
               ElementsAre(HasSubstr("content of obj.loT, which it renames to obj.lo, changed")));
 }
 
+// `ln a.txt b.txt` leaves at b.txt the file it found at a.txt.
+TEST_F(ReplayTest, NewContentOfAFileTheCommandHardLinksIsACause) {
+  const uint64_t root = StartRoot();
+  WriteFile(T("a.txt"), "one");
+  const uint64_t ln = trace_.Start(root, Command({"ln", "a.txt", "b.txt"}));
+  ASSERT_EQ(link(T("a.txt").c_str(), T("b.txt").c_str()), 0);
+  proto::Operation op;
+  op.set_command(ln);
+  op.set_kind(proto::LINK);
+  op.set_create(proto::EXISTING);
+  op.set_syscall("linkat");
+  *op.mutable_ref() = trace_.Ref(ln, T("b.txt"));
+  *op.mutable_ref2() = trace_.Ref(ln, T("a.txt"));
+  trace_.Add(op);
+  trace_.OtherName(ln, T("b.txt"), T("a.txt"));
+  trace_.End(ln);
+  trace_.End(root);
+  TraceModel model = Load();
+  const std::vector<size_t> group = {model.IndexOf(ln)};
+
+  EXPECT_THAT(Causes(model, group), IsEmpty());
+  ASSERT_EQ(unlink(T("b.txt").c_str()), 0);
+  WriteFile(T("a.txt"), "two");
+  EXPECT_THAT(Causes(model, group),
+              Contains(HasSubstr("content of a.txt, which it links as b.txt, changed")));
+}
+
 TEST_F(ReplayTest, NewNameInAListedDirectoryIsACause) {
   WriteFile(T("dir/a"), "a");
   const uint64_t root = StartRoot();
