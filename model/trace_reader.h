@@ -1,6 +1,8 @@
 // Reads a dodo trace (proto/trace.proto) one record at a time. Traces of big
-// builds are large, so the reader streams: it keeps the interned strings and
-// the current record, never the whole file.
+// builds are large, so Next() streams: it keeps the interned strings and the
+// current record, never the whole file. ReadAll(), for a caller that keeps
+// every record anyway, maps the whole file and keeps it until ReleaseBytes()
+// hands it over.
 #ifndef DODO_MODEL_TRACE_READER_H_
 #define DODO_MODEL_TRACE_READER_H_
 
