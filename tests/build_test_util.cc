@@ -152,7 +152,19 @@ std::optional<std::string> Project::Read(std::string_view relative) const {
   return ReadFile(Path(relative));
 }
 
+namespace {
+
+// File times come from a clock that ticks every few milliseconds (a
+// jiffy). A build restores what it skips with the time of now, as make
+// expects; an edit made in the same tick would get the very same mtime, and
+// make would take the target as up to date, with dodo or without. A person
+// edits later than that; a test waits out the tick before it edits.
+void WaitForTheNextFileTime() { usleep(20'000); }
+
+}  // namespace
+
 void Project::Write(std::string_view relative, std::string_view content) const {
+  WaitForTheNextFileTime();
   std::ofstream out(Path(relative), std::ios::binary | std::ios::trunc);
   out << content;
   out.close();
@@ -160,6 +172,7 @@ void Project::Write(std::string_view relative, std::string_view content) const {
 }
 
 void Project::Append(std::string_view relative, std::string_view content) const {
+  WaitForTheNextFileTime();
   std::ofstream out(Path(relative), std::ios::binary | std::ios::app);
   out << content;
   out.close();
