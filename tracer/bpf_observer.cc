@@ -4,8 +4,10 @@
 #include <limits.h>
 #include <linux/bpf.h>
 #include <linux/perf_event.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,7 +17,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -293,14 +294,94 @@ std::vector<bpf_insn> ExitProgram(int watch_fd, int pending_fd, int scratch_fd, 
   return p;
 }
 
-absl::StatusOr<int> TracepointId(const std::string& name) {
-  for (const char* root : {"/sys/kernel/tracing", "/sys/kernel/debug/tracing"}) {
-    std::ifstream in(absl::StrCat(root, "/events/syscalls/", name, "/id"));
-    int id = -1;
-    if (in >> id) return id;
+constexpr const char* kTracefsRoots[] = {"/sys/kernel/tracing", "/sys/kernel/debug/tracing"};
+
+// Reads a tracepoint's id from `path` with system calls only: it runs in
+// the child below too. -1 when there is none.
+int ReadTracepointId(const char* path) {
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char text[32];
+  const ssize_t n = read(fd, text, sizeof(text));
+  close(fd);
+  int id = 0;
+  ssize_t digits = 0;
+  while (digits < n && text[digits] >= '0' && text[digits] <= '9' && id < 100'000'000) {
+    id = id * 10 + (text[digits++] - '0');
   }
-  return absl::UnavailableError(
-      absl::StrCat("no tracepoint syscalls/", name, " in tracefs (/sys/kernel/tracing)"));
+  return digits > 0 ? id : -1;
+}
+
+struct PrivateLookup {
+  const std::vector<std::string>* paths;
+  std::vector<int>* ids;
+  int error = 0;
+};
+
+// Runs in a child that shares dodo's memory and has a mount namespace of its
+// own: mounts tracefs there and reads the ids into the parent's vector.
+int ReadIdsFromPrivateTracefs(void* arg) {
+  auto* lookup = static_cast<PrivateLookup*>(arg);
+  // Keep the mount from propagating back to the namespace it was copied from.
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+      mount("tracefs", kTracefsRoots[0], "tracefs", 0, nullptr) != 0) {
+    lookup->error = errno;
+    return 1;
+  }
+  for (size_t i = 0; i < lookup->paths->size(); ++i) {
+    (*lookup->ids)[i] = ReadTracepointId((*lookup->paths)[i].c_str());
+  }
+  return 0;
+}
+
+// The ids of the syscall tracepoints `names` (sys_enter_X, sys_exit_X).
+// Machines that boot without tracefs mounted are common (minimal VMs,
+// containers); there a short-lived child mounts it in a mount namespace of
+// its own, so dodo's lookup leaves the system's mounts as they were.
+absl::StatusOr<std::vector<int>> TracepointIds(const std::vector<std::string>& names) {
+  auto missing = [](const std::vector<int>& ids) {
+    return std::find(ids.begin(), ids.end(), -1) != ids.end();
+  };
+  std::vector<int> ids(names.size(), -1);
+  for (const char* root : kTracefsRoots) {
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (ids[i] < 0) {
+        ids[i] = ReadTracepointId(absl::StrCat(root, "/events/syscalls/", names[i], "/id").c_str());
+      }
+    }
+    if (!missing(ids)) return ids;
+  }
+  std::string mounted_here = "tracefs is mounted";
+  if (std::all_of(ids.begin(), ids.end(), [](int id) { return id < 0; })) {
+    std::vector<std::string> paths;
+    for (const std::string& name : names) {
+      paths.push_back(absl::StrCat(kTracefsRoots[0], "/events/syscalls/", name, "/id"));
+    }
+    PrivateLookup lookup{&paths, &ids};
+    // CLONE_VM|CLONE_VFORK: the child writes into `ids` and the parent
+    // waits for it, without copying dodo's page tables.
+    std::vector<char> stack(64 * 1024);
+    const pid_t child = clone(ReadIdsFromPrivateTracefs, stack.data() + stack.size(),
+                              CLONE_VM | CLONE_VFORK | CLONE_NEWNS | SIGCHLD, &lookup);
+    if (child < 0) {
+      mounted_here = absl::StrCat("tracefs is not mounted, and no mount namespace to mount it in (",
+                                  strerror(errno), ")");
+    } else {
+      int status = 0;
+      while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+      }
+      if (lookup.error != 0) {
+        mounted_here = absl::StrCat("tracefs is not mounted, and mounting it failed (",
+                                    strerror(lookup.error), ")");
+      } else {
+        mounted_here = "tracefs had to be mounted";
+      }
+    }
+    if (!missing(ids)) return ids;
+  }
+  const size_t first_missing = std::find(ids.begin(), ids.end(), -1) - ids.begin();
+  return absl::UnavailableError(absl::StrCat("no tracepoint syscalls/", names[first_missing], " (",
+                                             mounted_here, ", at ", kTracefsRoots[0], ")"));
 }
 
 }  // namespace
@@ -398,13 +479,11 @@ absl::StatusOr<int> BpfObserver::Load(const std::vector<bpf_insn>& program) {
   return fd;
 }
 
-absl::Status BpfObserver::AttachTo(const std::string& tracepoint, int program_fd) {
-  absl::StatusOr<int> id = TracepointId(tracepoint);
-  if (!id.ok()) return id.status();
+absl::Status BpfObserver::AttachTo(int tracepoint_id, int program_fd) {
   perf_event_attr event{};
   event.type = PERF_TYPE_TRACEPOINT;
   event.size = sizeof(event);
-  event.config = static_cast<uint64_t>(*id);
+  event.config = static_cast<uint64_t>(tracepoint_id);
   event.sample_period = 1;
   // A tracepoint's program runs on every CPU whichever CPU its event is
   // opened on.
@@ -421,16 +500,23 @@ absl::Status BpfObserver::Attach() {
   absl::StatusOr<int> exit_program =
       Load(ExitProgram(watch_fd_, pending_fd_, scratch_fd_, ring_fd_));
   if (!exit_program.ok()) return exit_program.status();
+  std::vector<std::string> tracepoints;
+  for (const Observed& observed : kObserved) {
+    tracepoints.push_back(absl::StrCat("sys_exit_", observed.tracepoint));
+    tracepoints.push_back(absl::StrCat("sys_enter_", observed.tracepoint));
+  }
+  absl::StatusOr<std::vector<int>> ids = TracepointIds(tracepoints);
+  if (!ids.ok()) return ids.status();
+  size_t next_id = 0;
   for (const Observed& observed : kObserved) {
     absl::StatusOr<int> entry_program = Load(EntryProgram(watch_fd_, pending_fd_, observed));
     if (!entry_program.ok()) return entry_program.status();
-    const std::string name = observed.tracepoint;
     // The exit program first: an entry seen without it would leave its
     // arguments behind.
-    if (absl::Status status = AttachTo("sys_exit_" + name, *exit_program); !status.ok()) {
+    if (absl::Status status = AttachTo((*ids)[next_id++], *exit_program); !status.ok()) {
       return status;
     }
-    if (absl::Status status = AttachTo("sys_enter_" + name, *entry_program); !status.ok()) {
+    if (absl::Status status = AttachTo((*ids)[next_id++], *entry_program); !status.ok()) {
       return status;
     }
   }

@@ -24,8 +24,9 @@
 // tracer uses this observer only when no redirector is set.
 //
 // Needs CAP_BPF and CAP_PERFMON (root, in practice), the syscall
-// tracepoints (CONFIG_FTRACE_SYSCALLS) and tracefs; Start() says which is
-// missing, and the tracer then traps the lookups as before. Start() also
+// tracepoints (CONFIG_FTRACE_SYSCALLS) and tracefs (mounted for the lookup
+// in a mount namespace of dodo's own where the system has not mounted it);
+// Start() says which is missing, and the tracer then traps the lookups as before. Start() also
 // checks that the pids the kernel reports are the tracer's (a pid namespace
 // would break that) with a readlink of its own.
 #ifndef DODO_TRACER_BPF_OBSERVER_H_
@@ -98,7 +99,7 @@ class BpfObserver {
  private:
   BpfObserver() = default;
   absl::StatusOr<int> Load(const std::vector<bpf_insn>& program);
-  absl::Status AttachTo(const std::string& tracepoint, int program_fd);
+  absl::Status AttachTo(int tracepoint_id, int program_fd);
   absl::Status Attach();
   absl::Status SelfTest();
 

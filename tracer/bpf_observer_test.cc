@@ -1,6 +1,8 @@
 #include "tracer/bpf_observer.h"
 
 #include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -8,6 +10,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <functional>
 #include <string>
 #include <thread>
@@ -203,6 +206,40 @@ TEST(BpfObserverTest, CountsWhatAFullRingLost) {
   EXPECT_GT(lost, 0u);
   EXPECT_GT(kept, 50000u);
   EXPECT_EQ(kept + lost, static_cast<size_t>(kCalls));
+}
+
+// Run in a child whose mount namespace hides tracefs behind empty tmpfs
+// mounts, as on a machine that booted without it. Exit codes: 0 started, 1
+// could not hide tracefs, 2 Start failed, 3 the lookup's mount showed here.
+int StartWithoutTracefs() {
+  if (unshare(CLONE_NEWNS) != 0 ||
+      mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+      mount("none", "/sys/kernel/tracing", "tmpfs", 0, nullptr) != 0) {
+    return 1;
+  }
+  struct stat debug;
+  if (stat("/sys/kernel/debug", &debug) == 0 &&
+      mount("none", "/sys/kernel/debug", "tmpfs", 0, nullptr) != 0) {
+    return 1;
+  }
+  absl::StatusOr<std::unique_ptr<BpfObserver>> observer = BpfObserver::Start();
+  if (!observer.ok()) {
+    fprintf(stderr, "%s\n", std::string(observer.status().message()).c_str());
+    return 2;
+  }
+  struct stat events;
+  if (stat("/sys/kernel/tracing/events", &events) == 0) return 3;
+  return 0;
+}
+
+TEST(BpfObserverTest, StartsWhereTracefsIsNotMountedAndMountsNothingVisible) {
+  if (geteuid() != 0) return;  // neither the test's mounts nor the observer
+  const pid_t child = fork();
+  if (child == 0) _exit(StartWithoutTracefs());
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 TEST(LoadTracepointProgramTest, TakesAProgramAndSaysWhyTheVerifierRefusesOne) {
