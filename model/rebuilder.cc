@@ -408,7 +408,10 @@ std::vector<Rebuilder::Append> Rebuilder::AppendsOf(size_t top,
   OpPaths paths;
   for (size_t index : OpsOf(*previous_, group)) {
     const proto::Operation& op = previous_->ops()[index];
-    if (op.kind() == proto::WRITE && previous_->Syscall(op) == "(inherited)") continue;
+    if (WritesNoPath(op) ||
+        (op.kind() == proto::WRITE && previous_->Syscall(op) == "(inherited)")) {
+      continue;
+    }
     previous_->PathsOf(op, &paths);
     for (const std::string& written : paths.written) {
       std::erase_if(out, [&](const Append& a) { return a.path == written; });

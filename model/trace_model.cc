@@ -201,12 +201,7 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
   }
   OpPaths paths;
   for (size_t index = 0; index < model.ops_.size(); ++index) {
-    // Most operations only observe: skip them without building their path.
-    const proto::OpKind kind = model.ops_[index].kind();
-    if (kind == proto::GET || kind == proto::READ || kind == proto::STAT ||
-        kind == proto::READLINK || kind == proto::LIST || kind == proto::EXEC) {
-      continue;
-    }
+    if (WritesNoPath(model.ops_[index])) continue;
     model.PathsOf(model.ops_[index], &paths);
     for (std::string& p : paths.written) {
       if (index >= model.build_ops_) {
@@ -226,6 +221,24 @@ OpPaths TraceModel::PathsOf(const proto::Operation& op) const {
   OpPaths out;
   PathsOf(op, &out);
   return out;
+}
+
+bool WritesNoPath(const proto::Operation& op) {
+  switch (op.kind()) {
+    case proto::GET:
+    case proto::READ:
+    case proto::EXEC:
+    case proto::STAT:
+    case proto::READLINK:
+    case proto::XATTR_READ:
+    case proto::CHDIR:
+    case proto::LIST:
+    case proto::PIPE_READ:
+    case proto::PIPE_WRITE:
+      return true;
+    default:
+      return op.error() != 0;  // every change PathsOf lists needs success
+  }
 }
 
 void TraceModel::PathsOf(const proto::Operation& op, OpPaths* out) const {

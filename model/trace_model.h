@@ -65,6 +65,11 @@ struct OpPaths {
   std::vector<std::string> dirs_changed;  // directories whose entries it changed
 };
 
+// Whether TraceModel::PathsOf gives `op` no written path: it only observes,
+// or it failed. Loops that want the paths a trace changed skip these without
+// building their path (nine in ten operations of a build).
+bool WritesNoPath(const proto::Operation& op);
+
 inline constexpr size_t kNever = static_cast<size_t>(-1);
 
 // The operations of a trace, in trace order, indexable like a vector.

@@ -342,6 +342,42 @@ TEST_F(TraceModelTest, PathsOfAWriteThatCreatesChangesItsDirectory) {
   EXPECT_THAT(renamed.dirs_changed, ElementsAre(tree_, T("sub")));
 }
 
+TEST_F(TraceModelTest, WritesNoPathNeverSkipsAnOperationThatChangesAPath) {
+  ASSERT_EQ(mkdir(T("dir").c_str(), 0755), 0);
+  WriteFile(T("dir/f"), "f");
+  const uint64_t root = trace_.Start(0, Command({"make"}));
+  std::vector<size_t> indices;
+  for (int kind = proto::OpKind_MIN; kind <= proto::OpKind_MAX; ++kind) {
+    if (!proto::OpKind_IsValid(kind)) continue;
+    for (int error : {0, ENOENT}) {
+      proto::Operation op = trace_.Observe(root, proto::GET, T("dir/f"));
+      op.set_kind(static_cast<proto::OpKind>(kind));
+      op.set_error(error);
+      op.set_create(proto::NEWFILE);
+      *op.mutable_ref2() = trace_.Ref(root, T("g"));
+      indices.push_back(trace_.Add(op));
+    }
+  }
+  trace_.End(root);
+
+  TraceModel model = Load();
+  int writers = 0;
+  for (size_t index : indices) {
+    const proto::Operation& op = model.ops()[index];
+    const OpPaths paths = model.PathsOf(op);
+    if (paths.written.empty()) continue;
+    ++writers;
+    EXPECT_FALSE(WritesNoPath(op)) << proto::OpKind_Name(op.kind()) << " error " << op.error();
+  }
+  // WRITE, CHMOD, CHOWN, UTIMES, TRUNC, LINK, UNLINK, RMDIR, RENAME and
+  // XATTR_WRITE change their path when they succeed; the observations and
+  // every failed operation are skipped.
+  EXPECT_EQ(writers, 10);
+  size_t skipped = 0;
+  for (size_t index : indices) skipped += WritesNoPath(model.ops()[index]) ? 1 : 0;
+  EXPECT_GE(skipped, indices.size() - 10 - 1);  // OP_UNKNOWN alone may be kept
+}
+
 TEST_F(TraceModelTest, OperationOfAnUnknownCommandBelongsToNoCommand) {
   WriteFile(T("x"), "x");
   const uint64_t root = trace_.Start(0, Command({"make"}));
