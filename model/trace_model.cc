@@ -223,8 +223,12 @@ OpPaths TraceModel::PathsOf(const proto::Operation& op) const {
   return out;
 }
 
-bool WritesNoPath(const proto::Operation& op) {
-  switch (op.kind()) {
+namespace {
+
+// The kinds that only look at their path (PathsOf's observations, apart
+// from a WRITE that read what it builds on).
+bool IsObservationKind(proto::OpKind kind) {
+  switch (kind) {
     case proto::GET:
     case proto::READ:
     case proto::EXEC:
@@ -233,12 +237,18 @@ bool WritesNoPath(const proto::Operation& op) {
     case proto::XATTR_READ:
     case proto::CHDIR:
     case proto::LIST:
-    case proto::PIPE_READ:
-    case proto::PIPE_WRITE:
       return true;
     default:
-      return op.error() != 0;  // every change PathsOf lists needs success
+      return false;
   }
+}
+
+}  // namespace
+
+bool WritesNoPath(const proto::Operation& op) {
+  return IsObservationKind(op.kind()) || op.kind() == proto::PIPE_READ ||
+         op.kind() == proto::PIPE_WRITE ||
+         op.error() != 0;  // every change PathsOf lists needs success
 }
 
 void TraceModel::PathsOf(const proto::Operation& op, OpPaths* out) const {
@@ -254,20 +264,12 @@ void TraceModel::PathsOf(const proto::Operation& op, OpPaths* out) const {
     path.clear();
     return;
   }
+  if (IsObservationKind(op.kind())) {
+    out->observation = true;
+    out->listing = op.kind() == proto::LIST;
+    return;
+  }
   switch (op.kind()) {
-    case proto::GET:
-    case proto::READ:
-    case proto::EXEC:
-    case proto::STAT:
-    case proto::READLINK:
-    case proto::XATTR_READ:
-    case proto::CHDIR:
-      out->observation = true;
-      break;
-    case proto::LIST:
-      out->observation = true;
-      out->listing = true;
-      break;
     case proto::WRITE:
       out->observation = !op.version().sha256().empty();
       if (op.error() == 0 && !WritesNoFile(op)) {
