@@ -611,12 +611,15 @@ uint32_t BpfObserver::Unwatch(pid_t tgid) {
   return value - 1;
 }
 
-size_t BpfObserver::Drain(absl::FunctionRef<void(const ObservedCall&)> on_call) {
+uint64_t BpfObserver::WrittenUpTo() const {
+  return static_cast<std::atomic<uint64_t>*>(producer_pages_)->load(std::memory_order_acquire);
+}
+
+size_t BpfObserver::Drain(absl::FunctionRef<void(const ObservedCall&)> on_call, uint64_t up_to) {
   auto* consumer = static_cast<std::atomic<uint64_t>*>(consumer_page_);
-  auto* producer = static_cast<std::atomic<uint64_t>*>(producer_pages_);
   const char* data = static_cast<const char*>(producer_pages_) + page_size_;
   uint64_t position = consumer->load(std::memory_order_acquire);
-  const uint64_t end = producer->load(std::memory_order_acquire);
+  const uint64_t end = std::min(WrittenUpTo(), up_to);
   size_t count = 0;
   while (position < end) {
     const char* record = data + (position & (kRingSize - 1));

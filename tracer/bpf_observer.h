@@ -14,14 +14,16 @@
 //
 // Why this keeps the order of events: a process's record is in the ring
 // buffer before its call returns, so before any later syscall of it traps.
-// The tracer drains the ring before it handles a stop or a notification, so
-// every record is handed on before anything the process (or any other) did
-// after it. The path is resolved by the sink at that point, against the file
-// system as the trapped calls left it, exactly as for a trapped lookup: every
-// call that changes a name (creat, rename, unlink, an open that creates or
+// The tracer drains the ring before it hands on the event of a stop or a
+// notification (up to where the ring was written while the process was
+// still stopped, when it resumes the process first), so every record is
+// handed on before anything the process (or any other) did after it. The
+// path is resolved by the sink at that point, against the file system as
+// the trapped calls left it, exactly as for a trapped lookup: every call
+// that changes a name (creat, rename, unlink, an open that creates or
 // truncates, ...) still traps. What the observer cannot do is change a call:
-// a path redirector (dodo build's store) needs every lookup trapped, so the
-// tracer uses this observer only when no redirector is set.
+// a path redirector that rewrites paths (dodo build --staged) needs every
+// lookup trapped, so the tracer uses this observer only without one.
 //
 // Needs CAP_BPF and CAP_PERFMON (root, in practice), the syscall
 // tracepoints (CONFIG_FTRACE_SYSCALLS) and tracefs (mounted for the lookup
@@ -88,9 +90,13 @@ class BpfObserver {
   absl::Status Watch(pid_t tgid);
   uint32_t Unwatch(pid_t tgid);
 
-  // Hands every record in the ring buffer, oldest first, to `on_call`;
-  // returns how many. Not thread-safe: callers serialize.
-  size_t Drain(absl::FunctionRef<void(const ObservedCall&)> on_call);
+  // Where the next record will be written in the ring: every record of a
+  // call that returned before this was read lies before it.
+  uint64_t WrittenUpTo() const;
+  // Hands the records in the ring buffer, oldest first, to `on_call`, up to
+  // position `up_to` (a WrittenUpTo() value) or to the end; returns how many.
+  // Not thread-safe: callers serialize.
+  size_t Drain(absl::FunctionRef<void(const ObservedCall&)> on_call, uint64_t up_to = UINT64_MAX);
 
   // Readable (poll) when the ring is half full: a thread that waits on it
   // keeps it from filling up while no other event makes the tracer drain.

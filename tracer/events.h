@@ -197,9 +197,15 @@ class PathRedirector {
   virtual std::optional<std::string> Logical(const std::string& physical) const = 0;
 };
 
-// Receives the tracer's events. Calls happen on the tracer's thread while the
-// process concerned is stopped, so the file system is as the call found it
-// (entry events) or left it (events with a result).
+// Receives the tracer's events, on the tracer's thread: each process's in the
+// order they happened, and each before the tracer handles any later stop.
+// An entry event (no result) comes while the process is stopped at the call,
+// so the file system is as the call found it. An event with a result, a fork
+// or an exec may come just after the process was resumed, so that it does
+// not wait for the sink: names are as the call left them (every call that
+// changes one stops first), but the process may have written to its files
+// since, except when the sink needs their contents or times as the call left
+// them (a stat, an open that writes without truncating: reported stopped).
 class EventSink {
  public:
   virtual ~EventSink() = default;

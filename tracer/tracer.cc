@@ -140,6 +140,18 @@ std::string ReadProcLink(pid_t pid, const char* what) {
   return std::string(buffer, n);
 }
 
+// Whether the sink may get a call's event (with its result) once the process
+// runs again. Not when the sink reads what the process could change next
+// without a stop (write(2) is not trapped): the contents of a file it opened
+// for writing without truncating it (the version its writes build on), or
+// the size and time a stat saw. Names can change only through calls that
+// stop, which wait until the sink has the event.
+bool ReportableOnceResumed(const SyscallEvent& ev) {
+  if (ev.effect == Effect::kStat) return false;
+  if (ev.effect != Effect::kOpen || (ev.result.has_value() && *ev.result < 0)) return true;
+  return (ev.flags & O_ACCMODE) == O_RDONLY || (ev.flags & O_TRUNC) != 0;
+}
+
 bool Follows(Follow rule, uint64_t flags) {
   switch (rule) {
     case Follow::kYes:
@@ -401,10 +413,11 @@ void Tracer::Loop() {
       break;  // ECHILD: every traced process is gone
     }
     absl::MutexLock lock(&mu_);
-    DrainObserved();
+    // A stop drains the observer itself, if its event needs it (OnStop).
     if (WIFSTOPPED(status)) {
       OnStop(pid, status);
     } else if (WIFEXITED(status) || WIFSIGNALED(status)) {
+      DrainObserved();
       OnGone(pid, status);
     }
   }
@@ -464,6 +477,8 @@ void Tracer::OnStop(pid_t pid, int status) {
   const int signal = WSTOPSIG(status);
   const int event = status >> 16;
 
+  // Exit stops, forks and execs report what happened once the process runs
+  // again (ResumeThenDrain); the other stops report nothing.
   if (signal == (SIGTRAP | 0x80)) {
     ++stats_.exit_stops;
     OnSyscallExit(t);
@@ -472,6 +487,9 @@ void Tracer::OnStop(pid_t pid, int status) {
   switch (event) {
     case PTRACE_EVENT_SECCOMP:
       ++stats_.seccomp_stops;
+      // The sink may act before the call runs (keep a file's old version,
+      // skip an exec): it must have seen every earlier call first.
+      DrainObserved();
       OnSeccompStop(t);
       return;
     case PTRACE_EVENT_FORK:
@@ -547,8 +565,8 @@ void Tracer::OnForkEvent(Tracee& parent) {
   // paths over each other; a vfork child may share, its parent is suspended.
   const bool shares_memory = (flags & CLONE_VM) != 0 && (flags & CLONE_VFORK) == 0;
   t.scratch = shares_memory ? 0 : parent.scratch;
+  ResumeThenDrain(parent.tid, parent.pending != nullptr);
   sink_->OnFork(fork_event);
-  Resume(parent.tid, parent.pending != nullptr);
 
   auto early = early_stops_.find(child);
   if (early != early_stops_.end()) {
@@ -573,9 +591,20 @@ void Tracer::WatchProcess(pid_t tgid) {
   }
 }
 
-void Tracer::DrainObserved() {
+void Tracer::DrainObserved(uint64_t up_to) {
   if (observer_ == nullptr) return;
-  observer_->Drain([this](const ObservedCall& call) { OnObserved(call); });
+  observer_->Drain([this](const ObservedCall& call) { OnObserved(call); }, up_to);
+}
+
+void Tracer::ResumeThenDrain(pid_t pid, bool want_exit_stop) {
+  if (observer_ == nullptr) {
+    Resume(pid, want_exit_stop);
+    return;
+  }
+  // Read while `pid` is stopped: its calls so far are all before this.
+  const uint64_t written = observer_->WrittenUpTo();
+  Resume(pid, want_exit_stop);
+  DrainObserved(written);
 }
 
 void Tracer::OnObserved(const ObservedCall& call) {
@@ -649,6 +678,16 @@ void Tracer::OnExecEvent(pid_t pid) {
   unsigned long message = 0;
   ptrace(PTRACE_GETEVENTMSG, pid, nullptr, &message);
   const pid_t former = static_cast<pid_t>(message);
+  // What the new program starts with, read while it cannot change: its
+  // descriptors and its executable.
+  auto fds = std::make_shared<FdTable>();
+  SyncFds(*fds, pid, /*after_exec=*/true);
+  fds->ForEach([pid](FdInfo& info) { ProbeDrained(pid, info); });
+  std::string executable = ReadProcLink(pid, "exe");
+  // The process's calls before the exec are handed on with its threads and
+  // descriptors as they were then, so it changes only after this.
+  ResumeThenDrain(pid, false);
+
   if (former != pid) {
     // A non-leader thread exec'd: it now has the leader's pid, and every
     // other thread of the process is gone.
@@ -672,9 +711,6 @@ void Tracer::OnExecEvent(pid_t pid) {
   if (it == tracees_.end()) return;
   Tracee& t = *it->second;
   // After exec the process has descriptors and a cwd of its own.
-  auto fds = std::make_shared<FdTable>();
-  SyncFds(*fds, pid, /*after_exec=*/true);
-  fds->ForEach([pid](FdInfo& info) { ProbeDrained(pid, info); });
   t.fds = std::move(fds);
   t.scratch = 0;  // the new program has a new address space
   t.scratch_failed = false;
@@ -684,7 +720,7 @@ void Tracer::OnExecEvent(pid_t pid) {
   event.pid = pid;
   event.former_tid = former != pid ? former : 0;
   event.path = std::move(t.exec_path);
-  event.executable = ReadProcLink(pid, "exe");
+  event.executable = std::move(executable);
   t.program = event.executable.substr(event.executable.rfind('/') + 1);
   event.argv = std::move(t.exec_argv);
   event.env = std::move(t.exec_env);
@@ -693,9 +729,8 @@ void Tracer::OnExecEvent(pid_t pid) {
   t.pending = nullptr;
   t.exec_argv.clear();
   t.exec_env.clear();
+  // (Its exit stop, if one was asked for, has nothing more to say.)
   sink_->OnExec(event);
-  // The exec succeeded: its exit stop has nothing more to say.
-  Resume(pid, false);
 }
 
 void Tracer::FailCall(Tracee& t, int error) {
@@ -1032,19 +1067,37 @@ void Tracer::OnSyscallExit(Tracee& t) {
   }
   const bool restarting = result == kErestartSys || result == kErestartSys - 1 ||
                           result == kErestartNoHand || result == kErestartRestartBlock;
+  ExitReport report = ExitReport::kNone;
+  ExecFailedEvent failed;
   if (!restarting) {
     if (t.fix_readlink) FixReadlinkResult(t, result);
     if (t.notify_redirector) redirector_->AfterSyscall(t.event, result);
-    if (t.report_at_exit) FinishSyscall(t, result);
+    if (t.report_at_exit) report = FinishSyscall(t, result, &failed);
   }
   // A restarted call enters the filter again and is handled afresh.
   t.pending = nullptr;
   t.notify_redirector = false;
   t.fix_readlink = false;
-  Resume(t.tid, false);
+  if (report == ExitReport::kNone) {
+    Resume(t.tid, false);
+    return;
+  }
+  if (report == ExitReport::kSyscall && !ReportableOnceResumed(t.event)) {
+    DrainObserved();
+    sink_->OnSyscall(t.event);
+    Resume(t.tid, false);
+    return;
+  }
+  // `t` stays in tracees_ meanwhile: only this thread removes tracees.
+  ResumeThenDrain(t.tid, false);
+  if (report == ExitReport::kSyscall) {
+    sink_->OnSyscall(t.event);
+  } else {
+    sink_->OnExecFailed(failed);
+  }
 }
 
-void Tracer::FinishSyscall(Tracee& t, int64_t result) {
+Tracer::ExitReport Tracer::FinishSyscall(Tracee& t, int64_t result, ExecFailedEvent* failed) {
   const SyscallRow& row = *t.pending;
   SyscallEvent& ev = t.event;
   ev.result = result;
@@ -1063,8 +1116,7 @@ void Tracer::FinishSyscall(Tracee& t, int64_t result) {
         info.target = ProcFdTarget(t.tgid, info.fd);
         t.fds->Set(std::move(info));
       }
-      sink_->OnSyscall(ev);
-      return;
+      return ExitReport::kSyscall;
     case Handler::kOpenByHandle:
       if (result >= 0) {
         std::optional<FdInfo> info = ProcFdInfo(t.tgid, static_cast<int>(result));
@@ -1075,40 +1127,35 @@ void Tracer::FinishSyscall(Tracee& t, int64_t result) {
           path.base = "/";
           ev.path = std::move(path);
           ev.flags = t.args[2];
-          sink_->OnSyscall(ev);
+          return ExitReport::kSyscall;
         }
       }
-      return;
+      return ExitReport::kNone;
     case Handler::kExec:
       // Only failures get here; a success went through PTRACE_EVENT_EXEC.
-      if (result < 0) {
-        ExecFailedEvent failed;
-        failed.pid = t.tid;
-        failed.path = std::move(t.exec_path);
-        failed.error = static_cast<int>(-result);
-        sink_->OnExecFailed(failed);
-      }
       t.exec_argv.clear();
       t.exec_env.clear();
-      return;
+      if (result >= 0) return ExitReport::kNone;
+      failed->pid = t.tid;
+      failed->path = std::move(t.exec_path);
+      failed->error = static_cast<int>(-result);
+      return ExitReport::kExecFailed;
     case Handler::kChdir:
     case Handler::kFchdir:
       if (result == 0) *t.cwd = ReadProcLink(t.tgid, "cwd");
-      sink_->OnSyscall(ev);
-      return;
+      return ExitReport::kSyscall;
     case Handler::kNewFd:
       if (result >= 0) {
         std::optional<FdInfo> info = ProcFdInfo(t.tgid, static_cast<int>(result));
         if (info.has_value()) t.fds->Set(*info);
       }
-      return;
+      return ExitReport::kNone;
     case Handler::kPath:
     case Handler::kFdOrPath:
     case Handler::kFd:
-      sink_->OnSyscall(ev);
-      return;
+      return ExitReport::kSyscall;
     default:
-      return;
+      return ExitReport::kNone;
   }
 }
 

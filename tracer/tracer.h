@@ -91,9 +91,17 @@ class Tracer {
   void OnSeccompStop(Tracee& t);
   void OnSyscallExit(Tracee& t);
   void OnForkEvent(Tracee& parent);
-  // Hands on every call the eBPF observer holds (with mu_ held); done before
-  // any other event, which keeps each process's events in order.
-  void DrainObserved();
+  // Hands on the calls the eBPF observer holds, up to ring position `up_to`
+  // (with mu_ held); done before any other event is handed on, which keeps
+  // each process's events in order.
+  void DrainObserved(uint64_t up_to = UINT64_MAX);
+  // Resumes `pid`, then hands on the calls the observer held when it was
+  // still stopped: a stop whose event only reports what happened does not
+  // keep the process waiting while dodo records its lookups. The caller
+  // hands the stop's own event to the sink after this, so every event of
+  // the process stays in order (its calls after the resume are left in the
+  // ring for later).
+  void ResumeThenDrain(pid_t pid, bool want_exit_stop);
   void OnObserved(const ObservedCall& call);
   void WatchProcess(pid_t tgid);
   // Drains the observer whenever its ring buffer fills up to the wake-up
@@ -119,7 +127,11 @@ class Tracer {
   // output into the process's memory; `logical` maps a readlink result.
   ListenerAnswer AnswerOnPath(Tracee& t, const SyscallRow& row, const uint64_t* args,
                               const std::string& path, bool logical);
-  void FinishSyscall(Tracee& t, int64_t result);
+  // At the exit stop of the call `t` is in: brings `t`'s descriptors and
+  // working directory up to date, and says what to hand to the sink once `t`
+  // runs again (failed execs in `failed`).
+  enum class ExitReport { kNone, kSyscall, kExecFailed };
+  ExitReport FinishSyscall(Tracee& t, int64_t result, ExecFailedEvent* failed);
   void Refuse(Tracee& t, const char* syscall, const std::string& why);
   // Skips the syscall `t` is stopped at; it returns -error.
   void FailCall(Tracee& t, int error);

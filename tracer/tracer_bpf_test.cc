@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -55,11 +56,11 @@ class PathSink : public EventSink {
   std::vector<std::string> warnings;
 };
 
-std::string LookupsProgram() {
+std::string TestProgram(const char* name) {
   const char* root = getenv("TEST_SRCDIR");
   const char* workspace = getenv("TEST_WORKSPACE");
-  if (root == nullptr || workspace == nullptr) return "testdata/programs/observed_lookups";
-  return absl::StrCat(root, "/", workspace, "/testdata/programs/observed_lookups");
+  if (root == nullptr || workspace == nullptr) return absl::StrCat("testdata/programs/", name);
+  return absl::StrCat(root, "/", workspace, "/testdata/programs/", name);
 }
 
 struct TracedRun {
@@ -75,7 +76,8 @@ constexpr int kBurst = 30000;
 void Trace(const std::string& dir, bool use_bpf, TracedRun& run) {
   Tracer tracer(&run.sink);
   tracer.set_use_bpf(use_bpf);
-  absl::StatusOr<int> status = tracer.Run({LookupsProgram(), dir, absl::StrCat(kBurst)});
+  absl::StatusOr<int> status =
+      tracer.Run({TestProgram("observed_lookups"), dir, absl::StrCat(kBurst)});
   ASSERT_TRUE(status.ok()) << status.status();
   EXPECT_EQ(*status, 0);
   run.stats = tracer.stats();
@@ -148,6 +150,85 @@ TEST(TracerBpfTest, LookupsAreTheSameEventsInTheSameOrderEitherWay) {
 
   for (const char* link : {"link", "child-link", "thread-link"}) unlink((dir + "/" + link).c_str());
   unlink(file.c_str());
+  rmdir(dir.c_str());
+}
+
+// The root process's events in the order the sink got them: a run of
+// lookups of one name is one line, with how many calls it had.
+class OrderSink : public EventSink {
+ public:
+  void OnSyscall(const SyscallEvent& event) override {
+    if (event.tgid != root || !event.path.has_value()) return;
+    const std::string& path = event.path->path;
+    if (path == "out") {
+      Add(absl::StrCat(event.syscall, " out"));
+    } else if (absl::StartsWith(path, "before-") || absl::StartsWith(path, "after-")) {
+      Add(path);
+      ++lookups[path];
+    }
+  }
+  void OnExec(const ExecEvent& event) override {
+    if (root == 0) {
+      root = event.pid;
+    } else if (event.pid == root) {
+      Add("exec");
+    }
+  }
+  void OnExecFailed(const ExecFailedEvent& event) override {
+    if (event.pid == root) Add("failed exec");
+  }
+  void OnFork(const ForkEvent& event) override {
+    if (event.parent == root) Add("fork");
+  }
+  void OnExit(const ExitEvent&) override {}
+  void OnWarning(const WarningEvent& event) override { warnings.push_back(event.message); }
+
+  pid_t root = 0;
+  std::vector<std::string> lines;
+  absl::flat_hash_map<std::string, int> lookups;
+  std::vector<std::string> warnings;
+
+ private:
+  void Add(const std::string& line) {
+    if (lines.empty() || lines.back() != line) lines.push_back(line);
+  }
+};
+
+// The tracer resumes a process before it hands on the event of its fork,
+// exec, failed exec or exit stop (and the lookups the observer held then):
+// the lookups it makes once resumed must still come after that event, and
+// those it made before, before.
+TEST(TracerBpfTest, EventsReportedAfterTheResumeStayBetweenTheLookupsAroundThem) {
+  char dir_template[] = "/tmp/dodo-order-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  constexpr int kRun = 2000;
+  for (const bool use_bpf : {true, false}) {
+    SCOPED_TRACE(use_bpf ? "observed" : "trapped");
+    OrderSink sink;
+    Tracer tracer(&sink);
+    tracer.set_use_bpf(use_bpf);
+    absl::StatusOr<int> status =
+        tracer.Run({TestProgram("observed_order"), dir, absl::StrCat(kRun)});
+    ASSERT_TRUE(status.ok()) << status.status();
+    EXPECT_EQ(*status, 0);
+    if (use_bpf && geteuid() == 0) {
+      EXPECT_EQ(tracer.bpf_refusal(), "");
+      EXPECT_GE(tracer.stats().observed, 5u * kRun);
+    }
+    EXPECT_EQ(tracer.stats().observed_lost, 0u);
+    EXPECT_TRUE(sink.warnings.empty());
+    const std::vector<std::string> expected = {
+        "before-fork",       "fork", "after-fork", "openat out", "after-open", "failed exec",
+        "after-failed-exec", "exec", "after-exec",
+    };
+    EXPECT_EQ(sink.lines, expected);
+    for (const char* run :
+         {"before-fork", "after-fork", "after-open", "after-failed-exec", "after-exec"}) {
+      EXPECT_EQ(sink.lookups[run], kRun) << run;
+    }
+    unlink((dir + "/out").c_str());
+  }
   rmdir(dir.c_str());
 }
 

@@ -101,6 +101,50 @@ TEST(TracerTest, DupAndCloexecAreFollowed) {
   EXPECT_TRUE(fd1_is_file);
 }
 
+// Reads, when an open of `name` with a result comes, what the file holds,
+// after waiting long enough for the process to have written to it if it was
+// running meanwhile.
+class ContentAtOpenSink : public CountingSink {
+ public:
+  explicit ContentAtOpenSink(std::string name) : name_(std::move(name)) {}
+  void OnSyscall(const SyscallEvent& event) override {
+    CountingSink::OnSyscall(event);
+    if (event.effect != Effect::kOpen || !event.result.has_value() || !event.path.has_value() ||
+        !event.path->path.ends_with(name_)) {
+      return;
+    }
+    usleep(50'000);
+    std::ifstream in(event.path->base + "/" + event.path->path);
+    std::stringstream content;
+    content << in.rdbuf();
+    seen.push_back(content.str());
+  }
+  std::vector<std::string> seen;
+
+ private:
+  std::string name_;
+};
+
+// The sink hashes the version an appending write starts from when it gets
+// the open: the process, which writes next without stopping, must still be
+// stopped then. (A truncating open is reported once the process runs.)
+TEST(TracerTest, AnOpenThatWritesWithoutTruncatingIsReportedBeforeTheProcessWrites) {
+  const std::string dir = testing::TempDir();
+  const std::string file = dir + "/appended.txt";
+  ASSERT_TRUE(std::ofstream(file) << "old\n");
+  ContentAtOpenSink sink("appended.txt");
+  Tracer tracer(&sink);
+  absl::StatusOr<int> status =
+      tracer.Run({"/bin/sh", "-c", "cd " + dir + " && echo new >> appended.txt"});
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(*status, 0);
+  EXPECT_EQ(sink.seen, std::vector<std::string>{"old\n"});
+  std::ifstream in(file);
+  std::stringstream content;
+  content << in.rdbuf();
+  EXPECT_EQ(content.str(), "old\nnew\n");
+}
+
 // `: | cmd` with the writer gone first: the reader gets a drained pipe. With
 // `sleep` still holding the write end, the pipe is not drained.
 TEST(TracerTest, ExecReportsDrainedPipes) {
