@@ -611,6 +611,11 @@ uint32_t BpfObserver::Unwatch(pid_t tgid) {
   return value - 1;
 }
 
+bool BpfObserver::HasRecords() const {
+  return static_cast<std::atomic<uint64_t>*>(consumer_page_)->load(std::memory_order_acquire) !=
+         WrittenUpTo();
+}
+
 uint64_t BpfObserver::WrittenUpTo() const {
   return static_cast<std::atomic<uint64_t>*>(producer_pages_)->load(std::memory_order_acquire);
 }

@@ -90,6 +90,9 @@ class BpfObserver {
   absl::Status Watch(pid_t tgid);
   uint32_t Unwatch(pid_t tgid);
 
+  // Whether the ring holds records not drained yet (a hint when read
+  // without the lock that serializes Drain).
+  bool HasRecords() const;
   // Where the next record will be written in the ring: every record of a
   // call that returned before this was read lies before it.
   uint64_t WrittenUpTo() const;

@@ -140,6 +140,9 @@ std::string ReadProcLink(pid_t pid, const char* what) {
   return std::string(buffer, n);
 }
 
+// How often the drain thread looks at the eBPF ring between wake-ups.
+constexpr int kDrainIntervalMs = 1;
+
 // Whether the sink may get a call's event (with its result) once the process
 // runs again. Not when the sink reads what the process could change next
 // without a stop (write(2) is not trapped): the contents of a file it opened
@@ -653,10 +656,15 @@ void Tracer::StartDrainThread() {
   epoll_ctl(epoll, EPOLL_CTL_ADD, drain_stop_fd_, &stop_event);
   drain_thread_ = std::thread([this, epoll] {
     while (true) {
+      // Also every millisecond: a compiler's header lookups are then handed
+      // on while it compiles, not at its next stop (the open of its output),
+      // which waits for them. On xz's code edit that took the time spent
+      // draining at seccomp stops from 37 ms to 12 ms.
       epoll_event event;
-      const int n = epoll_wait(epoll, &event, 1, -1);
+      const int n = epoll_wait(epoll, &event, 1, kDrainIntervalMs);
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0 || event.data.fd == drain_stop_fd_) break;
+      if (n < 0 || (n > 0 && event.data.fd == drain_stop_fd_)) break;
+      if (!observer_->HasRecords()) continue;
       absl::MutexLock lock(&mu_);
       DrainObserved();
     }

@@ -104,8 +104,8 @@ class Tracer {
   void ResumeThenDrain(pid_t pid, bool want_exit_stop);
   void OnObserved(const ObservedCall& call);
   void WatchProcess(pid_t tgid);
-  // Drains the observer whenever its ring buffer fills up to the wake-up
-  // mark, until StopDrainThread.
+  // Drains the observer every millisecond, and whenever its ring buffer
+  // fills up to the wake-up mark, until StopDrainThread.
   void StartDrainThread();
   void StopDrainThread();
   void OnExecEvent(pid_t pid);
