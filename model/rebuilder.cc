@@ -407,11 +407,9 @@ std::vector<Rebuilder::Append> Rebuilder::AppendsOf(size_t top,
   // truncated, renamed or reopened one left a version that is no addition.
   OpPaths paths;
   for (size_t index : OpsOf(*previous_, group)) {
+    if (previous_->ops().WritesNoPath(index)) continue;
     const proto::Operation& op = previous_->ops()[index];
-    if (WritesNoPath(op) ||
-        (op.kind() == proto::WRITE && previous_->Syscall(op) == "(inherited)")) {
-      continue;
-    }
+    if (op.kind() == proto::WRITE && previous_->Syscall(op) == "(inherited)") continue;
     previous_->PathsOf(op, &paths);
     for (const std::string& written : paths.written) {
       std::erase_if(out, [&](const Append& a) { return a.path == written; });
@@ -738,13 +736,15 @@ void Rebuilder::CopyRecords(const std::vector<size_t>& commands, uint64_t parent
   };
   for (size_t index : OpsOf(*previous_, commands)) {
     write_marks_before(index);
-    const proto::Operation& recorded = previous_->ops()[index];
-    const bool relisted = relist && recorded.kind() == proto::LIST && recorded.error() == 0;
+    // (Summary: most dormant operations were never parsed, and a raw copy
+    // needs none.)
+    const OperationSummary recorded = previous_->ops().Summary(index);
+    const bool relisted = relist && recorded.kind == proto::LIST && recorded.error == 0;
     // The same strings under the same ids, the same command id: the bytes
     // the last trace held are the record (most of a dormant command's
     // copies, build after build).
     if (strings_inherited_ && renames == nullptr && !relisted &&
-        mapped(recorded.command()) == recorded.command()) {
+        mapped(recorded.command) == recorded.command) {
       if (const std::string_view raw = previous_->RawOperation(index); !raw.empty()) {
         (void)writer->WriteRawOperation(raw);
         continue;
@@ -753,7 +753,7 @@ void Rebuilder::CopyRecords(const std::vector<size_t>& commands, uint64_t parent
     // Not cleared: assigning over the last operation reuses its
     // submessages instead of freeing and allocating them per record.
     proto::Operation* op = record.mutable_operation();
-    *op = recorded;
+    *op = previous_->ops()[index];
     if (relisted) {
       // The skip check compared the listing leaving out names the last
       // build wrote later (configure's checks run before config.status

@@ -429,7 +429,7 @@ std::vector<std::string> CheckCommands(const TraceModel& model, std::vector<size
   if (dormant) {
     OpPaths paths;
     for (size_t index : ops) {
-      if (WritesNoPath(model.ops()[index])) continue;
+      if (model.ops().WritesNoPath(index)) continue;
       model.PathsOf(model.ops()[index], &paths);
       for (std::string& p : paths.written) own_first_write.try_emplace(std::move(p), index);
     }
@@ -590,8 +590,8 @@ std::vector<FinalState> FinalStates(const TraceModel& model, const std::vector<s
   LastWriters last(model);
   OpPaths paths;
   for (size_t index : OpsOf(model, commands)) {
+    if (model.ops().WritesNoPath(index)) continue;
     const proto::Operation& op = model.ops()[index];
-    if (WritesNoPath(op)) continue;
     model.PathsOf(op, &paths);
     for (const std::string& p : paths.written) last.Note(p, model.IndexOf(op.command()));
   }

@@ -623,5 +623,40 @@ TEST(TraceIoTest, OperationRecordWithMoreFieldsIsReadAsARecord) {
   EXPECT_EQ(extra.field(0).number(), 99);
 }
 
+// What an unparsed operation is known by: read from its bytes, or nothing
+// when they are no whole Operation record.
+TEST(TraceIoTest, SummaryOfAnOperationRecordIsItsCommandKindAndError) {
+  proto::Record record;
+  proto::Operation& op = *record.mutable_operation();
+  op.set_command(uint64_t{1} << 41);  // a dormant id: a ten-byte varint
+  op.set_kind(proto::READLINK);
+  op.mutable_ref()->add_components(7);
+  op.set_text("target");
+  op.set_error(ENOENT);
+  op.set_number(3);
+  op.mutable_version()->set_sha256(std::string(32, 'x'));
+  const std::string bytes = record.SerializeAsString();
+  OperationSummary summary;
+  ASSERT_TRUE(SummarizeOperation(bytes, &summary));
+  EXPECT_EQ(summary.command, op.command());
+  EXPECT_EQ(summary.kind, proto::READLINK);
+  EXPECT_EQ(summary.error, ENOENT);
+  google::protobuf::Arena arena;
+  const proto::Operation* parsed = ParseOperation(bytes, &arena);
+  ASSERT_NE(parsed, nullptr);
+  EXPECT_EQ(parsed->SerializeAsString(), op.SerializeAsString());
+
+  EXPECT_FALSE(SummarizeOperation(bytes.substr(0, bytes.size() - 1), &summary));
+  EXPECT_EQ(ParseOperation(bytes.substr(0, bytes.size() - 1), &arena), nullptr);
+  proto::Record start;
+  start.mutable_command_start()->set_id(1);
+  EXPECT_FALSE(SummarizeOperation(start.SerializeAsString(), &summary));
+  proto::Record empty;
+  empty.mutable_operation();
+  ASSERT_TRUE(SummarizeOperation(empty.SerializeAsString(), &summary));
+  EXPECT_EQ(summary.command, 0u);
+  EXPECT_EQ(summary.kind, proto::OP_UNKNOWN);
+}
+
 }  // namespace
 }  // namespace dodo::model

@@ -58,6 +58,28 @@ void UnmapBlock(void* block, size_t size) { munmap(block, size); }
 
 constexpr size_t kMinOperationBytes = 24;
 
+namespace {
+
+// The kinds that only look at their path (PathsOf's observations, apart
+// from a WRITE that read what it builds on).
+bool IsObservationKind(proto::OpKind kind) {
+  switch (kind) {
+    case proto::GET:
+    case proto::READ:
+    case proto::EXEC:
+    case proto::STAT:
+    case proto::READLINK:
+    case proto::XATTR_READ:
+    case proto::CHDIR:
+    case proto::LIST:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
   absl::StatusOr<std::unique_ptr<TraceReader>> reader = TraceReader::Open(path);
   if (!reader.ok()) return reader.status();
@@ -72,7 +94,7 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
   // again; the pages of room left unused are never touched, so they cost no
   // memory.
   model.ops_.ops_.reserve(file_size / kMinOperationBytes);
-  model.raw_ops_.reserve(file_size / kMinOperationBytes);
+  model.ops_.raw_.reserve(file_size / kMinOperationBytes);
   google::protobuf::ArenaOptions options;
   // Blocks of an eighth of the trace's size: few of them, and the last one
   // wastes little. (Transparent huge pages for them were tried: on this kind
@@ -82,8 +104,15 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
   options.block_alloc = PopulatedBlock;
   options.block_dealloc = UnmapBlock;
   model.arena_ = std::make_unique<google::protobuf::Arena>(options);
+  model.ops_.arena_ = model.arena_.get();
   std::vector<TraceReader::Item> items;
-  r.ReadAll(model.arena_.get(), &items);
+  // A dormant operation that changes no path and is no pipe end needs only
+  // its command, kind and error here; it is parsed if a rebuild matches its
+  // command. After a small edit of xz, most of the trace.
+  r.ReadAll(model.arena_.get(), &items, [](const OperationSummary& op) {
+    return op.kind != proto::PIPE_READ && op.kind != proto::PIPE_WRITE &&
+           (IsObservationKind(op.kind) || op.error != 0);
+  });
   model.bytes_ = r.ReleaseBytes();
   // The exec operation that follows a CommandStart belongs to that start.
   size_t just_started = kNoCommand;
@@ -95,7 +124,8 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
   // every record from the first dormant start on is theirs.
   std::optional<size_t> first_dormant;
   for (const TraceReader::Item& item : items) {
-    switch (item.operation != nullptr ? proto::Record::kOperation : item.record->kind_case()) {
+    switch (item.operation != nullptr || item.unparsed ? proto::Record::kOperation
+                                                       : item.record->kind_case()) {
       case proto::Record::kCommandStart: {
         const size_t index = model.commands_.size();
         TracedCommand& command = model.commands_.emplace_back();
@@ -137,11 +167,17 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
         const size_t index = model.ops_.size();
         // Both live on the arena: a record lets go of its operation without
         // a copy.
-        proto::Operation& op = *model.ops_.ops_.emplace_back(
-            item.operation != nullptr ? item.operation
-                                      : item.record->unsafe_arena_release_operation());
-        model.raw_ops_.push_back(item.bytes);
-        auto it = model.index_of_.find(op.command());
+        proto::Operation* parsed = item.unparsed ? nullptr
+                                   : item.operation != nullptr
+                                       ? item.operation
+                                       : item.record->unsafe_arena_release_operation();
+        model.ops_.ops_.push_back(parsed);
+        if (parsed == nullptr) ++model.ops_left_unparsed_;
+        model.ops_.raw_.push_back(item.bytes);
+        const OperationSummary op =
+            parsed != nullptr ? OperationSummary{parsed->command(), parsed->kind(), parsed->error()}
+                              : item.summary;
+        auto it = model.index_of_.find(op.command);
         if (it == model.index_of_.end()) break;
         // Among the dormant records, an operation of a build command is the
         // exec (or a symlink read before it) that started a dormant one:
@@ -156,23 +192,24 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
           TracedCommand& started = model.commands_[just_started];
           const uint64_t owner =
               started.start.parent_id() != 0 ? started.start.parent_id() : started.start.id();
-          if (op.kind() == proto::EXEC && op.error() == 0 && op.command() == owner) {
+          if (op.kind == proto::EXEC && op.error == 0 && op.command == owner) {
             started.exec_op = index;
             just_started = kNoCommand;
-          } else if (op.command() != started.start.id() &&
-                     !(op.command() == owner && op.kind() == proto::READLINK)) {
+          } else if (op.command != started.start.id() &&
+                     !(op.command == owner && op.kind == proto::READLINK)) {
             // (Symlinks on the way to the program are read by the owner
             // just before its exec.)
             just_started = kNoCommand;
           }
         }
-        if (op.kind() == proto::PIPE_READ || op.kind() == proto::PIPE_WRITE) {
-          pipe_ends[{it->second, op.number()}] |= op.kind() == proto::PIPE_READ ? 1 : 2;
+        if (op.kind == proto::PIPE_READ || op.kind == proto::PIPE_WRITE) {
+          // (Pipe ends are always parsed.)
+          pipe_ends[{it->second, parsed->number()}] |= op.kind == proto::PIPE_READ ? 1 : 2;
           // make strips the jobserver from MAKEFLAGS for commands that are
           // not sub-makes but they keep the descriptors: the pipe is known
           // as a jobserver once any command names it.
-          if (IsJobserverFd(model, model.commands_[it->second].start, op.ref().base_fd())) {
-            jobserver_pipes.insert(op.number());
+          if (IsJobserverFd(model, model.commands_[it->second].start, parsed->ref().base_fd())) {
+            jobserver_pipes.insert(parsed->number());
           }
         }
         break;
@@ -201,7 +238,8 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
   }
   OpPaths paths;
   for (size_t index = 0; index < model.ops_.size(); ++index) {
-    if (WritesNoPath(model.ops_[index])) continue;
+    // (An operation left unparsed changes no path.)
+    if (model.ops_.WritesNoPath(index)) continue;
     model.PathsOf(model.ops_[index], &paths);
     for (std::string& p : paths.written) {
       if (index >= model.build_ops_) {
@@ -217,33 +255,40 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
   return model;
 }
 
+const proto::Operation& OpList::Parse(size_t index) const {
+  proto::Operation* op = ParseOperation(raw_[index], arena_);
+  if (op == nullptr) {
+    // Its summary read at load, but the rest does not parse (a string that
+    // is no UTF-8): what the summary says, and nothing more.
+    const OperationSummary summary = Summary(index);
+    op = google::protobuf::Arena::CreateMessage<proto::Operation>(arena_);
+    op->set_command(summary.command);
+    op->set_kind(summary.kind);
+    op->set_error(summary.error);
+  }
+  ops_[index] = op;
+  return *op;
+}
+
+bool OpList::WritesNoPath(size_t index) const {
+  const proto::Operation* op = ops_[index];
+  return op == nullptr || model::WritesNoPath(*op);
+}
+
+OperationSummary OpList::Summary(size_t index) const {
+  if (const proto::Operation* op = ops_[index]; op != nullptr) {
+    return {op->command(), op->kind(), op->error()};
+  }
+  OperationSummary summary;
+  (void)SummarizeOperation(raw_[index], &summary);
+  return summary;
+}
+
 OpPaths TraceModel::PathsOf(const proto::Operation& op) const {
   OpPaths out;
   PathsOf(op, &out);
   return out;
 }
-
-namespace {
-
-// The kinds that only look at their path (PathsOf's observations, apart
-// from a WRITE that read what it builds on).
-bool IsObservationKind(proto::OpKind kind) {
-  switch (kind) {
-    case proto::GET:
-    case proto::READ:
-    case proto::EXEC:
-    case proto::STAT:
-    case proto::READLINK:
-    case proto::XATTR_READ:
-    case proto::CHDIR:
-    case proto::LIST:
-      return true;
-    default:
-      return false;
-  }
-}
-
-}  // namespace
 
 bool WritesNoPath(const proto::Operation& op) {
   return IsObservationKind(op.kind()) || op.kind() == proto::PIPE_READ ||

@@ -72,15 +72,29 @@ bool WritesNoPath(const proto::Operation& op);
 
 inline constexpr size_t kNever = static_cast<size_t>(-1);
 
-// The operations of a trace, in trace order, indexable like a vector.
+// The operations of a trace, in trace order, indexable like a vector. A
+// dormant lookup left unparsed at load (TraceReader::ReadAll) is parsed the
+// first time it is asked for: like the rest of a model, not thread-safe.
 class OpList {
  public:
   size_t size() const { return ops_.size(); }
-  const proto::Operation& operator[](size_t index) const { return *ops_[index]; }
+  const proto::Operation& operator[](size_t index) const {
+    const proto::Operation* op = ops_[index];
+    return op != nullptr ? *op : Parse(index);
+  }
+  // Its command, kind and error, without parsing it if it was left unparsed.
+  OperationSummary Summary(size_t index) const;
+  // WritesNoPath((*this)[index]), without parsing it if it was left
+  // unparsed: only operations that write no path are.
+  bool WritesNoPath(size_t index) const;
 
  private:
   friend class TraceModel;
-  std::vector<proto::Operation*> ops_;  // owned by the model's arena
+  const proto::Operation& Parse(size_t index) const;
+
+  mutable std::vector<proto::Operation*> ops_;  // owned by arena_; null: not parsed yet
+  std::vector<std::string_view> raw_;           // each one's Record, as the file held it
+  google::protobuf::Arena* arena_ = nullptr;
 };
 
 class TraceModel {
@@ -166,9 +180,11 @@ class TraceModel {
   // copy into another trace that changes nothing in it (the same string ids,
   // the same command id) writes these bytes instead of encoding it again.
   std::string_view RawOperation(size_t index) const {
-    return index < raw_ops_.size() ? raw_ops_[index] : std::string_view();
+    return index < ops_.raw_.size() ? ops_.raw_[index] : std::string_view();
   }
 
+  // How many operations Load left unparsed (dormant lookups, see OpList).
+  size_t ops_left_unparsed() const { return ops_left_unparsed_; }
   bool complete() const { return complete_; }
   const std::string& warning() const { return warning_; }
   const std::string& path() const { return path_; }
@@ -185,9 +201,8 @@ class TraceModel {
   // was about a third of a plan's time.
   std::unique_ptr<google::protobuf::Arena> arena_;
   OpList ops_;
-  // The file's bytes, which raw_ops_ (one per operation) point into.
+  // The file's bytes, which the operations' raw records point into.
   std::unique_ptr<TraceReader::Bytes> bytes_;
-  std::vector<std::string_view> raw_ops_;
   absl::flat_hash_map<uint64_t, size_t> index_of_;
   absl::btree_map<uint64_t, Pipe> pipes_;
   absl::btree_map<uint64_t, Pipe> dormant_pipes_;
@@ -197,6 +212,7 @@ class TraceModel {
   };
   absl::flat_hash_map<std::string, Writes> writes_;          // path -> ops that changed it
   absl::flat_hash_map<std::string, size_t> dormant_writes_;  // path -> last dormant op
+  size_t ops_left_unparsed_ = 0;
   size_t build_size_ = 0;
   size_t build_ops_ = 0;
   bool complete_ = false;

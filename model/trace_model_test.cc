@@ -12,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/test_trace_builder.h"
+#include "model/trace_reader.h"
 
 namespace dodo::model {
 namespace {
@@ -411,6 +412,76 @@ TEST_F(TraceModelTest, SyscallIsTheInternedNameOrTheTextOfAnOlderTrace) {
   EXPECT_EQ(model.Syscall(interned), "newfstatat");
   EXPECT_EQ(text.syscall_name(), 0u);
   EXPECT_EQ(model.Syscall(text), "statx");
+}
+
+// A dormant command's lookups and failed calls are left unparsed at load
+// (TraceReader::ReadAll): what the model says of them, and of each of them
+// once parsed on demand, must be what the trace holds, and the operations
+// that matter at load (its writes, its pipe ends, the exec that started
+// it) are known as if everything had been parsed.
+TEST_F(TraceModelTest, DormantOperationsLeftUnparsedReadBackWhole) {
+  WriteFile(T("in"), "in");
+  ASSERT_EQ(symlink("in", T("link").c_str()), 0);
+  const uint64_t root = trace_.Start(0, Command({"make"}));
+  const size_t build_read = trace_.Read(root, T("in"));
+  CommandSpec kept = Command({"cc", "b.c"});
+  kept.dormant = true;
+  const uint64_t dormant = trace_.Start(root, kept);
+  std::vector<size_t> unparsed = {
+      trace_.Read(dormant, T("in")),       trace_.Stat(dormant, T("missing")),
+      trace_.Readlink(dormant, T("link")), trace_.List(dormant, tree_),
+      trace_.Get(dormant, T("in")),
+  };
+  proto::Operation denied = trace_.Observe(dormant, proto::WRITE, T("denied"));
+  denied.set_error(EACCES);
+  unparsed.push_back(trace_.Add(denied));
+  const size_t write = trace_.Write(dormant, T("out"));
+  const size_t pipe = trace_.Pipe(dormant, proto::PIPE_WRITE, 7);
+  trace_.End(dormant);
+  trace_.End(root);
+
+  // The same trace read record by record: the operations as written.
+  trace_.Finish();
+  std::vector<proto::Operation> written;
+  {
+    absl::StatusOr<std::unique_ptr<TraceReader>> reader = TraceReader::Open(trace_.path());
+    ASSERT_TRUE(reader.ok()) << reader.status();
+    proto::Record record;
+    while ((*reader)->Next(&record)) {
+      if (record.has_operation()) written.push_back(record.operation());
+    }
+  }
+  TraceModel model = Load();
+  ASSERT_EQ(model.ops().size(), written.size());
+  // Those above, and the exec that started the dormant command.
+  EXPECT_EQ(model.ops_left_unparsed(), unparsed.size() + 1);
+
+  const size_t d = model.IndexOf(dormant);
+  ASSERT_NE(d, kNoCommand);
+  EXPECT_TRUE(model.IsDormant(d));
+  ASSERT_TRUE(model.commands()[d].exec_op.has_value());
+  EXPECT_EQ(model.ops().Summary(*model.commands()[d].exec_op).kind, proto::EXEC);
+  EXPECT_TRUE(model.DormantWrites(T("out")));
+  EXPECT_EQ(model.DormantLastWrite(T("out")), write);
+  EXPECT_FALSE(model.DormantWrites(T("denied")));
+  EXPECT_THAT(model.dormant_pipes(), ElementsAre(::testing::Key(7u)));
+  std::vector<size_t> ops_of_dormant = unparsed;
+  ops_of_dormant.push_back(write);
+  ops_of_dormant.push_back(pipe);
+  EXPECT_EQ(model.commands()[d].ops, ops_of_dormant);
+
+  for (size_t index = 0; index < written.size(); ++index) {
+    SCOPED_TRACE(index);
+    const OperationSummary before = model.ops().Summary(index);
+    EXPECT_EQ(before.command, written[index].command());
+    EXPECT_EQ(before.kind, written[index].kind());
+    EXPECT_EQ(before.error, written[index].error());
+    EXPECT_EQ(model.ops()[index].SerializeAsString(), written[index].SerializeAsString());
+    proto::Record record;
+    *record.mutable_operation() = written[index];
+    EXPECT_EQ(model.RawOperation(index), record.SerializeAsString());
+  }
+  EXPECT_EQ(model.ops()[build_read].kind(), proto::READ);
 }
 
 TEST(TraceModelLoadTest, MissingFileIsAnErrorNamingIt) {

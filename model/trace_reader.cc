@@ -74,11 +74,83 @@ bool ReadVarint32(std::string_view bytes, size_t* at, uint32_t* value) {
   return false;
 }
 
+constexpr uint8_t kCommandStartTag = (proto::Record::kCommandStartFieldNumber << 3) | 2;
+
+bool ReadVarint64(std::string_view bytes, size_t* at, uint64_t* value) {
+  *value = 0;
+  for (int shift = 0; shift < 70 && *at < bytes.size(); shift += 7) {
+    const uint8_t byte = static_cast<uint8_t>(bytes[(*at)++]);
+    *value |= static_cast<uint64_t>(byte & 0x7f) << shift;
+    if ((byte & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+// The Operation inside an Operation Record's bytes: the field's tag, then a
+// length that covers the rest. Nothing if the bytes are not that.
+std::optional<std::string_view> OperationBytes(std::string_view record) {
+  if (record.empty() || static_cast<uint8_t>(record[0]) != kOperationTag) return std::nullopt;
+  size_t at = 1;
+  uint32_t length = 0;
+  if (!ReadVarint32(record, &at, &length) || length != record.size() - at) return std::nullopt;
+  return record.substr(at);
+}
+
 absl::Status NotATrace(const std::string& path, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(path, ": not a dodo trace (", why, ")"));
 }
 
 }  // namespace
+
+bool SummarizeOperation(std::string_view record, OperationSummary* out) {
+  const std::optional<std::string_view> bytes = OperationBytes(record);
+  if (!bytes.has_value()) return false;
+  const std::string_view op = *bytes;
+  *out = OperationSummary();
+  size_t at = 0;
+  while (at < op.size()) {
+    uint64_t key = 0;
+    if (!ReadVarint64(op, &at, &key)) return false;
+    uint64_t value = 0;
+    switch (key & 7) {
+      case 0:  // varint
+        if (!ReadVarint64(op, &at, &value)) return false;
+        if (key >> 3 == proto::Operation::kCommandFieldNumber) out->command = value;
+        if (key >> 3 == proto::Operation::kKindFieldNumber) {
+          out->kind = proto::OpKind_IsValid(static_cast<int>(value))
+                          ? static_cast<proto::OpKind>(value)
+                          : proto::OP_UNKNOWN;
+        }
+        if (key >> 3 == proto::Operation::kErrorFieldNumber) {
+          out->error = static_cast<int32_t>(value);
+        }
+        break;
+      case 1:  // 64 bits
+        if (op.size() - at < 8) return false;
+        at += 8;
+        break;
+      case 2:  // length-delimited
+        if (!ReadVarint64(op, &at, &value) || value > op.size() - at) return false;
+        at += value;
+        break;
+      case 5:  // 32 bits
+        if (op.size() - at < 4) return false;
+        at += 4;
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+
+proto::Operation* ParseOperation(std::string_view record, google::protobuf::Arena* arena) {
+  const std::optional<std::string_view> bytes = OperationBytes(record);
+  if (!bytes.has_value()) return nullptr;
+  proto::Operation* op = google::protobuf::Arena::CreateMessage<proto::Operation>(arena);
+  if (!op->ParseFromArray(bytes->data(), static_cast<int>(bytes->size()))) return nullptr;
+  return op;
+}
 
 TraceReader::TraceReader(std::string path, int fd)
     : path_(std::move(path)),
@@ -215,7 +287,9 @@ bool TraceReader::Next(proto::Record* record) {
   return false;
 }
 
-void TraceReader::ReadAll(google::protobuf::Arena* arena, std::vector<Item>* items) {
+void TraceReader::ReadAll(
+    google::protobuf::Arena* arena, std::vector<Item>* items,
+    std::optional<absl::FunctionRef<bool(const OperationSummary&)>> leave_dormant) {
   if (done_) return;
   // The rest of the file, and where each record's bytes are in it. Mapped
   // when it can be: reading xz's 19 MB trace into memory of our own took
@@ -240,16 +314,36 @@ void TraceReader::ReadAll(google::protobuf::Arena* arena, std::vector<Item>* ite
   }
   std::vector<std::pair<size_t, uint32_t>> spans;  // (offset, size)
   spans.reserve(rest.size() / 24);                 // operations take 38 bytes on average
+  std::vector<size_t> starts;                      // the spans of CommandStart records
   size_t at = 0;
   while (at < rest.size()) {
     uint32_t length = 0;
     size_t start = at;
     if (!ReadVarint32(rest, &start, &length)) break;  // the size prefix
     if (length > rest.size() - start) break;
+    if (length > 0 && static_cast<uint8_t>(rest[start]) == kCommandStartTag) {
+      starts.push_back(spans.size());
+    }
     spans.emplace_back(start, length);
     at = start + length;
   }
   const bool damaged_tail = at < rest.size() || stream_->GetErrno() != 0;
+
+  // Dormant records come after all of the build's: the first dormant start
+  // is found by bisecting the starts. From it on, the operations that
+  // `leave_dormant` picks stay unparsed.
+  size_t first_dormant = spans.size();
+  if (leave_dormant.has_value()) {
+    auto is_dormant = [&](size_t start) {
+      proto::Record record;
+      const auto [offset, size] = spans[start];
+      return record.ParseFromArray(rest.data() + offset, static_cast<int>(size)) &&
+             record.command_start().dormant();
+    };
+    auto first = std::partition_point(starts.begin(), starts.end(),
+                                      [&](size_t start) { return !is_dormant(start); });
+    if (first != starts.end()) first_dormant = *first;
+  }
 
   // Parsing is most of the work, and records are independent of each
   // other: contiguous runs of them go to as many threads as there are CPUs
@@ -260,6 +354,11 @@ void TraceReader::ReadAll(google::protobuf::Arena* arena, std::vector<Item>* ite
     for (size_t i = begin; i < end; ++i) {
       const std::string_view bytes = rest.substr(spans[i].first, spans[i].second);
       parsed[i].bytes = bytes;
+      if (i >= first_dormant && SummarizeOperation(bytes, &parsed[i].summary) &&
+          (*leave_dormant)(parsed[i].summary)) {
+        parsed[i].unparsed = true;
+        continue;
+      }
       // A Record holding an Operation and nothing else: its field's tag,
       // then a length that covers the rest.
       if (!bytes.empty() && static_cast<uint8_t>(bytes[0]) == kOperationTag) {
@@ -299,7 +398,7 @@ void TraceReader::ReadAll(google::protobuf::Arena* arena, std::vector<Item>* ite
   for (std::thread& helper : helpers) helper.join();
 
   for (size_t i = 0; i < parsed.size(); ++i) {
-    if (parsed[i].operation != nullptr) {
+    if (parsed[i].operation != nullptr || parsed[i].unparsed) {
       ++records_read_;
       items->push_back(parsed[i]);
       continue;

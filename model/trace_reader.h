@@ -13,12 +13,29 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "google/protobuf/arena.h"
 #include "google/protobuf/io/zero_copy_stream_impl.h"
 #include "proto/trace.pb.h"
 
 namespace dodo::model {
+
+// The fields of an Operation that indexing a trace needs.
+struct OperationSummary {
+  uint64_t command = 0;
+  proto::OpKind kind = proto::OP_UNKNOWN;
+  int32_t error = 0;
+};
+
+// Reads them from an Operation Record's bytes (TraceReader::Item::bytes)
+// without parsing the rest; false if the bytes are no well-formed Operation
+// record.
+bool SummarizeOperation(std::string_view record, OperationSummary* out);
+
+// Parses an Operation Record's bytes into a new Operation on `arena`; null
+// if they do not parse.
+proto::Operation* ParseOperation(std::string_view record, google::protobuf::Arena* arena);
 
 class TraceReader {
  public:
@@ -49,13 +66,18 @@ class TraceReader {
 
   // One record ReadAll() read: an Operation record as the bare Operation (a
   // Record around each of a trace's many operations would only take
-  // memory), any other kind as the Record. Exactly one is set.
+  // memory), any other kind as the Record. Exactly one is set, unless the
+  // operation was left unparsed.
   struct Item {
     proto::Record* record = nullptr;
     proto::Operation* operation = nullptr;
     // The Record's bytes as the file holds them (without the size prefix),
     // valid while the holder bytes() returns lives.
     std::string_view bytes;
+    // An Operation left unparsed (see ReadAll's `leave_dormant`):
+    // neither pointer is set, and `summary` has what indexing it needs.
+    bool unparsed = false;
+    OperationSummary summary;
   };
 
   // The bytes ReadAll() parsed: the file mapped, or read into memory when
@@ -75,7 +97,14 @@ class TraceReader {
   // exactly the records Next() would have returned, in order; strings,
   // trailer and warning() end up as after the last Next(). Only before any
   // Next().
-  void ReadAll(google::protobuf::Arena* arena, std::vector<Item>* items);
+  //
+  // The operations of dormant commands (proto::CommandStart.dormant) for
+  // which `leave_dormant` says so are left unparsed (called on several
+  // threads): after a small edit those are most of a trace, and a build that
+  // starts none of those commands again never looks at most of them.
+  // ParseOperation() parses one when it is needed.
+  void ReadAll(google::protobuf::Arena* arena, std::vector<Item>* items,
+               std::optional<absl::FunctionRef<bool(const OperationSummary&)>> leave_dormant = {});
 
   // The interned string `id`; "" for 0 or ids not defined (yet).
   std::string_view String(uint32_t id) const {
