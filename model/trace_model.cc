@@ -202,8 +202,8 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
             just_started = kNoCommand;
           }
         }
-        if (op.kind == proto::PIPE_READ || op.kind == proto::PIPE_WRITE) {
-          // (Pipe ends are always parsed.)
+        // (Pipe ends are never left unparsed.)
+        if (parsed != nullptr && (op.kind == proto::PIPE_READ || op.kind == proto::PIPE_WRITE)) {
           pipe_ends[{it->second, parsed->number()}] |= op.kind == proto::PIPE_READ ? 1 : 2;
           // make strips the jobserver from MAKEFLAGS for commands that are
           // not sub-makes but they keep the descriptors: the pipe is known
