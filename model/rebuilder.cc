@@ -724,8 +724,19 @@ void Rebuilder::CopyRecords(const std::vector<size_t>& commands, uint64_t parent
   }
   std::sort(marks.begin(), marks.end(),
             [](const Mark& a, const Mark& b) { return a.rank < b.rank; });
+  // Operations copied as they were and lying side by side in the last
+  // trace go out in one write: a dormant command's are most of the trace.
+  std::string_view run;
+  uint64_t run_count = 0;
+  auto write_run = [&] {
+    if (run_count == 0) return;
+    (void)writer->WriteFramedOperations(run, run_count);
+    run = {};
+    run_count = 0;
+  };
   auto next_mark = marks.begin();
   auto write_marks_before = [&](size_t op_index) {
+    if (next_mark != marks.end() && next_mark->at <= op_index) write_run();
     for (; next_mark != marks.end() && next_mark->at <= op_index; ++next_mark) {
       if (next_mark->start) {
         write_start(next_mark->command);
@@ -745,11 +756,23 @@ void Rebuilder::CopyRecords(const std::vector<size_t>& commands, uint64_t parent
     // copies, build after build).
     if (strings_inherited_ && renames == nullptr && !relisted &&
         mapped(recorded.command) == recorded.command) {
+      if (const std::string_view framed = previous_->FramedOperation(index); !framed.empty()) {
+        if (run_count > 0 && run.data() + run.size() == framed.data()) {
+          run = std::string_view(run.data(), run.size() + framed.size());
+        } else {
+          write_run();
+          run = framed;
+        }
+        ++run_count;
+        continue;
+      }
       if (const std::string_view raw = previous_->RawOperation(index); !raw.empty()) {
+        write_run();
         (void)writer->WriteRawOperation(raw);
         continue;
       }
     }
+    write_run();
     // Not cleared: assigning over the last operation reuses its
     // submessages instead of freeing and allocating them per record.
     proto::Operation* op = record.mutable_operation();
@@ -768,6 +791,7 @@ void Rebuilder::CopyRecords(const std::vector<size_t>& commands, uint64_t parent
     intern.Op(op);
     (void)writer->Write(record);
   }
+  write_run();
   write_marks_before(static_cast<size_t>(-1));
 }
 

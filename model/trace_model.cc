@@ -5,12 +5,15 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
+#include "google/protobuf/io/coded_stream.h"
 #include "model/notation.h"
 #include "model/trace_reader.h"
 
@@ -282,6 +285,21 @@ OperationSummary OpList::Summary(size_t index) const {
   OperationSummary summary;
   (void)SummarizeOperation(raw_[index], &summary);
   return summary;
+}
+
+std::string_view TraceModel::FramedOperation(size_t index) const {
+  const std::string_view record = RawOperation(index);
+  if (record.empty() || record.size() > std::numeric_limits<uint32_t>::max()) return {};
+  // The reader's buffer holds each record after its size prefix (see
+  // TraceReader::Item), which the writer made the shortest varint: the
+  // bytes before the record are that, or the framing is someone else's.
+  uint8_t prefix[5];  // the longest varint of 32 bits
+  const uint8_t* end = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(
+      static_cast<uint32_t>(record.size()), prefix);
+  const size_t prefix_size = static_cast<size_t>(end - prefix);
+  const char* start = record.data() - prefix_size;
+  if (std::memcmp(start, prefix, prefix_size) != 0) return {};
+  return std::string_view(start, prefix_size + record.size());
 }
 
 OpPaths TraceModel::PathsOf(const proto::Operation& op) const {

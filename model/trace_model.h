@@ -182,6 +182,10 @@ class TraceModel {
   std::string_view RawOperation(size_t index) const {
     return index < ops_.raw_.size() ? ops_.raw_[index] : std::string_view();
   }
+  // The same bytes with the size prefix before them, as the file held
+  // both, or "" if unknown. Operations that lay side by side in the file
+  // give views that do too: a copy of many writes them at once.
+  std::string_view FramedOperation(size_t index) const;
 
   // How many operations Load left unparsed (dormant lookups, see OpList).
   size_t ops_left_unparsed() const { return ops_left_unparsed_; }

@@ -71,8 +71,9 @@ class TraceReader {
   struct Item {
     proto::Record* record = nullptr;
     proto::Operation* operation = nullptr;
-    // The Record's bytes as the file holds them (without the size prefix),
-    // valid while the holder bytes() returns lives.
+    // The Record's bytes as the file holds them (without the size prefix,
+    // which the same buffer holds just before them), valid while the holder
+    // bytes() returns lives.
     std::string_view bytes;
     // An Operation left unparsed (see ReadAll's `leave_dormant`):
     // neither pointer is set, and `summary` has what indexing it needs.

@@ -108,6 +108,18 @@ absl::Status TraceWriter::WriteRawOperation(std::string_view record) {
   return status_;
 }
 
+absl::Status TraceWriter::WriteFramedOperations(std::string_view framed, uint64_t count) {
+  if (!status_.ok()) return status_;
+  if (finished_) return absl::FailedPreconditionError(absl::StrCat(path_, ": trace is finished"));
+  {
+    google::protobuf::io::CodedOutputStream out(stream_.get());
+    out.WriteRaw(framed.data(), static_cast<int>(framed.size()));
+    if (out.HadError()) status_ = StreamError("cannot write trace");
+  }
+  if (status_.ok()) operations_ += count;
+  return status_;
+}
+
 absl::Status TraceWriter::Write(const proto::Record& record) {
   uint64_t* counter = nullptr;
   switch (record.kind_case()) {

@@ -53,6 +53,10 @@ class TraceWriter {
   // the size prefix), as another trace holds them, and counts it.
   absl::Status WriteRawOperation(std::string_view record);
 
+  // Writes `count` Operation records given as another trace holds them,
+  // each with its size prefix, back to back, and counts them.
+  absl::Status WriteFramedOperations(std::string_view framed, uint64_t count);
+
   // Writes a CommandStart, CommandEnd, Operation or Warning record and counts
   // it for the Trailer. Other kinds (Header, InternedString, Trailer) are
   // the writer's own business: InvalidArgument.
