@@ -4,15 +4,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "gtest/gtest.h"
 #include "model/test_trace_builder.h"
 #include "model/trace_reader.h"
+#include "model/trace_writer.h"
 
 namespace dodo::model {
 namespace {
@@ -482,6 +486,67 @@ TEST_F(TraceModelTest, DormantOperationsLeftUnparsedReadBackWhole) {
     EXPECT_EQ(model.RawOperation(index), record.SerializeAsString());
   }
   EXPECT_EQ(model.ops()[build_read].kind(), proto::READ);
+}
+
+// An operation's framed bytes are its size prefix and its record as the
+// file held them; those of operations written one after the other lie side
+// by side, and written back as one run they read back as the same records.
+TEST_F(TraceModelTest, FramedOperationsAreTheFilesBytesAndCopyBackWhole) {
+  WriteFile(T("in"), "in");
+  const uint64_t root = trace_.Start(0, Command({"make"}));
+  // Their strings interned first, so that no record comes between them.
+  trace_.Read(root, T("in"));
+  trace_.Stat(root, T("missing"));
+  proto::Operation long_target = trace_.Observe(root, proto::READLINK, T("in"));
+  // A record of more than 127 bytes: a size prefix of two bytes.
+  long_target.set_text(std::string(300, 'x'));
+  std::vector<size_t> run = {
+      trace_.Read(root, T("in")),
+      trace_.Add(long_target, /*intern_syscall=*/false),
+      trace_.Stat(root, T("missing")),
+  };
+  trace_.End(root);
+  TraceModel model = Load();
+
+  std::string joined;
+  for (size_t i = 0; i < run.size(); ++i) {
+    SCOPED_TRACE(i);
+    const std::string_view raw = model.RawOperation(run[i]);
+    ASSERT_FALSE(raw.empty());
+    std::string prefix;
+    google::protobuf::io::StringOutputStream prefix_stream(&prefix);
+    {
+      google::protobuf::io::CodedOutputStream out(&prefix_stream);
+      out.WriteVarint32(static_cast<uint32_t>(raw.size()));
+    }
+    EXPECT_EQ(prefix.size(), i == 1 ? 2u : 1u);
+    const std::string_view framed = model.FramedOperation(run[i]);
+    EXPECT_EQ(framed, prefix + std::string(raw));
+    if (i > 0) EXPECT_EQ(joined.size(), framed.data() - model.FramedOperation(run[0]).data());
+    joined += std::string(framed);
+  }
+  EXPECT_TRUE(model.FramedOperation(model.ops().size()).empty());
+
+  const std::string copy = scratch_.P("copy");
+  {
+    absl::StatusOr<std::unique_ptr<TraceWriter>> writer = TraceWriter::Create(copy, {});
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    ASSERT_TRUE((*writer)->WriteFramedOperations(joined, run.size()).ok());
+    EXPECT_EQ((*writer)->operations(), run.size());
+    ASSERT_TRUE((*writer)->Finish(0).ok());
+  }
+  absl::StatusOr<std::unique_ptr<TraceReader>> reader = TraceReader::Open(copy);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  std::vector<std::string> copied;
+  proto::Record record;
+  while ((*reader)->Next(&record)) {
+    if (record.has_operation()) copied.push_back(record.operation().SerializeAsString());
+  }
+  std::vector<std::string> expected;
+  for (size_t index : run) expected.push_back(model.ops()[index].SerializeAsString());
+  EXPECT_EQ(copied, expected);
+  ASSERT_TRUE((*reader)->trailer().has_value());
+  EXPECT_EQ((*reader)->trailer()->operations(), run.size());
 }
 
 TEST(TraceModelLoadTest, MissingFileIsAnErrorNamingIt) {
