@@ -33,6 +33,7 @@
 #include "model/trace_writer.h"
 #include "model/up_to_date.h"
 #include "model/virtual_store.h"
+#include "tracer/seccomp_filter.h"
 #include "tracer/tracer.h"
 
 extern char** environ;
@@ -310,6 +311,15 @@ int RunBuild(const BuildOptions& options) {
     }
   }
   clock.Mark("load");
+  // The tracer's seccomp filter, compiled while the plan is made (on one
+  // CPU): the command starts some 4 ms sooner. Not while the trace loads,
+  // which takes both CPUs of a small machine. (The observer, which would
+  // save as much again, is not started here: an exit with it open waits
+  // for its programs to be detached, and a planned no-op exits here.)
+  const tracer::FilterOptions filter_options{.lookups_observed =
+                                                 !options.no_bpf && !options.staged};
+  std::future<absl::StatusOr<tracer::SeccompFilter>> filter =
+      tracer::SeccompFilter::BuildInBackground(filter_options);
 
   // Planned before anything is staged, so the tree is the one on disk.
   model::Plan plan;
@@ -413,6 +423,7 @@ int RunBuild(const BuildOptions& options) {
     tracer.set_path_redirector(vfs->get());
     tracer.set_use_listener(!options.ptrace_only);
     tracer.set_use_bpf(!options.no_bpf);
+    tracer.set_filter(filter_options, std::move(filter));
     absl::StatusOr<int> result = tracer.Run(argv);
     if (!result.ok()) {
       std::cerr << "dodo build: cannot run '" << argv[0] << "': " << result.status().message()

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <system_error>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -88,6 +89,15 @@ absl::Status AddTracedRow(scmp_filter_ctx ctx, const SyscallRow& row, bool liste
 
 absl::StatusOr<SeccompFilter> SeccompFilter::Build(FilterOptions options) {
   return Build(/*listener_only=*/false, options);
+}
+
+std::future<absl::StatusOr<SeccompFilter>> SeccompFilter::BuildInBackground(FilterOptions options) {
+  auto build = [options] { return Build(options); };
+  try {
+    return std::async(std::launch::async, build);
+  } catch (const std::system_error&) {
+    return std::async(std::launch::deferred, build);  // no thread to be had
+  }
 }
 
 absl::StatusOr<SeccompFilter> SeccompFilter::BuildListenerOnly(FilterOptions options) {

@@ -6,6 +6,7 @@
 #include <seccomp.h>
 
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <vector>
 
@@ -34,6 +35,10 @@ class SeccompFilter {
   // and any other architecture (int 0x80, x32) traps too.
   // `options` allow more calls (see FilterOptions).
   static absl::StatusOr<SeccompFilter> Build(FilterOptions options = {});
+  // The same on a thread of its own (here, at get(), if none can be had):
+  // libseccomp takes about 10 ms over it, which a caller with other work
+  // first need not wait for.
+  static std::future<absl::StatusOr<SeccompFilter>> BuildInBackground(FilterOptions options);
   // The filter stacked on one process so that its lookups reach a listener
   // of its own: the listener rows (with their argument filters) notify, and
   // everything else is allowed, which leaves it to the filter underneath.

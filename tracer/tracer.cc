@@ -308,17 +308,12 @@ absl::StatusOr<int> Tracer::Run(const std::vector<std::string>& argv) {
   const bool try_bpf = use_bpf_ && (redirector_ == nullptr || !redirector_->RewritesPaths());
   // Compiling the filter and starting the observer take some milliseconds
   // each, most of a short run's start: the filter is compiled on a thread of
-  // its own meanwhile, for the observer's success. (A refusal compiles
-  // another.)
-  auto build_expected = [try_bpf] {
-    return SeccompFilter::Build(FilterOptions{.lookups_observed = try_bpf});
-  };
-  std::future<absl::StatusOr<SeccompFilter>> expected_filter;
-  try {
-    expected_filter = std::async(std::launch::async, build_expected);
-  } catch (const std::system_error&) {
-    expected_filter = std::async(std::launch::deferred, build_expected);  // no thread to be had
-  }
+  // its own meanwhile (or was, beforehand), for the observer's success. (A
+  // refusal compiles another.)
+  std::future<absl::StatusOr<SeccompFilter>> expected_filter =
+      prebuilt_filter_.valid() && prebuilt_options_.lookups_observed == try_bpf
+          ? std::move(prebuilt_filter_)
+          : SeccompFilter::BuildInBackground(FilterOptions{.lookups_observed = try_bpf});
   if (try_bpf) {
     absl::StatusOr<std::unique_ptr<BpfObserver>> observer = BpfObserver::Start();
     if (observer.ok()) {

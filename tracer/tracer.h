@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -77,6 +78,14 @@ class Tracer {
   // (bpf_observer.h) when it can start and no path redirector is set (the
   // default), or trapped.
   void set_use_bpf(bool use) { use_bpf_ = use; }
+  // A filter being built beforehand (SeccompFilter::BuildInBackground with
+  // `options`), which Run() takes instead of building one before it starts
+  // the command, if those are the options it needs: the lookups observed
+  // exactly when the observer starts.
+  void set_filter(FilterOptions options, std::future<absl::StatusOr<SeccompFilter>> filter) {
+    prebuilt_options_ = options;
+    prebuilt_filter_ = std::move(filter);
+  }
   // Why the eBPF observer did not start, after Run; empty when it ran or
   // was not asked for.
   const std::string& bpf_refusal() const { return bpf_refusal_; }
@@ -178,6 +187,8 @@ class Tracer {
   bool use_bpf_ = true;
   std::string bpf_refusal_;
   std::unique_ptr<BpfObserver> observer_;
+  FilterOptions prebuilt_options_;
+  std::future<absl::StatusOr<SeccompFilter>> prebuilt_filter_;
   std::thread drain_thread_;
   int drain_stop_fd_ = -1;  // an eventfd that ends the drain thread
   // Held by the ptrace loop while it handles a stop and by a listener

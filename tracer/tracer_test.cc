@@ -66,6 +66,31 @@ TEST(TracerTest, LookupsNeedNoExitStop) {
   EXPECT_LT(tracer.stats().exit_stops, 50u);
 }
 
+// A filter built beforehand serves only the run it was built for: one that
+// leaves the lookups to the eBPF observer, handed to a tracer that is to
+// trap them, would let them all through unseen.
+TEST(TracerTest, AFilterBuiltBeforehandIsTakenOnlyWithTheOptionsItWasBuiltFor) {
+  const std::vector<std::string> argv = {
+      "/bin/sh", "-c", "i=0; while [ $i -lt 20 ]; do test -e /nonexistent/$i; i=$((i+1)); done"};
+  for (const bool observed : {true, false}) {
+    SCOPED_TRACE(observed ? "built to leave the lookups to the observer" : "built to trap them");
+    CountingSink sink;
+    Tracer tracer(&sink);
+    tracer.set_use_bpf(false);
+    tracer.set_filter(
+        FilterOptions{.lookups_observed = observed},
+        SeccompFilter::BuildInBackground(FilterOptions{.lookups_observed = observed}));
+    absl::StatusOr<int> status = tracer.Run(argv);
+    ASSERT_TRUE(status.ok()) << status.status();
+    EXPECT_EQ(*status, 0);
+    int lookups = 0;
+    for (const SyscallEvent& event : sink.syscalls) {
+      if (event.path.has_value() && event.path->path.rfind("/nonexistent/", 0) == 0) ++lookups;
+    }
+    EXPECT_EQ(lookups, 20);
+  }
+}
+
 TEST(TracerTest, ExecReportsArgvEnvironmentAndDescriptors) {
   CountingSink sink;
   Tracer tracer(&sink);
