@@ -522,7 +522,9 @@ TEST_F(TraceModelTest, FramedOperationsAreTheFilesBytesAndCopyBackWhole) {
     EXPECT_EQ(prefix.size(), i == 1 ? 2u : 1u);
     const std::string_view framed = model.FramedOperation(run[i]);
     EXPECT_EQ(framed, prefix + std::string(raw));
-    if (i > 0) EXPECT_EQ(joined.size(), framed.data() - model.FramedOperation(run[0]).data());
+    if (i > 0) {
+      EXPECT_EQ(joined.size(), framed.data() - model.FramedOperation(run[0]).data());
+    }
     joined += std::string(framed);
   }
   EXPECT_TRUE(model.FramedOperation(model.ops().size()).empty());
