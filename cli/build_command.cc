@@ -312,7 +312,7 @@ int RunBuild(const BuildOptions& options) {
   }
   clock.Mark("load");
   // The tracer's seccomp filter, compiled while the plan is made (on one
-  // CPU): the command starts some 4 ms sooner. Not while the trace loads,
+  // CPU): the command starts about 5 ms sooner. Not while the trace loads,
   // which takes both CPUs of a small machine. (The observer, which would
   // save as much again, is not started here: an exit with it open waits
   // for its programs to be detached, and a planned no-op exits here.)
