@@ -302,7 +302,10 @@ int RunBuild(const BuildOptions& options) {
 
   std::optional<model::TraceModel> previous;
   if (!options.fresh && access((*store)->trace_path().c_str(), F_OK) == 0) {
-    absl::StatusOr<model::TraceModel> loaded = model::TraceModel::Load((*store)->trace_path());
+    // The dormant records' operations, most of a trace after a small edit,
+    // are indexed while the plan is made and the build runs.
+    absl::StatusOr<model::TraceModel> loaded =
+        model::TraceModel::Load((*store)->trace_path(), {.dormant_in_background = true});
     if (loaded.ok()) {
       previous = *std::move(loaded);
     } else {

@@ -87,21 +87,21 @@ Rebuilder::Rebuilder(Recorder* recorder, const TraceModel* previous, Store* stor
     for (const TracedCommand& command : previous_->commands()) {
       next_dormant_id_ = std::max(next_dormant_id_, command.start.id() + 1);
     }
-    // Dormant commands too: a pipe kept with them joins their ends in one
-    // group, decided at once (see KeepDormant).
-    for (const auto* pipes : {&previous_->pipes(), &previous_->dormant_pipes()}) {
-      for (const auto& [id, pipe] : *pipes) {
-        for (size_t w : pipe.writers) {
-          for (size_t r : pipe.readers) {
-            partners_[w].push_back(r);
-            partners_[r].push_back(w);
-          }
-        }
-      }
-    }
+    AddPartners(previous_->pipes());
   }
   if (!options_.project_root.empty() && options_.project_root.back() != '/') {
     options_.project_root += '/';
+  }
+}
+
+void Rebuilder::AddPartners(const absl::btree_map<uint64_t, TraceModel::Pipe>& pipes) {
+  for (const auto& [id, pipe] : pipes) {
+    for (size_t w : pipe.writers) {
+      for (size_t r : pipe.readers) {
+        partners_[w].push_back(r);
+        partners_[r].push_back(w);
+      }
+    }
   }
 }
 
@@ -813,6 +813,7 @@ bool Rebuilder::Superseded(size_t recorded, uint64_t parent) const {
 
 void Rebuilder::KeepDormant() {
   if (previous_ == nullptr) return;
+  previous_->WaitDormant();  // their uses_pipes, read below
   // The matched commands that ran, in the order the new trace numbers them;
   // then the skipped ones that had dormant children: their own children were
   // copied with them and never exec'd, so only the dormant ones are kept.
@@ -976,6 +977,13 @@ std::optional<int> Rebuilder::BeforeExec(const tracer::ExecRequest& request) {
     return std::nullopt;
   }
   consumed_[matched] = true;
+  if (previous_->IsDormant(matched) && !dormant_partners_added_) {
+    // Dormant commands too: a pipe kept with them joins their ends in one
+    // group, decided at once (see KeepDormant). (A group is dormant as a
+    // whole or not at all.)
+    AddPartners(previous_->dormant_pipes());
+    dormant_partners_added_ = true;
+  }
 
   auto decided = decided_.find(matched);
   if (decided == decided_.end()) {

@@ -132,6 +132,8 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   // command they started and the pipe partners of those: all that a skip of
   // `command` skips.
   std::vector<size_t> Connected(size_t command, bool with_subtrees) const;
+  // Adds each writer and reader of `pipes` to the other's partners_.
+  void AddPartners(const absl::btree_map<uint64_t, TraceModel::Pipe>& pipes);
   // Empty if `group` can be skipped now; else why not.
   // Fills `appends` with what the group's top commands added to files.
   // With `renames`, the exec names temporary files under other names than
@@ -219,8 +221,11 @@ class Rebuilder : public tracer::EventSink, public tracer::ExecGate, public Outp
   // Path -> the version a later command of the last build left there, which
   // a skipped command's copied end reports in place of its own.
   absl::flat_hash_map<std::string, proto::Version> kept_later_;
-  // Recorded command -> the recorded commands it shares a pipe with.
+  // Recorded command -> the recorded commands it shares a pipe with. The
+  // dormant commands' are added when a dormant one is first matched: the
+  // model may still be indexing them (LoadOptions).
   absl::flat_hash_map<size_t, std::vector<size_t>> partners_;
+  bool dormant_partners_added_ = false;
   // Recorded command -> skipped (true) or run (false), decided for a group.
   absl::flat_hash_map<size_t, bool> decided_;
   // Skipped top command -> what it added to files, replayed at its exec.

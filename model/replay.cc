@@ -335,6 +335,9 @@ absl::flat_hash_map<size_t, size_t> ExecOwners(const TraceModel& model) {
 
 std::vector<size_t> OpsOf(const TraceModel& model, const std::vector<size_t>& commands) {
   std::vector<size_t> ops;
+  if (std::any_of(commands.begin(), commands.end(), [&](size_t c) { return model.IsDormant(c); })) {
+    model.WaitDormant();
+  }
   for (size_t c : commands) {
     const TracedCommand& command = model.commands()[c];
     ops.insert(ops.end(), command.ops.begin(), command.ops.end());

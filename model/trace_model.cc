@@ -10,9 +10,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "model/notation.h"
 #include "model/trace_reader.h"
@@ -29,9 +31,9 @@ std::string Parent(const std::string& path) {
 // make passes its jobserver (a pipe of tokens, not data) to the commands it
 // runs, and names the descriptors in MAKEFLAGS: --jobserver-auth=R,W (make
 // 4.2+) or --jobserver-fds=R,W (older).
-bool IsJobserverFd(const TraceModel& model, const proto::CommandStart& start, int fd) {
+bool IsJobserverFd(StringLookup strings, const proto::CommandStart& start, int fd) {
   for (uint32_t id : start.env()) {
-    std::string_view entry = model.String(id);
+    std::string_view entry = strings(id);
     if (!entry.starts_with("MAKEFLAGS=")) continue;
     for (std::string_view key : {"--jobserver-auth=", "--jobserver-fds="}) {
       size_t at = entry.find(key);
@@ -83,7 +85,66 @@ bool IsObservationKind(proto::OpKind kind) {
 
 }  // namespace
 
-absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
+// What indexing the dormant records' operations needs (see IndexDormant).
+// The commands and strings are the model's, through the buffers of its
+// vectors, which stay in place while the model moves, and which nothing
+// changes until WaitDormant.
+struct TraceModel::DormantInput {
+  size_t first_dormant = 0;  // command index
+  size_t first_op = 0;       // operation index: the build's are before it
+  // The starts and ends among the operations, in trace order: before
+  // operation `at`.
+  struct Mark {
+    size_t at;
+    size_t command;  // kNoCommand for an end
+  };
+  std::vector<Mark> marks;
+  // The operations, as TraceReader::ReadAll gave them: runs of records
+  // (deferred), or each one read already into `ops`, `raw` and `summaries`.
+  std::vector<std::pair<std::string_view, uint32_t>> runs;  // bytes, count
+  std::vector<proto::Operation*> ops;
+  std::vector<std::string_view> raw;
+  std::vector<OperationSummary> summaries;
+  const TracedCommand* commands = nullptr;
+  size_t command_count = 0;
+  const std::string* strings = nullptr;
+  size_t string_count = 0;
+  absl::flat_hash_map<uint64_t, size_t> index_of;  // a copy
+  google::protobuf::Arena* arena = nullptr;        // thread-safe
+};
+
+namespace {
+
+void PathsWith(StringLookup strings, const proto::Operation& op, OpPaths* out);
+
+// A dormant operation that changes no path and is no pipe end needs only its
+// command, kind and error at load; it is parsed if a rebuild matches its
+// command. After a small edit of xz, most of the trace.
+bool LeaveUnparsed(const OperationSummary& op) {
+  return op.kind != proto::PIPE_READ && op.kind != proto::PIPE_WRITE &&
+         (IsObservationKind(op.kind) || op.error != 0);
+}
+
+// (command, pipe id) -> 1: holds the read end, 2: the write end, 3: both.
+using PipeEnds = absl::flat_hash_map<std::pair<size_t, uint64_t>, int>;
+
+// A command holding both ends of a pipe does not talk through it to others:
+// that is make's jobserver (tokens, not data) or a self-pipe. Calls
+// `add(command, pipe id, bits)` for the others, in order.
+template <typename Add>
+void ForEachPipeEnd(const PipeEnds& pipe_ends, const absl::flat_hash_set<uint64_t>& jobserver,
+                    Add add) {
+  std::vector<std::pair<std::pair<size_t, uint64_t>, int>> ends(pipe_ends.begin(), pipe_ends.end());
+  std::sort(ends.begin(), ends.end());
+  for (const auto& [key, bits] : ends) {
+    if (jobserver.contains(key.second) || bits == 3) continue;
+    add(key.first, key.second, bits);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path, LoadOptions options) {
   absl::StatusOr<std::unique_ptr<TraceReader>> reader = TraceReader::Open(path);
   if (!reader.ok()) return reader.status();
   TraceReader& r = **reader;
@@ -96,39 +157,38 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
   // lua's. Room for one per 24 bytes spares growing the vector again and
   // again; the pages of room left unused are never touched, so they cost no
   // memory.
-  model.ops_.ops_.reserve(file_size / kMinOperationBytes);
-  model.ops_.raw_.reserve(file_size / kMinOperationBytes);
-  google::protobuf::ArenaOptions options;
+  const size_t most_ops = file_size / kMinOperationBytes;
+  model.ops_.ops_.reserve(most_ops);
+  model.ops_.raw_.reserve(most_ops);
+  model.ops_.summaries_.reserve(most_ops);
+  google::protobuf::ArenaOptions arena_options;
   // Blocks of an eighth of the trace's size: few of them, and the last one
   // wastes little. (Transparent huge pages for them were tried: on this kind
   // of VM the first plan after a pause then took 60% longer, not less.)
-  options.start_block_size = std::max<size_t>(file_size / 8, 4096);
-  options.max_block_size = std::max<size_t>(file_size / 8, 1 << 20);
-  options.block_alloc = PopulatedBlock;
-  options.block_dealloc = UnmapBlock;
-  model.arena_ = std::make_unique<google::protobuf::Arena>(options);
+  arena_options.start_block_size = std::max<size_t>(file_size / 8, 4096);
+  arena_options.max_block_size = std::max<size_t>(file_size / 8, 1 << 20);
+  arena_options.block_alloc = PopulatedBlock;
+  arena_options.block_dealloc = UnmapBlock;
+  model.arena_ = std::make_unique<google::protobuf::Arena>(arena_options);
   model.ops_.arena_ = model.arena_.get();
   std::vector<TraceReader::Item> items;
-  // A dormant operation that changes no path and is no pipe end needs only
-  // its command, kind and error here; it is parsed if a rebuild matches its
-  // command. After a small edit of xz, most of the trace.
-  r.ReadAll(model.arena_.get(), &items, [](const OperationSummary& op) {
-    return op.kind != proto::PIPE_READ && op.kind != proto::PIPE_WRITE &&
-           (IsObservationKind(op.kind) || op.error != 0);
-  });
+  r.ReadAll(model.arena_.get(), &items, LeaveUnparsed, options.dormant_in_background);
   model.bytes_ = r.ReleaseBytes();
+  auto string = [&r](uint32_t id) { return r.String(id); };
   // The exec operation that follows a CommandStart belongs to that start.
   size_t just_started = kNoCommand;
   size_t starts_and_ends = 0;
-  // (command, pipe id) -> 1: holds the read end, 2: the write end, 3: both.
-  absl::flat_hash_map<std::pair<size_t, uint64_t>, int> pipe_ends;
+  PipeEnds pipe_ends;
   absl::flat_hash_set<uint64_t> jobserver_pipes;
   // Where the dormant records begin (see proto::CommandStart.dormant):
-  // every record from the first dormant start on is theirs.
+  // every record from the first dormant start on is theirs. Their
+  // operations are indexed apart (IndexDormant).
   std::optional<size_t> first_dormant;
+  DormantInput dormant;
   for (const TraceReader::Item& item : items) {
-    switch (item.operation != nullptr || item.unparsed ? proto::Record::kOperation
-                                                       : item.record->kind_case()) {
+    switch (item.operation != nullptr || item.unparsed || item.deferred
+                ? proto::Record::kOperation
+                : item.record->kind_case()) {
       case proto::Record::kCommandStart: {
         const size_t index = model.commands_.size();
         TracedCommand& command = model.commands_.emplace_back();
@@ -139,6 +199,12 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
         if (command.start.dormant() && !first_dormant.has_value()) {
           first_dormant = index;
           model.build_ops_ = model.ops_.size();
+          if (!options.dormant_in_background) {
+            const size_t rest = most_ops - std::min(most_ops, model.ops_.size());
+            dormant.ops.reserve(rest);
+            dormant.raw.reserve(rest);
+            dormant.summaries.reserve(rest);
+          }
         }
         if (command.start.parent_id() != 0) {
           auto parent = model.index_of_.find(command.start.parent_id());
@@ -151,6 +217,7 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
                 .push_back(index);
           }
         }
+        if (first_dormant.has_value()) dormant.marks.push_back({model.ops_.size(), index});
         just_started = index;
         break;
       }
@@ -163,31 +230,40 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
           command.end_at = model.ops_.size();
           command.end_rank = starts_and_ends++;
         }
+        if (first_dormant.has_value()) dormant.marks.push_back({model.ops_.size(), kNoCommand});
         just_started = kNoCommand;
         break;
       }
       case proto::Record::kOperation: {
-        const size_t index = model.ops_.size();
+        if (item.deferred) {
+          dormant.runs.emplace_back(item.bytes, item.deferred_count);
+          model.ops_.size_ += item.deferred_count;
+          break;
+        }
+        const size_t index = model.ops_.size_++;
         // Both live on the arena: a record lets go of its operation without
         // a copy.
         proto::Operation* parsed = item.unparsed ? nullptr
                                    : item.operation != nullptr
                                        ? item.operation
                                        : item.record->unsafe_arena_release_operation();
-        model.ops_.ops_.push_back(parsed);
-        if (parsed == nullptr) ++model.ops_left_unparsed_;
-        model.ops_.raw_.push_back(item.bytes);
         const OperationSummary op =
             parsed != nullptr ? OperationSummary{parsed->command(), parsed->kind(), parsed->error()}
                               : item.summary;
+        if (first_dormant.has_value()) {
+          // Indexed apart, with the rest of the dormant records (IndexDormant).
+          dormant.ops.push_back(parsed);
+          dormant.raw.push_back(item.bytes);
+          dormant.summaries.push_back(op);
+          break;
+        }
+        model.ops_.ops_.push_back(parsed);
+        model.ops_.raw_.push_back(item.bytes);
+        model.ops_.summaries_.push_back(op);
+        if (parsed == nullptr) ++model.ops_left_unparsed_;
         auto it = model.index_of_.find(op.command);
         if (it == model.index_of_.end()) break;
-        // Among the dormant records, an operation of a build command is the
-        // exec (or a symlink read before it) that started a dormant one:
-        // it belongs to no command of the build.
-        if (!first_dormant.has_value() || it->second >= *first_dormant) {
-          model.commands_[it->second].ops.push_back(index);
-        }
+        model.commands_[it->second].ops.push_back(index);
         if (just_started != kNoCommand) {
           // The recorder writes a command's start, then the exec that ran it
           // (the parent's operation; the root's own), after the root's PATH
@@ -205,13 +281,12 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
             just_started = kNoCommand;
           }
         }
-        // (Pipe ends are never left unparsed.)
         if (parsed != nullptr && (op.kind == proto::PIPE_READ || op.kind == proto::PIPE_WRITE)) {
           pipe_ends[{it->second, parsed->number()}] |= op.kind == proto::PIPE_READ ? 1 : 2;
           // make strips the jobserver from MAKEFLAGS for commands that are
           // not sub-makes but they keep the descriptors: the pipe is known
           // as a jobserver once any command names it.
-          if (IsJobserverFd(model, model.commands_[it->second].start, parsed->ref().base_fd())) {
+          if (IsJobserverFd(string, model.commands_[it->second].start, parsed->ref().base_fd())) {
             jobserver_pipes.insert(parsed->number());
           }
         }
@@ -225,41 +300,197 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path) {
   for (size_t id = 1; id <= r.string_count(); ++id) {
     model.strings_.emplace_back(r.String(static_cast<uint32_t>(id)));
   }
-  // A command holding both ends of a pipe does not talk through it to
-  // others: that is make's jobserver (tokens, not data) or a self-pipe.
-  std::vector<std::pair<std::pair<size_t, uint64_t>, int>> ends(pipe_ends.begin(), pipe_ends.end());
-  std::sort(ends.begin(), ends.end());
   model.build_size_ = first_dormant.value_or(model.commands_.size());
   if (!first_dormant.has_value()) model.build_ops_ = model.ops_.size();
-  for (const auto& [key, bits] : ends) {
-    if (jobserver_pipes.contains(key.second) || bits == 3) continue;
-    model.commands_[key.first].uses_pipes = true;
-    Pipe& pipe =
-        model.IsDormant(key.first) ? model.dormant_pipes_[key.second] : model.pipes_[key.second];
-    if (bits == 1) pipe.readers.push_back(key.first);
-    if (bits == 2) pipe.writers.push_back(key.first);
-  }
+  model.ops_.split_ = model.build_ops_;
+  ForEachPipeEnd(pipe_ends, jobserver_pipes, [&](size_t command, uint64_t id, int bits) {
+    model.commands_[command].uses_pipes = true;
+    Pipe& pipe = model.pipes_[id];
+    (bits == 1 ? pipe.readers : pipe.writers).push_back(command);
+  });
   OpPaths paths;
-  for (size_t index = 0; index < model.ops_.size(); ++index) {
-    // (An operation left unparsed changes no path.)
+  for (size_t index = 0; index < model.build_ops_; ++index) {
     if (model.ops_.WritesNoPath(index)) continue;
     model.PathsOf(model.ops_[index], &paths);
     for (std::string& p : paths.written) {
-      if (index >= model.build_ops_) {
-        model.dormant_writes_.insert_or_assign(std::move(p), index);
-        continue;
-      }
       auto [it, added] = model.writes_.try_emplace(std::move(p), Writes{index, index});
       it->second.last = index;
     }
   }
   model.complete_ = r.complete();
   model.warning_ = r.warning();
+  if (first_dormant.has_value()) {
+    dormant.first_dormant = *first_dormant;
+    dormant.first_op = model.build_ops_;
+    dormant.commands = model.commands_.data();
+    dormant.command_count = model.commands_.size();
+    dormant.strings = model.strings_.data();
+    dormant.string_count = model.strings_.size();
+    dormant.index_of = model.index_of_;
+    dormant.arena = model.arena_.get();
+    std::future<DormantIndex> indexed;
+    if (!dormant.runs.empty()) {
+      try {
+        indexed = std::async(std::launch::async, IndexDormant, std::move(dormant));
+      } catch (const std::system_error&) {
+        // No thread to be had: indexed where it is first needed.
+        indexed = std::async(std::launch::deferred, IndexDormant, std::move(dormant));
+      }
+      model.dormant_ = std::move(indexed);
+    } else {
+      model.TakeDormant(IndexDormant(std::move(dormant)));
+    }
+  }
   return model;
 }
 
+TraceModel::DormantIndex TraceModel::IndexDormant(DormantInput input) {
+  DormantIndex out;
+  const size_t dormant_commands = input.command_count - input.first_dormant;
+  out.ops_of.resize(dormant_commands);
+  out.exec_op_of.resize(dormant_commands);
+  out.uses_pipes.resize(dormant_commands);
+  auto string = [&input](uint32_t id) {
+    return id == 0 || id > input.string_count ? std::string_view()
+                                              : std::string_view(input.strings[id - 1]);
+  };
+  // What TraceReader::ReadAll leaves to its caller with `defer_dormant`.
+  size_t deferred = 0;
+  for (const auto& [bytes, count] : input.runs) deferred += count;
+  if (deferred > 0) {
+    input.ops.reserve(input.ops.size() + deferred);
+    input.raw.reserve(input.raw.size() + deferred);
+    input.summaries.reserve(input.summaries.size() + deferred);
+  }
+  for (const auto& [bytes, count] : input.runs) {
+    const bool whole = ForEachFramedRecord(bytes, [&](std::string_view record) {
+      OperationSummary summary;
+      proto::Operation* op = nullptr;
+      if (!SummarizeOperation(record, &summary) || !LeaveUnparsed(summary)) {
+        op = ParseOperation(record, input.arena);
+        if (op == nullptr) {
+          if (out.damage.empty()) {
+            out.damage = absl::StrCat("operation ", input.first_op + input.raw.size() + 1,
+                                      " does not parse");
+          }
+        } else {
+          summary = {op->command(), op->kind(), op->error()};
+        }
+      }
+      input.ops.push_back(op);
+      input.raw.push_back(record);
+      input.summaries.push_back(summary);
+    });
+    if (!whole && out.damage.empty()) out.damage = "a run of operations is cut short";
+  }
+  if (!out.damage.empty()) {
+    // Every index stays valid: what could not be read is left empty.
+    const size_t total = input.ops.size() + deferred;
+    input.ops.resize(total);
+    input.raw.resize(total);
+    input.summaries.resize(total);
+    out.ops = std::move(input.ops);
+    out.raw = std::move(input.raw);
+    out.summaries = std::move(input.summaries);
+    return out;
+  }
+  size_t just_started = kNoCommand;
+  PipeEnds pipe_ends;
+  absl::flat_hash_set<uint64_t> jobserver_pipes;
+  auto mark = input.marks.begin();
+  for (size_t k = 0; k < input.ops.size(); ++k) {
+    const size_t index = input.first_op + k;
+    for (; mark != input.marks.end() && mark->at <= index; ++mark) just_started = mark->command;
+    const proto::Operation* parsed = input.ops[k];
+    if (parsed == nullptr) ++out.left_unparsed;
+    const OperationSummary& op = input.summaries[k];
+    auto it = input.index_of.find(op.command);
+    if (it == input.index_of.end()) continue;
+    // An operation of a build command among the dormant records is the
+    // exec (or a symlink read before it) that started a dormant one: it
+    // belongs to no command of the build.
+    if (it->second >= input.first_dormant) {
+      out.ops_of[it->second - input.first_dormant].push_back(index);
+    }
+    if (just_started != kNoCommand) {
+      const proto::CommandStart& started = input.commands[just_started].start;
+      const uint64_t owner = started.parent_id() != 0 ? started.parent_id() : started.id();
+      if (op.kind == proto::EXEC && op.error == 0 && op.command == owner) {
+        out.exec_op_of[just_started - input.first_dormant] = index;
+        just_started = kNoCommand;
+      } else if (op.command != started.id() &&
+                 !(op.command == owner && op.kind == proto::READLINK)) {
+        just_started = kNoCommand;
+      }
+    }
+    if (parsed != nullptr && it->second >= input.first_dormant &&
+        (op.kind == proto::PIPE_READ || op.kind == proto::PIPE_WRITE)) {
+      pipe_ends[{it->second, parsed->number()}] |= op.kind == proto::PIPE_READ ? 1 : 2;
+      if (IsJobserverFd(string, input.commands[it->second].start, parsed->ref().base_fd())) {
+        jobserver_pipes.insert(parsed->number());
+      }
+    }
+  }
+  ForEachPipeEnd(pipe_ends, jobserver_pipes, [&](size_t command, uint64_t id, int bits) {
+    out.uses_pipes[command - input.first_dormant] = true;
+    Pipe& pipe = out.pipes[id];
+    (bits == 1 ? pipe.readers : pipe.writers).push_back(command);
+  });
+  OpPaths paths;
+  for (size_t k = 0; k < input.ops.size(); ++k) {
+    // (An operation left unparsed changes no path.)
+    const proto::Operation* op = input.ops[k];
+    if (op == nullptr || WritesNoPath(*op)) continue;
+    PathsWith(string, *op, &paths);
+    for (std::string& p : paths.written) {
+      out.writes.insert_or_assign(std::move(p), input.first_op + k);
+    }
+  }
+  out.ops = std::move(input.ops);
+  out.raw = std::move(input.raw);
+  out.summaries = std::move(input.summaries);
+  return out;
+}
+
+void TraceModel::TakeDormant(DormantIndex index) const {
+  // The model is whole from Load on, as far as its users can tell: this
+  // ends what Load started. (No model is ever a const object.)
+  TraceModel& self = const_cast<TraceModel&>(*this);
+  self.ops_.dormant_ops_ = std::move(index.ops);
+  self.ops_.dormant_raw_ = std::move(index.raw);
+  self.ops_.dormant_summaries_ = std::move(index.summaries);
+  if (!index.damage.empty()) {
+    // The dormant records only spare work: without them, the commands they
+    // kept run when they come again. (Never seen: traces are renamed into
+    // place whole.)
+    if (self.warning_.empty()) {
+      self.warning_ = absl::StrCat(path_, ": ", index.damage,
+                                   "; the commands kept from earlier builds are left out");
+    }
+    for (size_t c = build_size_; c < commands_.size(); ++c) {
+      self.commands_[c].ended = false;
+      self.commands_[c].end.Clear();
+    }
+    return;
+  }
+  for (size_t i = 0; i < index.ops_of.size(); ++i) {
+    TracedCommand& command = self.commands_[build_size_ + i];
+    command.ops = std::move(index.ops_of[i]);
+    command.exec_op = index.exec_op_of[i];
+    command.uses_pipes = index.uses_pipes[i];
+  }
+  self.ops_left_unparsed_ += index.left_unparsed;
+  self.dormant_pipes_ = std::move(index.pipes);
+  self.dormant_writes_ = std::move(index.writes);
+}
+
+void TraceModel::WaitDormant() const {
+  if (!dormant_.valid()) return;
+  TakeDormant(dormant_.get());
+}
+
 const proto::Operation& OpList::Parse(size_t index) const {
-  proto::Operation* op = ParseOperation(raw_[index], arena_);
+  proto::Operation* op = ParseOperation(Raw(index), arena_);
   if (op == nullptr) {
     // Its summary read at load, but the rest does not parse (a string that
     // is no UTF-8): what the summary says, and nothing more.
@@ -269,22 +500,13 @@ const proto::Operation& OpList::Parse(size_t index) const {
     op->set_kind(summary.kind);
     op->set_error(summary.error);
   }
-  ops_[index] = op;
+  Slot(index) = op;
   return *op;
 }
 
 bool OpList::WritesNoPath(size_t index) const {
-  const proto::Operation* op = ops_[index];
+  const proto::Operation* op = Slot(index);
   return op == nullptr || model::WritesNoPath(*op);
-}
-
-OperationSummary OpList::Summary(size_t index) const {
-  if (const proto::Operation* op = ops_[index]; op != nullptr) {
-    return {op->command(), op->kind(), op->error()};
-  }
-  OperationSummary summary;
-  (void)SummarizeOperation(raw_[index], &summary);
-  return summary;
 }
 
 std::string_view TraceModel::FramedOperation(size_t index) const {
@@ -315,6 +537,12 @@ bool WritesNoPath(const proto::Operation& op) {
 }
 
 void TraceModel::PathsOf(const proto::Operation& op, OpPaths* out) const {
+  PathsWith([this](uint32_t id) { return String(id); }, op, out);
+}
+
+namespace {
+
+void PathsWith(StringLookup strings, const proto::Operation& op, OpPaths* out) {
   out->observation = false;
   out->listing = false;
   out->written.clear();
@@ -322,7 +550,7 @@ void TraceModel::PathsOf(const proto::Operation& op, OpPaths* out) const {
   // The path is built where an observation keeps it: most operations are.
   std::string& path = out->observed;
   path.clear();
-  if (op.has_ref()) Path(op.ref(), &path);
+  if (op.has_ref()) RefToPath(op.ref(), strings, &path);
   if (path.empty() || path[0] != '/') {
     path.clear();
     return;
@@ -356,7 +584,7 @@ void TraceModel::PathsOf(const proto::Operation& op, OpPaths* out) const {
       }
       break;
     case proto::RENAME: {
-      const std::string dest = op.has_ref2() ? Path(op.ref2()) : "";
+      const std::string dest = op.has_ref2() ? RefToPath(op.ref2(), strings) : "";
       if (op.error() == 0) {
         out->written.push_back(path);
         out->dirs_changed.push_back(Parent(path));
@@ -372,6 +600,8 @@ void TraceModel::PathsOf(const proto::Operation& op, OpPaths* out) const {
   }
   if (!out->observation) path.clear();
 }
+
+}  // namespace
 
 bool TraceModel::BuildWrites(const std::string& dir, const std::string& name) const {
   return writes_.contains(dir == "/" ? "/" + name : dir + "/" + name);

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -77,13 +78,15 @@ inline constexpr size_t kNever = static_cast<size_t>(-1);
 // first time it is asked for: like the rest of a model, not thread-safe.
 class OpList {
  public:
-  size_t size() const { return ops_.size(); }
+  size_t size() const { return size_; }
   const proto::Operation& operator[](size_t index) const {
-    const proto::Operation* op = ops_[index];
+    const proto::Operation* op = Slot(index);
     return op != nullptr ? *op : Parse(index);
   }
   // Its command, kind and error, without parsing it if it was left unparsed.
-  OperationSummary Summary(size_t index) const;
+  OperationSummary Summary(size_t index) const {
+    return index < split_ ? summaries_[index] : dormant_summaries_[index - split_];
+  }
   // WritesNoPath((*this)[index]), without parsing it if it was left
   // unparsed: only operations that write no path are.
   bool WritesNoPath(size_t index) const;
@@ -91,10 +94,33 @@ class OpList {
  private:
   friend class TraceModel;
   const proto::Operation& Parse(size_t index) const;
+  proto::Operation*& Slot(size_t index) const {
+    return index < split_ ? ops_[index] : dormant_ops_[index - split_];
+  }
+  std::string_view Raw(size_t index) const {
+    return index < split_ ? raw_[index] : dormant_raw_[index - split_];
+  }
 
+  // The build's operations, then from `split_` on the dormant records'
+  // (filled in by TraceModel::WaitDormant).
   mutable std::vector<proto::Operation*> ops_;  // owned by arena_; null: not parsed yet
   std::vector<std::string_view> raw_;           // each one's Record, as the file held it
+  std::vector<OperationSummary> summaries_;     // each one's, read at load
+  mutable std::vector<proto::Operation*> dormant_ops_;
+  std::vector<std::string_view> dormant_raw_;
+  std::vector<OperationSummary> dormant_summaries_;
+  size_t split_ = 0;
+  size_t size_ = 0;
   google::protobuf::Arena* arena_ = nullptr;
+};
+
+struct LoadOptions {
+  // Index the dormant commands' operations on a thread of their own and
+  // return before that is done: after a small edit they are most of a
+  // trace, and a build looks at them late if at all (a command of an
+  // earlier build starts again; the dormant records are copied at the end).
+  // Whatever reads them waits for that thread (WaitDormant).
+  bool dormant_in_background = false;
 };
 
 class TraceModel {
@@ -102,7 +128,15 @@ class TraceModel {
   // Reads the whole trace at `path`. Errors are the reader's (they name the
   // file). A trace cut short loads up to its last whole record; warning()
   // then says so.
-  static absl::StatusOr<TraceModel> Load(const std::string& path);
+  static absl::StatusOr<TraceModel> Load(const std::string& path, LoadOptions options = {});
+
+  // Blocks until the dormant commands' operations loaded in the background
+  // (LoadOptions) are in: their `ops`, `exec_op` and `uses_pipes`,
+  // dormant_pipes() and the dormant writes. The accessors of those, and
+  // OpsOf, call it; a caller that reads those fields of a dormant command
+  // itself calls it first. Not thread-safe, like the rest of a model; the
+  // model can be moved while the thread runs.
+  void WaitDormant() const;
 
   // Every command: first the build's, in start order, then the dormant ones
   // (proto::CommandStart.dormant), which only a rebuild matches against.
@@ -116,10 +150,14 @@ class TraceModel {
   size_t build_ops() const { return build_ops_; }
   bool IsDormant(size_t command) const { return command >= build_size_; }
   // Whether a dormant command created, changed or removed `path`.
-  bool DormantWrites(const std::string& path) const { return dormant_writes_.contains(path); }
+  bool DormantWrites(const std::string& path) const {
+    WaitDormant();
+    return dormant_writes_.contains(path);
+  }
   // Index of the last operation of a dormant command that changed `path`, or
   // kNever. Dormant records keep the order their build wrote them in.
   size_t DormantLastWrite(const std::string& path) const {
+    WaitDormant();
     auto it = dormant_writes_.find(path);
     return it == dormant_writes_.end() ? kNever : it->second;
   }
@@ -174,13 +212,16 @@ class TraceModel {
   // In id order, so that what is said about pipes comes out the same each run.
   const absl::btree_map<uint64_t, Pipe>& pipes() const { return pipes_; }
   // The same for the dormant commands, which pipes() leaves out.
-  const absl::btree_map<uint64_t, Pipe>& dormant_pipes() const { return dormant_pipes_; }
+  const absl::btree_map<uint64_t, Pipe>& dormant_pipes() const {
+    WaitDormant();
+    return dormant_pipes_;
+  }
 
   // Operation `index`'s Record as the file held it, or "" if unknown: a
   // copy into another trace that changes nothing in it (the same string ids,
   // the same command id) writes these bytes instead of encoding it again.
   std::string_view RawOperation(size_t index) const {
-    return index < ops_.raw_.size() ? ops_.raw_[index] : std::string_view();
+    return index < ops_.size() ? ops_.Raw(index) : std::string_view();
   }
   // The same bytes with the size prefix before them, as the file held
   // both, or "" if unknown. Operations that lay side by side in the file
@@ -188,7 +229,10 @@ class TraceModel {
   std::string_view FramedOperation(size_t index) const;
 
   // How many operations Load left unparsed (dormant lookups, see OpList).
-  size_t ops_left_unparsed() const { return ops_left_unparsed_; }
+  size_t ops_left_unparsed() const {
+    WaitDormant();
+    return ops_left_unparsed_;
+  }
   bool complete() const { return complete_; }
   const std::string& warning() const { return warning_; }
   const std::string& path() const { return path_; }
@@ -221,6 +265,31 @@ class TraceModel {
   size_t build_ops_ = 0;
   bool complete_ = false;
   std::string warning_;
+
+  // What indexing the dormant records' operations finds (see LoadOptions),
+  // taken into the model by WaitDormant. Indices into `ops_of`, `exec_op_of`
+  // and `uses_pipes` count from the first dormant command.
+  struct DormantIndex {
+    // Their operations (see OpList), from the first dormant one on.
+    std::vector<proto::Operation*> ops;
+    std::vector<std::string_view> raw;
+    std::vector<OperationSummary> summaries;
+    std::vector<std::vector<size_t>> ops_of;
+    std::vector<std::optional<size_t>> exec_op_of;
+    std::vector<bool> uses_pipes;
+    size_t left_unparsed = 0;
+    absl::btree_map<uint64_t, Pipe> pipes;
+    absl::flat_hash_map<std::string, size_t> writes;
+    // An operation that neither summarizes nor parses, or "".
+    std::string damage;
+  };
+  struct DormantInput;
+  static DormantIndex IndexDormant(DormantInput input);
+  void TakeDormant(DormantIndex index) const;
+  // Last, so that it is destroyed first: its thread reads the file's bytes,
+  // the strings and the commands, and fills in the dormant operations'
+  // parses and summaries, through buffers that a move keeps in place.
+  mutable std::future<DormantIndex> dormant_;
 };
 
 }  // namespace dodo::model

@@ -26,6 +26,7 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using testutil::CommandSpec;
 using testutil::MakeCommand;
+using testutil::ReadFile;
 using testutil::ScratchDir;
 using testutil::TraceBuilder;
 using testutil::WriteFile;
@@ -40,12 +41,17 @@ class TraceModelTest : public ::testing::Test {
     return MakeCommand(tree_, std::move(argv), {"PATH=/bin", "X=1"});
   }
 
-  TraceModel Load() {
+  TraceModel Load(LoadOptions options = {}) {
     trace_.Finish();
-    absl::StatusOr<TraceModel> model = TraceModel::Load(trace_.path());
+    absl::StatusOr<TraceModel> model = TraceModel::Load(trace_.path(), options);
     EXPECT_TRUE(model.ok()) << model.status();
     return model.ok() ? *std::move(model) : TraceModel();
   }
+
+  void ExpectDormantOperationsReadBackWhole(const TraceModel& model,
+                                            const std::vector<proto::Operation>& written,
+                                            const std::vector<size_t>& unparsed, uint64_t dormant,
+                                            size_t write, size_t pipe, size_t build_read);
 
   ScratchDir scratch_;
   const std::string tree_;
@@ -455,7 +461,22 @@ TEST_F(TraceModelTest, DormantOperationsLeftUnparsedReadBackWhole) {
       if (record.has_operation()) written.push_back(record.operation());
     }
   }
-  TraceModel model = Load();
+  // Indexed at load, or on a thread of its own while the model is moved
+  // and looked at (LoadOptions): the same model.
+  for (const bool background : {false, true}) {
+    SCOPED_TRACE(background ? "indexed in the background" : "indexed at load");
+    TraceModel loaded = Load({.dormant_in_background = background});
+    EXPECT_EQ(loaded.commands()[loaded.IndexOf(dormant)].start.argv_size(), 2);
+    const TraceModel model = std::move(loaded);
+    ExpectDormantOperationsReadBackWhole(model, written, unparsed, dormant, write, pipe,
+                                         build_read);
+  }
+}
+
+void TraceModelTest::ExpectDormantOperationsReadBackWhole(
+    const TraceModel& model, const std::vector<proto::Operation>& written,
+    const std::vector<size_t>& unparsed, uint64_t dormant, size_t write, size_t pipe,
+    size_t build_read) {
   ASSERT_EQ(model.ops().size(), written.size());
   // Those above, and the exec that started the dormant command.
   EXPECT_EQ(model.ops_left_unparsed(), unparsed.size() + 1);
@@ -484,8 +505,95 @@ TEST_F(TraceModelTest, DormantOperationsLeftUnparsedReadBackWhole) {
     proto::Record record;
     *record.mutable_operation() = written[index];
     EXPECT_EQ(model.RawOperation(index), record.SerializeAsString());
+    EXPECT_EQ(model.FramedOperation(index).size(),
+              model.RawOperation(index).size() + 1);  // (each under 128 bytes)
   }
   EXPECT_EQ(model.ops()[build_read].kind(), proto::READ);
+}
+
+// A dormant operation that does not parse, in a trace whose framing is
+// whole, is found only when the dormant records are indexed. Then the build's
+// commands stay as they are, the commands kept from earlier builds are left
+// as if they never finished (no rebuild skips or keeps them), and warning()
+// says why.
+TEST_F(TraceModelTest, DamagedDormantOperationFoundInTheBackgroundDropsTheKeptCommands) {
+  WriteFile(T("in"), "in");
+  const uint64_t root = trace_.Start(0, Command({"make"}));
+  trace_.Read(root, T("in"));
+  const size_t build_write = trace_.Write(root, T("made"));
+  CommandSpec kept = Command({"cc", "b.c"});
+  kept.dormant = true;
+  const uint64_t dormant = trace_.Start(root, kept);
+  trace_.Read(dormant, T("in"));
+  const size_t damaged = trace_.Write(dormant, T("out"));
+  trace_.End(dormant);
+  trace_.End(root);
+  trace_.Finish();
+
+  // Its Operation's first field tag made one of wire type 7, which no
+  // message has: the record's size and framing stay as they were.
+  std::string raw;
+  {
+    absl::StatusOr<TraceModel> whole = TraceModel::Load(trace_.path());
+    ASSERT_TRUE(whole.ok()) << whole.status();
+    raw = std::string(whole->RawOperation(damaged));
+  }
+  std::string bytes = ReadFile(trace_.path());
+  const size_t at = bytes.find(raw);
+  ASSERT_NE(at, std::string::npos);
+  ASSERT_EQ(bytes.find(raw, at + 1), std::string::npos);
+  bytes[at + 2] = 0x07;  // after the Record's tag and the Operation's size
+  WriteFile(trace_.path(), bytes);
+
+  absl::StatusOr<TraceModel> model =
+      TraceModel::Load(trace_.path(), {.dormant_in_background = true});
+  ASSERT_TRUE(model.ok()) << model.status();
+  const size_t d = model->IndexOf(dormant);
+  ASSERT_NE(d, kNoCommand);
+  EXPECT_TRUE(model->commands()[d].ended);  // until the operations are indexed
+  model->WaitDormant();
+  EXPECT_THAT(model->warning(), HasSubstr("does not parse"));
+  EXPECT_THAT(model->warning(), HasSubstr(trace_.path()));
+  EXPECT_FALSE(model->commands()[d].ended);
+  EXPECT_FALSE(model->DormantWrites(T("out")));
+  EXPECT_EQ(model->commands()[d].ops.size(), 0u);
+  // The build's commands and operations are whole.
+  const size_t r = model->IndexOf(root);
+  EXPECT_TRUE(model->commands()[r].ended);
+  EXPECT_EQ(model->FirstWrite(T("made")), build_write);
+  EXPECT_EQ(model->ops()[build_write].kind(), proto::WRITE);
+  // Every operation can still be asked for, the damaged one too.
+  ASSERT_EQ(model->ops().size(), damaged + 1);
+  EXPECT_EQ(model->ops()[damaged].ref().components_size(), 0);
+}
+
+// make names its jobserver's descriptors in MAKEFLAGS: a pipe read or
+// written through one of them carries tokens, not data, even for a command
+// that holds one end only, in the build's records and the dormant ones.
+TEST_F(TraceModelTest, APipeNamedInMakeflagsIsAJobserverNotAPipeBetweenCommands) {
+  const std::vector<std::string> env = {"PATH=/bin", "MAKEFLAGS= -j2 --jobserver-auth=0,1"};
+  const uint64_t root = trace_.Start(0, MakeCommand(tree_, {"make"}, env));
+  for (const bool dormant : {false, true}) {
+    CommandSpec reader = MakeCommand(tree_, {"cc", "a.c"}, env);
+    CommandSpec writer = MakeCommand(tree_, {"cc", "b.c"}, env);
+    reader.dormant = writer.dormant = dormant;
+    const uint64_t pipe = dormant ? 9 : 8;
+    const uint64_t r = trace_.Start(root, reader);
+    trace_.Pipe(r, proto::PIPE_READ, pipe);  // through descriptor 0
+    const uint64_t w = trace_.Start(root, writer);
+    trace_.Pipe(w, proto::PIPE_WRITE, pipe);  // through descriptor 1
+    trace_.End(r);
+    trace_.End(w);
+  }
+  trace_.End(root);
+
+  TraceModel model = Load({.dormant_in_background = true});
+
+  EXPECT_FALSE(model.pipes().contains(8));
+  EXPECT_FALSE(model.dormant_pipes().contains(9));
+  for (size_t c = 0; c < model.commands().size(); ++c) {
+    EXPECT_FALSE(model.commands()[c].uses_pipes) << c;
+  }
 }
 
 // An operation's framed bytes are its size prefix and its record as the

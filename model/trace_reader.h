@@ -33,6 +33,11 @@ struct OperationSummary {
 // record.
 bool SummarizeOperation(std::string_view record, OperationSummary* out);
 
+// Calls `take` with each record of `framed`, a run of records each after its
+// size prefix (TraceReader::Item::deferred); false if the framing breaks off.
+bool ForEachFramedRecord(std::string_view framed,
+                         absl::FunctionRef<void(std::string_view record)> take);
+
 // Parses an Operation Record's bytes into a new Operation on `arena`; null
 // if they do not parse.
 proto::Operation* ParseOperation(std::string_view record, google::protobuf::Arena* arena);
@@ -79,6 +84,12 @@ class TraceReader {
     // neither pointer is set, and `summary` has what indexing it needs.
     bool unparsed = false;
     OperationSummary summary;
+    // Operations of dormant commands that were not even summarized (see
+    // ReadAll's `defer_dormant`): `bytes` holds `deferred_count` Operation
+    // records side by side, each after its size prefix, as the file holds
+    // them (ForEachFramedRecord takes them apart).
+    bool deferred = false;
+    uint32_t deferred_count = 0;
   };
 
   // The bytes ReadAll() parsed: the file mapped, or read into memory when
@@ -103,9 +114,14 @@ class TraceReader {
   // which `leave_dormant` says so are left unparsed (called on several
   // threads): after a small edit those are most of a trace, and a build that
   // starts none of those commands again never looks at most of them.
-  // ParseOperation() parses one when it is needed.
+  // ParseOperation() parses one when it is needed. With `defer_dormant`
+  // (and `leave_dormant`), no dormant operation is looked at: each run of
+  // them comes back as one `deferred` item, for the caller to summarize or
+  // parse later, on a thread of its own if it likes. Damage in them then
+  // goes unnoticed here.
   void ReadAll(google::protobuf::Arena* arena, std::vector<Item>* items,
-               std::optional<absl::FunctionRef<bool(const OperationSummary&)>> leave_dormant = {});
+               std::optional<absl::FunctionRef<bool(const OperationSummary&)>> leave_dormant = {},
+               bool defer_dormant = false);
 
   // The interned string `id`; "" for 0 or ids not defined (yet).
   std::string_view String(uint32_t id) const {
