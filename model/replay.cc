@@ -343,15 +343,21 @@ std::vector<size_t> OpsOf(const TraceModel& model, const std::vector<size_t>& co
     ops.insert(ops.end(), command.ops.begin(), command.ops.end());
     if (command.exec_op.has_value()) ops.push_back(*command.exec_op);
   }
-  // A large share of the trace (a whole build skipped) is put in order by
-  // marking: sorting a million indices took a tenth of a planned no-op.
-  const size_t total = model.ops().size();
-  if (ops.size() > total / 16) {
-    std::vector<bool> member(total, false);
-    for (size_t index : ops) member[index] = true;
+  // Operations that fill most of the span they lie in are put in order by
+  // marking: a large share of the trace (a whole build skipped), where
+  // sorting a million indices took a tenth of a planned no-op, and a subtree
+  // copied as a whole into the last trace (a dormant one: a build keeps
+  // hundreds of them).
+  if (ops.empty()) return ops;
+  const auto [low, high] = std::minmax_element(ops.begin(), ops.end());
+  const size_t first = *low;
+  const size_t span = *high - first + 1;
+  if (span <= 4 * ops.size()) {
+    std::vector<bool> member(span, false);
+    for (size_t index : ops) member[index - first] = true;
     ops.clear();
-    for (size_t index = 0; index < total; ++index) {
-      if (member[index]) ops.push_back(index);
+    for (size_t i = 0; i < span; ++i) {
+      if (member[i]) ops.push_back(first + i);
     }
     return ops;
   }

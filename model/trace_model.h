@@ -85,7 +85,7 @@ class OpList {
   }
   // Its command, kind and error, without parsing it if it was left unparsed.
   OperationSummary Summary(size_t index) const {
-    return index < split_ ? summaries_[index] : dormant_summaries_[index - split_];
+    return index < split_ ? BuildSummary(index) : dormant_summaries_[index - split_];
   }
   // WritesNoPath((*this)[index]), without parsing it if it was left
   // unparsed: only operations that write no path are.
@@ -100,15 +100,15 @@ class OpList {
   std::string_view Raw(size_t index) const {
     return index < split_ ? raw_[index] : dormant_raw_[index - split_];
   }
+  OperationSummary BuildSummary(size_t index) const;
 
-  // The build's operations, then from `split_` on the dormant records'
-  // (filled in by TraceModel::WaitDormant).
-  mutable std::vector<proto::Operation*> ops_;  // owned by arena_; null: not parsed yet
-  std::vector<std::string_view> raw_;           // each one's Record, as the file held it
-  std::vector<OperationSummary> summaries_;     // each one's, read at load
-  mutable std::vector<proto::Operation*> dormant_ops_;
+  // The build's operations, all parsed at load, then from `split_` on the
+  // dormant records', filled in by TraceModel::WaitDormant.
+  mutable std::vector<proto::Operation*> ops_;          // owned by arena_
+  std::vector<std::string_view> raw_;                   // each one's Record, as the file held it
+  mutable std::vector<proto::Operation*> dormant_ops_;  // null: not parsed yet
   std::vector<std::string_view> dormant_raw_;
-  std::vector<OperationSummary> dormant_summaries_;
+  std::vector<OperationSummary> dormant_summaries_;  // each one's, read at load
   size_t split_ = 0;
   size_t size_ = 0;
   google::protobuf::Arena* arena_ = nullptr;
