@@ -378,6 +378,22 @@ TEST(TraceIoTest, CreateFailsInAMissingDirectory) {
   EXPECT_THAT(writer.status().message(), HasSubstr(path));
 }
 
+// A disk that fills up: the first write that reaches the file fails, and
+// that error, naming the file and the cause, is what every later call gives.
+TEST(TraceIoTest, AFullDiskFailsTheWritesWithTheFileAndTheCause) {
+  auto writer = TraceWriter::Create("/dev/full", TestHeader());
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  proto::Record record;
+  record.mutable_command_start()->set_id(1);
+  // Buffered: nothing has reached the file yet.
+  EXPECT_TRUE((*writer)->Write(record).ok());
+  const absl::Status flushed = (*writer)->Flush();
+  EXPECT_EQ(flushed.code(), absl::StatusCode::kResourceExhausted) << flushed;
+  EXPECT_THAT(flushed.message(), HasSubstr("/dev/full: cannot write trace"));
+  EXPECT_EQ((*writer)->Write(record), flushed);
+  EXPECT_EQ((*writer)->Finish(0), flushed);
+}
+
 TEST(TraceIoTest, MissingTrailerReadsAsIncomplete) {
   std::string path = TempPath("trace");
   std::vector<proto::Record> written;

@@ -40,7 +40,29 @@ absl::StatusOr<std::unique_ptr<TraceWriter>> TraceWriter::Create(const std::stri
 TraceWriter::TraceWriter(std::string path, int fd)
     : path_(std::move(path)),
       fd_(fd),
-      stream_(std::make_unique<google::protobuf::io::FileOutputStream>(fd, kOutputBufferSize)) {}
+      file_(fd),
+      stream_(std::make_unique<google::protobuf::io::CopyingOutputStreamAdaptor>(
+          &file_, kOutputBufferSize)) {}
+
+bool TraceWriter::WritebackFile::Write(const void* buffer, int size) {
+  const char* data = static_cast<const char*>(buffer);
+  const off_t start = written_;
+  while (size > 0) {
+    const ssize_t n = write(fd_, data, static_cast<size_t>(size));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      error_ = errno;
+      return false;
+    }
+    data += n;
+    size -= static_cast<int>(n);
+    written_ += n;
+  }
+  // Only a head start: an error here (a file system without it) changes
+  // nothing, the fsync in Finish still decides.
+  (void)sync_file_range(fd_, start, written_ - start, SYNC_FILE_RANGE_WRITE);
+  return true;
+}
 
 TraceWriter::~TraceWriter() {
   // Destroying the stream flushes it; the fd must outlive it.
@@ -49,7 +71,7 @@ TraceWriter::~TraceWriter() {
 }
 
 absl::Status TraceWriter::StreamError(const char* what) const {
-  int error = stream_ != nullptr ? stream_->GetErrno() : 0;
+  const int error = file_.error();
   if (error == 0) return absl::InternalError(absl::StrCat(path_, ": ", what));
   return absl::ErrnoToStatus(error, absl::StrCat(path_, ": ", what));
 }

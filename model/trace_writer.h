@@ -85,9 +85,25 @@ class TraceWriter {
   absl::Status WriteRecord(const proto::Record& record);
   absl::Status StreamError(const char* what) const;
 
+  // Writes what the buffer hands it to the file, and starts the kernel
+  // writing it to the disk at once (sync_file_range), so that Finish's
+  // fsync waits only for the last of it.
+  class WritebackFile : public google::protobuf::io::CopyingOutputStream {
+   public:
+    explicit WritebackFile(int fd) : fd_(fd) {}
+    bool Write(const void* buffer, int size) override;
+    int error() const { return error_; }
+
+   private:
+    int fd_;
+    off_t written_ = 0;
+    int error_ = 0;
+  };
+
   std::string path_;
   int fd_;  // owned; closed by the destructor or Finish()
-  std::unique_ptr<google::protobuf::io::FileOutputStream> stream_;
+  WritebackFile file_;
+  std::unique_ptr<google::protobuf::io::CopyingOutputStreamAdaptor> stream_;
   // The first write error; once set, every later write fails with it.
   absl::Status status_;
   bool finished_ = false;
