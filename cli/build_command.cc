@@ -303,9 +303,9 @@ int RunBuild(const BuildOptions& options) {
   std::optional<model::TraceModel> previous;
   if (!options.fresh && access((*store)->trace_path().c_str(), F_OK) == 0) {
     // The dormant records' operations, most of a trace after a small edit,
-    // are indexed while the plan is made and the build runs.
+    // are read while the build runs (below).
     absl::StatusOr<model::TraceModel> loaded =
-        model::TraceModel::Load((*store)->trace_path(), {.dormant_in_background = true});
+        model::TraceModel::Load((*store)->trace_path(), {.defer_dormant = true});
     if (loaded.ok()) {
       previous = *std::move(loaded);
     } else {
@@ -351,6 +351,7 @@ int RunBuild(const BuildOptions& options) {
     }
   }
   clock.Mark("plan");
+  if (previous.has_value()) previous->IndexDormantInBackground();
 
   proto::Header header;
   header.set_tool_version(DODO_VERSION);

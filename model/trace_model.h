@@ -115,12 +115,12 @@ class OpList {
 };
 
 struct LoadOptions {
-  // Index the dormant commands' operations on a thread of their own and
-  // return before that is done: after a small edit they are most of a
-  // trace, and a build looks at them late if at all (a command of an
-  // earlier build starts again; the dormant records are copied at the end).
-  // Whatever reads them waits for that thread (WaitDormant).
-  bool dormant_in_background = false;
+  // Leave the dormant commands' operations unread: after a small edit they
+  // are most of a trace, and a build looks at them late if at all (a command
+  // of an earlier build starts again; the dormant records are copied at the
+  // end). IndexDormantInBackground reads them on a thread of its own;
+  // whatever needs them first waits for it (WaitDormant).
+  bool defer_dormant = false;
 };
 
 class TraceModel {
@@ -130,12 +130,16 @@ class TraceModel {
   // then says so.
   static absl::StatusOr<TraceModel> Load(const std::string& path, LoadOptions options = {});
 
-  // Blocks until the dormant commands' operations loaded in the background
-  // (LoadOptions) are in: their `ops`, `exec_op` and `uses_pipes`,
-  // dormant_pipes() and the dormant writes. The accessors of those, and
-  // OpsOf, call it; a caller that reads those fields of a dormant command
-  // itself calls it first. Not thread-safe, like the rest of a model; the
-  // model can be moved while the thread runs.
+  // Starts reading the dormant operations that Load left (LoadOptions) on a
+  // thread of its own, at a low priority. The model can be used and moved
+  // meanwhile.
+  void IndexDormantInBackground();
+  // Makes sure the dormant commands' operations are in: their `ops`,
+  // `exec_op` and `uses_pipes`, dormant_pipes() and the dormant writes. It
+  // waits for the thread, or reads them here if none was started. The
+  // accessors of those, and OpsOf, call it; a caller that reads those
+  // fields of a dormant command itself calls it first. Not thread-safe,
+  // like the rest of a model.
   void WaitDormant() const;
 
   // Every command: first the build's, in start order, then the dormant ones
@@ -286,6 +290,8 @@ class TraceModel {
   struct DormantInput;
   static DormantIndex IndexDormant(DormantInput input);
   void TakeDormant(DormantIndex index) const;
+  // What Load left to read, until a thread takes it or WaitDormant reads it.
+  mutable std::shared_ptr<DormantInput> dormant_input_;
   // Last, so that it is destroyed first: its thread reads the file's bytes,
   // the strings and the commands, and fills in the dormant operations'
   // parses and summaries, through buffers that a move keeps in place.

@@ -461,11 +461,12 @@ TEST_F(TraceModelTest, DormantOperationsLeftUnparsedReadBackWhole) {
       if (record.has_operation()) written.push_back(record.operation());
     }
   }
-  // Indexed at load, or on a thread of its own while the model is moved
-  // and looked at (LoadOptions): the same model.
-  for (const bool background : {false, true}) {
-    SCOPED_TRACE(background ? "indexed in the background" : "indexed at load");
-    TraceModel loaded = Load({.dormant_in_background = background});
+  // Read at load, on a thread of its own while the model is moved and
+  // looked at, or when first needed (LoadOptions): the same model.
+  for (const int when : {0, 1, 2}) {
+    SCOPED_TRACE(when == 0 ? "at load" : when == 1 ? "in the background" : "when needed");
+    TraceModel loaded = Load({.defer_dormant = when != 0});
+    if (when == 1) loaded.IndexDormantInBackground();
     EXPECT_EQ(loaded.commands()[loaded.IndexOf(dormant)].start.argv_size(), 2);
     const TraceModel model = std::move(loaded);
     ExpectDormantOperationsReadBackWhole(model, written, unparsed, dormant, write, pipe,
@@ -545,9 +546,9 @@ TEST_F(TraceModelTest, DamagedDormantOperationFoundInTheBackgroundDropsTheKeptCo
   bytes[at + 2] = 0x07;  // after the Record's tag and the Operation's size
   WriteFile(trace_.path(), bytes);
 
-  absl::StatusOr<TraceModel> model =
-      TraceModel::Load(trace_.path(), {.dormant_in_background = true});
+  absl::StatusOr<TraceModel> model = TraceModel::Load(trace_.path(), {.defer_dormant = true});
   ASSERT_TRUE(model.ok()) << model.status();
+  model->IndexDormantInBackground();
   const size_t d = model->IndexOf(dormant);
   ASSERT_NE(d, kNoCommand);
   EXPECT_TRUE(model->commands()[d].ended);  // until the operations are indexed
@@ -587,7 +588,8 @@ TEST_F(TraceModelTest, APipeNamedInMakeflagsIsAJobserverNotAPipeBetweenCommands)
   }
   trace_.End(root);
 
-  TraceModel model = Load({.dormant_in_background = true});
+  TraceModel model = Load({.defer_dormant = true});
+  model.IndexDormantInBackground();
 
   EXPECT_FALSE(model.pipes().contains(8));
   EXPECT_FALSE(model.dormant_pipes().contains(9));
