@@ -29,24 +29,6 @@ std::string Parent(const std::string& path) {
   return slash == 0 ? "/" : path.substr(0, slash);
 }
 
-// make passes its jobserver (a pipe of tokens, not data) to the commands it
-// runs, and names the descriptors in MAKEFLAGS: --jobserver-auth=R,W (make
-// 4.2+) or --jobserver-fds=R,W (older).
-bool IsJobserverFd(StringLookup strings, const proto::CommandStart& start, int fd) {
-  for (uint32_t id : start.env()) {
-    std::string_view entry = strings(id);
-    if (!entry.starts_with("MAKEFLAGS=")) continue;
-    for (std::string_view key : {"--jobserver-auth=", "--jobserver-fds="}) {
-      size_t at = entry.find(key);
-      if (at == std::string_view::npos) continue;
-      int r = -1, w = -1;
-      const std::string value(entry.substr(at + key.size()));
-      if (std::sscanf(value.c_str(), "%d,%d", &r, &w) == 2 && (fd == r || fd == w)) return true;
-    }
-  }
-  return false;
-}
-
 // The arena's blocks are the model's memory: about six bytes for each byte
 // of trace, all of it written during the load. Mapping a block with its pages
 // already in place costs one call instead of a page fault per 4 KiB, and page
@@ -133,16 +115,18 @@ bool LeaveUnparsed(const OperationSummary& op) {
 using PipeEnds = absl::flat_hash_map<std::pair<size_t, uint64_t>, int>;
 
 // A command holding both ends of a pipe does not talk through it to others:
-// that is make's jobserver (tokens, not data) or a self-pipe. Calls
-// `add(command, pipe id, bits)` for the others, in order.
+// that is make's jobserver (tokens, not data), which make and the recipes
+// it runs as sub-makes hold, or a self-pipe. Calls `add(command, pipe id,
+// bits)` for the others, in order. (MAKEFLAGS names the jobserver's
+// descriptors, but is no guide: make 4.3 leaves `--jobserver-auth=3,4` in
+// it for every recipe and closes 3 and 4 in those that are no sub-make,
+// whose shells then open their own pipes on those numbers.)
 template <typename Add>
-void ForEachPipeEnd(const PipeEnds& pipe_ends, const absl::flat_hash_set<uint64_t>& jobserver,
-                    Add add) {
+void ForEachPipeEnd(const PipeEnds& pipe_ends, Add add) {
   std::vector<std::pair<std::pair<size_t, uint64_t>, int>> ends(pipe_ends.begin(), pipe_ends.end());
   std::sort(ends.begin(), ends.end());
   for (const auto& [key, bits] : ends) {
-    if (jobserver.contains(key.second) || bits == 3) continue;
-    add(key.first, key.second, bits);
+    if (bits != 3) add(key.first, key.second, bits);
   }
 }
 
@@ -177,12 +161,10 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path, LoadOptions
   std::vector<TraceReader::Item> items;
   r.ReadAll(model.arena_.get(), &items, LeaveUnparsed, options.defer_dormant);
   model.bytes_ = r.ReleaseBytes();
-  auto string = [&r](uint32_t id) { return r.String(id); };
   // The exec operation that follows a CommandStart belongs to that start.
   size_t just_started = kNoCommand;
   size_t starts_and_ends = 0;
   PipeEnds pipe_ends;
-  absl::flat_hash_set<uint64_t> jobserver_pipes;
   // Where the dormant records begin (see proto::CommandStart.dormant):
   // every record from the first dormant start on is theirs. Their
   // operations are indexed apart (IndexDormant).
@@ -285,12 +267,6 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path, LoadOptions
         }
         if (parsed != nullptr && (op.kind == proto::PIPE_READ || op.kind == proto::PIPE_WRITE)) {
           pipe_ends[{it->second, parsed->number()}] |= op.kind == proto::PIPE_READ ? 1 : 2;
-          // make strips the jobserver from MAKEFLAGS for commands that are
-          // not sub-makes but they keep the descriptors: the pipe is known
-          // as a jobserver once any command names it.
-          if (IsJobserverFd(string, model.commands_[it->second].start, parsed->ref().base_fd())) {
-            jobserver_pipes.insert(parsed->number());
-          }
         }
         break;
       }
@@ -305,7 +281,7 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path, LoadOptions
   model.build_size_ = first_dormant.value_or(model.commands_.size());
   if (!first_dormant.has_value()) model.build_ops_ = model.ops_.size();
   model.ops_.split_ = model.build_ops_;
-  ForEachPipeEnd(pipe_ends, jobserver_pipes, [&](size_t command, uint64_t id, int bits) {
+  ForEachPipeEnd(pipe_ends, [&](size_t command, uint64_t id, int bits) {
     model.commands_[command].uses_pipes = true;
     Pipe& pipe = model.pipes_[id];
     (bits == 1 ? pipe.readers : pipe.writers).push_back(command);
@@ -391,7 +367,6 @@ TraceModel::DormantIndex TraceModel::IndexDormant(DormantInput input) {
   }
   size_t just_started = kNoCommand;
   PipeEnds pipe_ends;
-  absl::flat_hash_set<uint64_t> jobserver_pipes;
   auto mark = input.marks.begin();
   for (size_t k = 0; k < input.ops.size(); ++k) {
     const size_t index = input.first_op + k;
@@ -421,12 +396,9 @@ TraceModel::DormantIndex TraceModel::IndexDormant(DormantInput input) {
     if (parsed != nullptr && it->second >= input.first_dormant &&
         (op.kind == proto::PIPE_READ || op.kind == proto::PIPE_WRITE)) {
       pipe_ends[{it->second, parsed->number()}] |= op.kind == proto::PIPE_READ ? 1 : 2;
-      if (IsJobserverFd(string, input.commands[it->second].start, parsed->ref().base_fd())) {
-        jobserver_pipes.insert(parsed->number());
-      }
     }
   }
-  ForEachPipeEnd(pipe_ends, jobserver_pipes, [&](size_t command, uint64_t id, int bits) {
+  ForEachPipeEnd(pipe_ends, [&](size_t command, uint64_t id, int bits) {
     out.uses_pipes[command - input.first_dormant] = true;
     Pipe& pipe = out.pipes[id];
     (bits == 1 ? pipe.readers : pipe.writers).push_back(command);

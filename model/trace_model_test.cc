@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
@@ -568,33 +569,52 @@ TEST_F(TraceModelTest, DamagedDormantOperationFoundInTheBackgroundDropsTheKeptCo
   EXPECT_EQ(model->ops()[damaged].ref().components_size(), 0);
 }
 
-// make names its jobserver's descriptors in MAKEFLAGS: a pipe read or
-// written through one of them carries tokens, not data, even for a command
-// that holds one end only, in the build's records and the dormant ones.
-TEST_F(TraceModelTest, APipeNamedInMakeflagsIsAJobserverNotAPipeBetweenCommands) {
-  const std::vector<std::string> env = {"PATH=/bin", "MAKEFLAGS= -j2 --jobserver-auth=0,1"};
+// make 4.3 leaves `--jobserver-auth=3,4` in MAKEFLAGS for every recipe but
+// closes 3 and 4 in those that are no sub-make; a shell there opens its own
+// pipes on those numbers. Such a pipe is one between commands, in the
+// build's records and in the dormant ones.
+TEST_F(TraceModelTest, APipeOnADescriptorMakeflagsNamesIsStillAPipeBetweenCommands) {
+  const std::vector<std::string> env = {"PATH=/bin", "MAKEFLAGS= -j2 --jobserver-auth=3,4"};
   const uint64_t root = trace_.Start(0, MakeCommand(tree_, {"make"}, env));
+  auto pipe_end = [&](uint64_t command, proto::OpKind kind, uint64_t pipe, int fd) {
+    proto::Operation op;
+    op.set_command(command);
+    op.set_kind(kind);
+    op.set_syscall("(inherited)");
+    op.set_number(pipe);
+    proto::Ref* ref = op.mutable_ref();
+    ref->set_base(proto::BASE_FD);
+    ref->set_base_fd(fd);
+    ref->set_base_path(trace_.Intern(absl::StrCat("pipe:[", pipe, "]")));
+    ref->set_is_fd(true);
+    trace_.Add(op);
+  };
+  std::vector<uint64_t> readers, writers;
   for (const bool dormant : {false, true}) {
-    CommandSpec reader = MakeCommand(tree_, {"cc", "a.c"}, env);
-    CommandSpec writer = MakeCommand(tree_, {"cc", "b.c"}, env);
+    CommandSpec reader = MakeCommand(tree_, {"cat"}, env);
+    CommandSpec writer = MakeCommand(tree_, {"sed", "s/a/b/"}, env);
     reader.dormant = writer.dormant = dormant;
     const uint64_t pipe = dormant ? 9 : 8;
-    const uint64_t r = trace_.Start(root, reader);
-    trace_.Pipe(r, proto::PIPE_READ, pipe);  // through descriptor 0
-    const uint64_t w = trace_.Start(root, writer);
-    trace_.Pipe(w, proto::PIPE_WRITE, pipe);  // through descriptor 1
-    trace_.End(r);
-    trace_.End(w);
+    readers.push_back(trace_.Start(root, reader));
+    pipe_end(readers.back(), proto::PIPE_READ, pipe, 3);
+    writers.push_back(trace_.Start(root, writer));
+    pipe_end(writers.back(), proto::PIPE_WRITE, pipe, 4);
+    trace_.End(readers.back());
+    trace_.End(writers.back());
   }
   trace_.End(root);
 
   TraceModel model = Load({.defer_dormant = true});
   model.IndexDormantInBackground();
 
-  EXPECT_FALSE(model.pipes().contains(8));
-  EXPECT_FALSE(model.dormant_pipes().contains(9));
-  for (size_t c = 0; c < model.commands().size(); ++c) {
-    EXPECT_FALSE(model.commands()[c].uses_pipes) << c;
+  ASSERT_TRUE(model.pipes().contains(8));
+  EXPECT_THAT(model.pipes().at(8).readers, ElementsAre(model.IndexOf(readers[0])));
+  EXPECT_THAT(model.pipes().at(8).writers, ElementsAre(model.IndexOf(writers[0])));
+  ASSERT_TRUE(model.dormant_pipes().contains(9));
+  EXPECT_THAT(model.dormant_pipes().at(9).readers, ElementsAre(model.IndexOf(readers[1])));
+  EXPECT_THAT(model.dormant_pipes().at(9).writers, ElementsAre(model.IndexOf(writers[1])));
+  for (uint64_t id : {readers[0], writers[0], readers[1], writers[1]}) {
+    EXPECT_TRUE(model.commands()[model.IndexOf(id)].uses_pipes) << id;
   }
 }
 
