@@ -111,6 +111,20 @@ bool LeaveUnparsed(const OperationSummary& op) {
          (IsObservationKind(op.kind) || op.error != 0);
 }
 
+// What an operation that follows a CommandStart in the trace is to that
+// start. The recorder writes a command's start, then the exec that ran it
+// (the parent's operation; the root's own), after the root's PATH search
+// and the symlinks the owner read on the way to the program.
+enum class AfterStart { kBeforeItsExec, kItsExec, kUnrelated };
+AfterStart Follows(const proto::CommandStart& started, const OperationSummary& op) {
+  const uint64_t owner = started.parent_id() != 0 ? started.parent_id() : started.id();
+  if (op.kind == proto::EXEC && op.error == 0 && op.command == owner) return AfterStart::kItsExec;
+  if (op.command == started.id() || (op.command == owner && op.kind == proto::READLINK)) {
+    return AfterStart::kBeforeItsExec;
+  }
+  return AfterStart::kUnrelated;
+}
+
 // (command, pipe id) -> 1: holds the read end, 2: the write end, 3: both.
 using PipeEnds = absl::flat_hash_map<std::pair<size_t, uint64_t>, int>;
 
@@ -161,7 +175,8 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path, LoadOptions
   std::vector<TraceReader::Item> items;
   r.ReadAll(model.arena_.get(), &items, LeaveUnparsed, options.defer_dormant);
   model.bytes_ = r.ReleaseBytes();
-  // The exec operation that follows a CommandStart belongs to that start.
+  // The exec operation that follows a CommandStart belongs to that start
+  // (Follows).
   size_t just_started = kNoCommand;
   size_t starts_and_ends = 0;
   PipeEnds pipe_ends;
@@ -249,21 +264,9 @@ absl::StatusOr<TraceModel> TraceModel::Load(const std::string& path, LoadOptions
         if (it == model.index_of_.end()) break;
         model.commands_[it->second].ops.push_back(index);
         if (just_started != kNoCommand) {
-          // The recorder writes a command's start, then the exec that ran it
-          // (the parent's operation; the root's own), after the root's PATH
-          // search.
-          TracedCommand& started = model.commands_[just_started];
-          const uint64_t owner =
-              started.start.parent_id() != 0 ? started.start.parent_id() : started.start.id();
-          if (op.kind == proto::EXEC && op.error == 0 && op.command == owner) {
-            started.exec_op = index;
-            just_started = kNoCommand;
-          } else if (op.command != started.start.id() &&
-                     !(op.command == owner && op.kind == proto::READLINK)) {
-            // (Symlinks on the way to the program are read by the owner
-            // just before its exec.)
-            just_started = kNoCommand;
-          }
+          const AfterStart after = Follows(model.commands_[just_started].start, op);
+          if (after == AfterStart::kItsExec) model.commands_[just_started].exec_op = index;
+          if (after != AfterStart::kBeforeItsExec) just_started = kNoCommand;
         }
         if (parsed != nullptr && (op.kind == proto::PIPE_READ || op.kind == proto::PIPE_WRITE)) {
           pipe_ends[{it->second, parsed->number()}] |= op.kind == proto::PIPE_READ ? 1 : 2;
@@ -383,15 +386,9 @@ TraceModel::DormantIndex TraceModel::IndexDormant(DormantInput input) {
       out.ops_of[it->second - input.first_dormant].push_back(index);
     }
     if (just_started != kNoCommand) {
-      const proto::CommandStart& started = input.commands[just_started].start;
-      const uint64_t owner = started.parent_id() != 0 ? started.parent_id() : started.id();
-      if (op.kind == proto::EXEC && op.error == 0 && op.command == owner) {
-        out.exec_op_of[just_started - input.first_dormant] = index;
-        just_started = kNoCommand;
-      } else if (op.command != started.id() &&
-                 !(op.command == owner && op.kind == proto::READLINK)) {
-        just_started = kNoCommand;
-      }
+      const AfterStart after = Follows(input.commands[just_started].start, op);
+      if (after == AfterStart::kItsExec) out.exec_op_of[just_started - input.first_dormant] = index;
+      if (after != AfterStart::kBeforeItsExec) just_started = kNoCommand;
     }
     if (parsed != nullptr && it->second >= input.first_dormant &&
         (op.kind == proto::PIPE_READ || op.kind == proto::PIPE_WRITE)) {

@@ -467,7 +467,7 @@ void TraceReader::ReadAll(
   };
   for (size_t i = 0; i < parsed.size(); ++i) {
     if (parsed[i].operation != nullptr || parsed[i].unparsed || parsed[i].deferred) {
-      ++records_read_;
+      records_read_ += parsed[i].deferred ? parsed[i].deferred_count : 1;
       parsed[kept++] = parsed[i];
       continue;
     }
