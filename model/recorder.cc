@@ -312,12 +312,9 @@ void Recorder::OnExec(const tracer::ExecEvent& event) {
     out->set_writable(fd.writable);
     out->set_description(fd.description);
     out->set_drained(fd.drained);
-    if (fd.kind == FdKind::kFile && fd.writable && !fd.path.empty()) {
-      struct stat st;
-      if (stat(Physical(fd.path).c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
-        out->set_size(static_cast<uint64_t>(st.st_size));
-      }
-    }
+    // As the tracer read it while the program was stopped at its exec: the
+    // program runs meanwhile, and may have written to it already.
+    if (fd.kind == FdKind::kFile && fd.writable && fd.size.has_value()) out->set_size(*fd.size);
     if (root) {
       if (fd.kind == FdKind::kPipe) external_pipes_.insert(fd.pipe_id);
       if (!fd.path.empty()) external_files_.insert(fd.path);

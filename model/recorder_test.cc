@@ -164,6 +164,32 @@ TEST_F(RecorderTest, RootLaunchOperationsBelongToTheRootCommand) {
   EXPECT_EQ(t.Path(execs[1].ref()), "/usr/bin/true");
 }
 
+// A command's output file, inherited at exec, is recorded at the size the
+// tracer read while the program was still stopped: a skip later replays
+// what the program appended from there. The file on disk may be longer by
+// the time the recorder hears of the exec (the program runs meanwhile); a
+// size taken then left a skipped `cat notes > out` restoring nothing.
+TEST_F(RecorderTest, AnInheritedOutputKeepsTheSizeItHadAtTheExec) {
+  WriteFile(dir_ + "/out.txt", "abc and what the program wrote since");
+  tracer::FdInfo out;
+  out.fd = 1;
+  out.kind = tracer::FdKind::kFile;
+  out.path = dir_ + "/out.txt";
+  out.writable = true;
+  out.size = 3;
+  tracer::FdInfo err = out;
+  err.fd = 2;
+  err.path = dir_ + "/err.txt";
+  err.size.reset();  // (none read: none recorded)
+  Exec(10, {out, err});
+  Loaded t = Finish();
+  ASSERT_EQ(t.starts.size(), 1u);
+  ASSERT_EQ(t.starts[0].fds_size(), 2);
+  EXPECT_TRUE(t.starts[0].fds(0).has_size());
+  EXPECT_EQ(t.starts[0].fds(0).size(), 3u);
+  EXPECT_FALSE(t.starts[0].fds(1).has_size());
+}
+
 TEST_F(RecorderTest, ReadsCarryTheContentDigestAndMissesTheFailedName) {
   WriteFile(dir_ + "/in.txt", "abc");
   Exec(10);

@@ -76,6 +76,10 @@ struct FdInfo {
   // more: every read returns end-of-file, whatever ran before. Set in
   // ExecEvent::fds only.
   bool drained = false;
+  // A writable regular file's size, read while the new program was still
+  // stopped at its exec: what it writes is after this. Set in
+  // ExecEvent::fds only.
+  std::optional<uint64_t> size;
 };
 
 // One system call that touches the file system.

@@ -139,6 +139,14 @@ std::optional<FdInfo> FdInfoAfterExec(int dir_fd, int fd, const char* name) {
   info.readable = (link.st_mode & S_IRUSR) != 0;
   info.writable = (link.st_mode & S_IWUSR) != 0;
   info.cloexec = false;
+  // The program has not run yet: a skip that replays what it appends to
+  // this file starts at this size. (Read after the program resumed, it
+  // could already count what the program wrote.)
+  struct stat file;
+  if (info.kind == FdKind::kFile && info.writable && fstatat(dir_fd, name, &file, 0) == 0 &&
+      S_ISREG(file.st_mode)) {
+    info.size = static_cast<uint64_t>(file.st_size);
+  }
   return info;
 }
 

@@ -188,6 +188,41 @@ TEST(TracerTest, ExecReportsDrainedPipes) {
   EXPECT_EQ(stdin_drained, (std::vector<bool>{true, false}));
 }
 
+// A writable file's size is read while the new program is stopped at its
+// exec. The sink hears of the exec only once the program runs, and a size
+// read then may count what the program wrote already (with the lookups
+// observed by eBPF, nothing holds the program back meanwhile).
+class ExecSizeSink : public CountingSink {
+ public:
+  void OnExec(const ExecEvent& event) override {
+    CountingSink::OnExec(event);
+    if (event.argv.size() != 3 || event.argv[2] != "printf 12345") return;
+    for (const FdInfo& fd : event.fds) {
+      if (fd.fd == 1) size_at_exec = fd.size;
+    }
+  }
+  std::optional<uint64_t> size_at_exec;
+};
+
+TEST(TracerTest, ExecReportsTheSizeOfAWritableFileBeforeTheProgramRuns) {
+  char dir[] = "/tmp/tracer_size_XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string out = std::string(dir) + "/out";
+  ExecSizeSink sink;
+  Tracer tracer(&sink);
+  absl::StatusOr<int> status = tracer.Run(
+      {"/bin/sh", "-c", "printf abc > " + out + "; exec /bin/sh -c 'printf 12345' >> " + out});
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(*status, 0);
+  ASSERT_TRUE(sink.size_at_exec.has_value());
+  EXPECT_EQ(*sink.size_at_exec, 3u);
+  struct stat st;
+  ASSERT_EQ(stat(out.c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 8);  // then the program appended its 5 bytes
+  unlink(out.c_str());
+  rmdir(dir);
+}
+
 // A program of //testdata/programs, from the test's runfiles.
 std::string TestProgram(const std::string& name) {
   const char* root = getenv("TEST_SRCDIR");
