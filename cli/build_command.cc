@@ -490,9 +490,11 @@ int RunBuild(const BuildOptions& options) {
     const model::VirtualStoreStats& v = (*vfs)->stats();
     std::cerr << "dodo build: " << tracer_stats.processes << " processes, "
               << tracer_stats.seccomp_stops << " seccomp stops, " << tracer_stats.exit_stops
-              << " exit stops, " << tracer_stats.notifications << " listener notifications, "
-              << tracer_stats.observed << " lookups from eBPF (" << tracer_stats.observed_lost
-              << " lost" << (bpf_refusal.empty() ? "" : "; off: " + bpf_refusal) << "), "
+              << " exit stops (" << tracer_stats.results_observed
+              << " results of opens from eBPF instead), " << tracer_stats.notifications
+              << " listener notifications, " << tracer_stats.observed << " lookups from eBPF ("
+              << tracer_stats.observed_lost << " lost"
+              << (bpf_refusal.empty() ? "" : "; off: " + bpf_refusal) << "), "
               << tracer_stats.paths_rewritten << " paths rewritten; store: " << v.staged
               << " files written (" << v.copied_up << " copied first), " << v.committed
               << " committed, " << v.discarded << " failed (" << v.restored

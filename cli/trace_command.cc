@@ -149,7 +149,8 @@ int RunTrace(const TraceOptions& options) {
     std::cerr << "dodo trace: " << r.commands << " commands, " << r.operations << " operations ("
               << r.repeats_dropped << " repeats left out), " << r.warnings << " warnings; "
               << t.processes << " processes, " << t.seccomp_stops << " seccomp stops, "
-              << t.exit_stops << " exit stops, " << t.event_stops << " event stops, "
+              << t.exit_stops << " exit stops (" << t.results_observed
+              << " results of opens from eBPF instead), " << t.event_stops << " event stops, "
               << t.notifications << " listener notifications (" << t.listeners << " listeners), "
               << t.observed << " lookups from eBPF (" << t.observed_lost << " lost"
               << (tracer.bpf_refusal().empty() ? "" : "; off: " + tracer.bpf_refusal())

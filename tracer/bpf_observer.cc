@@ -56,10 +56,13 @@ struct Observed {
   long nr;
   const char* tracepoint;  // sys_enter_X and sys_exit_X
   uint64_t unobserved_flags;
+  // Whether a call with unobserved flags (which the filter traps) still gets
+  // a record at its exit: its result, without the path.
+  bool reports_trapped_results = false;
 };
 constexpr Observed kObserved[] = {
-    {SYS_open, "open", kOpenChangesOrLists},
-    {SYS_openat, "openat", kOpenChangesOrLists},
+    {SYS_open, "open", kOpenChangesOrLists, true},
+    {SYS_openat, "openat", kOpenChangesOrLists, true},
     {SYS_stat, "newstat", 0},
     {SYS_lstat, "newlstat", 0},
     {SYS_newfstatat, "newfstatat", AT_EMPTY_PATH},
@@ -170,7 +173,8 @@ constexpr int kKeptWords = 7;
 // path is read at exit, when the kernel has read it and its page is sure to
 // be there (at entry a string in a page not yet touched since fork or exec
 // cannot be read, since the program may not fault). A call with one of the
-// `observed.unobserved_flags` is the seccomp filter's, and left alone.
+// `observed.unobserved_flags` is the seccomp filter's: left alone, or, if
+// the tracer takes its result from here, kept with no path.
 // r6 context, r7 pid_tgid.
 std::vector<bpf_insn> EntryProgram(int watch_fd, int pending_fd, const Observed& observed) {
   const SyscallRow& row = *FindSyscall(observed.nr);
@@ -187,14 +191,21 @@ std::vector<bpf_insn> EntryProgram(int watch_fd, int pending_fd, const Observed&
   CallOnMap(p, BPF_FUNC_map_lookup_elem, watch_fd, -4);
   to_out.push_back(p.size());
   p.push_back(JumpIf(BPF_JEQ, 0, 0, 0));
+  // r1: the path pointer kept, or 0 for a trapped call whose result alone
+  // is wanted.
+  p.push_back(Load64(1, 6, static_cast<int16_t>(kArgOffset + 8 * row.path)));
   if (observed.unobserved_flags != 0) {
-    p.push_back(Load64(1, 6, static_cast<int16_t>(kArgOffset + 8 * row.flags)));
-    p.push_back(AndImm(1, static_cast<int32_t>(observed.unobserved_flags)));
-    to_out.push_back(p.size());
-    p.push_back(JumpIf(BPF_JNE, 1, 0, 0));
+    p.push_back(Load64(2, 6, static_cast<int16_t>(kArgOffset + 8 * row.flags)));
+    p.push_back(AndImm(2, static_cast<int32_t>(observed.unobserved_flags)));
+    if (observed.reports_trapped_results) {
+      p.push_back(JumpIf(BPF_JEQ, 2, 0, 1));
+      p.push_back(MovImm(1, 0));
+    } else {
+      to_out.push_back(p.size());
+      p.push_back(JumpIf(BPF_JNE, 2, 0, 0));
+    }
   }
   p.push_back(Store64(10, -16, 7));  // key: pid_tgid
-  p.push_back(Load64(1, 6, static_cast<int16_t>(kArgOffset + 8 * row.path)));
   p.push_back(Store64(10, kKept, 1));
   for (int i = 0; i < 6; ++i) {
     const auto slot = static_cast<int16_t>(kKept + 8 * (i + 1));
@@ -251,11 +262,17 @@ std::vector<bpf_insn> ExitProgram(int watch_fd, int pending_fd, int scratch_fd, 
   }
   p.push_back(Load64(1, 6, kResultOffset));
   p.push_back(Store64(9, offsetof(RecordHeader, result), 1));
+  // No path kept: a trapped call's result, recorded with a path length of 0
+  // (a path read counts its NUL, a failed read is negative).
+  p.push_back(Load64(3, 8, 0));
+  p.push_back(MovImm(0, 0));
+  const size_t result_only = p.size();
+  p.push_back(JumpIf(BPF_JEQ, 3, 0, 0));
   p.push_back(Mov(1, 9));
   p.push_back(AddImm(1, sizeof(RecordHeader)));
   p.push_back(MovImm(2, kPathBuffer));
-  p.push_back(Load64(3, 8, 0));
   p.push_back(Call(BPF_FUNC_probe_read_user_str));
+  p[result_only].off = static_cast<int16_t>(p.size() - result_only - 1);
   p.push_back(Store32(9, offsetof(RecordHeader, path_length), 0));
   // The record's size: the header and the path read, if any, within bounds
   // the verifier can see.
@@ -391,6 +408,11 @@ bool BpfObserver::Observes(long nr) { return FindObserved(nr) != nullptr; }
 uint64_t BpfObserver::UnobservedFlags(long nr) {
   const Observed* observed = FindObserved(nr);
   return observed == nullptr ? 0 : observed->unobserved_flags;
+}
+
+bool BpfObserver::ReportsTrappedResults(long nr) {
+  const Observed* observed = FindObserved(nr);
+  return observed != nullptr && observed->reports_trapped_results;
 }
 
 absl::StatusOr<std::unique_ptr<BpfObserver>> BpfObserver::Start() {
@@ -641,6 +663,7 @@ size_t BpfObserver::Drain(absl::FunctionRef<void(const ObservedCall&)> on_call, 
       call.nr = header.nr;
       std::copy(std::begin(header.args), std::end(header.args), call.args);
       call.result = header.result;
+      call.result_only = header.path_length == 0;
       call.readable = header.path_length > 0 && header.path_length <= PATH_MAX;
       if (call.readable) {
         call.path = std::string_view(record + BPF_RINGBUF_HDR_SZ + sizeof(header),

@@ -61,6 +61,9 @@ struct ObservedCall {
   // EFAULT or ENAMETOOLONG, else a page gone meanwhile (never seen).
   std::string_view path;
   bool readable = true;
+  // A call the seccomp filter trapped (an open that writes, creates or
+  // lists), whose result alone is recorded: no path.
+  bool result_only = false;
 };
 
 // Loads a tracepoint program; its descriptor (the caller's to close), or
@@ -76,6 +79,9 @@ class BpfObserver {
   // whose calls it leaves alone: those must trap, or are fstat calls that
   // need no record. 0 for the syscalls observed whole.
   static uint64_t UnobservedFlags(long nr);
+  // Whether a call of `nr` that the filter traps (its flags unobserved)
+  // still gets a record with its result (ObservedCall::result_only).
+  static bool ReportsTrappedResults(long nr);
 
   // Loads the programs and attaches them; an error (with its cause) when
   // this process may not, or the kernel cannot.

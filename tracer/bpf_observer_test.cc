@@ -28,6 +28,8 @@ struct Seen {
   uint64_t args[6];
   bool readable;
   std::string path;
+  bool result_only = false;
+  int64_t result = 0;
 };
 
 // Runs `body` in a child that waits until the test has decided whether to
@@ -57,7 +59,8 @@ pid_t RunChild(BpfObserver& observer, bool watch, const std::function<void()>& b
 std::vector<Seen> DrainAll(BpfObserver& observer) {
   std::vector<Seen> seen;
   observer.Drain([&](const ObservedCall& call) {
-    Seen one{call.tid, call.tgid, call.nr, {}, call.readable, std::string(call.path)};
+    Seen one{call.tid,         call.tgid,  call.nr, {}, call.readable, std::string(call.path),
+             call.result_only, call.result};
     std::copy(std::begin(call.args), std::end(call.args), one.args);
     seen.push_back(std::move(one));
   });
@@ -112,7 +115,9 @@ TEST(BpfObserverTest, ReportsEveryReadlinkOfWatchedProcessesOnly) {
   EXPECT_TRUE(DrainAll(**observer).empty());
 }
 
-TEST(BpfObserverTest, ReportsLookupsButNotTheOpensThatWriteNorFstat) {
+// The opens the filter traps (they write, create or list) come with their
+// result alone, for the tracer to do without their exit stops.
+TEST(BpfObserverTest, ReportsLookupsAndTheResultsOfTrappedOpensButNotFstat) {
   absl::StatusOr<std::unique_ptr<BpfObserver>> observer = StartOrExplain();
   if (geteuid() != 0) return;
   ASSERT_TRUE(observer.ok()) << observer.status();
@@ -146,6 +151,10 @@ TEST(BpfObserverTest, ReportsLookupsButNotTheOpensThatWriteNorFstat) {
     // Only the child's own calls: glibc's loader has none here (it ran at
     // the test's start).
     std::string line = std::to_string(call.nr) + " " + call.path;
+    if (call.result_only) {
+      EXPECT_FALSE(call.readable);
+      line += "(result " + std::string(call.result >= 0 ? "fd" : std::to_string(call.result)) + ")";
+    }
     if (call.nr == SYS_open || call.nr == SYS_openat) {
       line += " flags " + std::to_string(call.args[call.nr == SYS_open ? 1 : 2]);
     }
@@ -154,7 +163,15 @@ TEST(BpfObserverTest, ReportsLookupsButNotTheOpensThatWriteNorFstat) {
     if (call.nr == SYS_faccessat2) line += " mode " + std::to_string(call.args[2]);
     lines.push_back(line);
   }
+  const std::string trapped = std::to_string(SYS_openat) + " (result fd) flags ";
   const std::vector<std::string> expected = {
+      trapped + std::to_string(O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC),
+      trapped + std::to_string(O_RDWR),
+      trapped + std::to_string(O_RDONLY | O_TRUNC),
+      // Not a directory: the kernel's answer, with the flags it came with.
+      std::to_string(SYS_openat) + " (result " + std::to_string(-ENOTDIR) + ") flags " +
+          std::to_string(O_RDONLY | O_DIRECTORY),
+      trapped + std::to_string(O_RDONLY | O_NOFOLLOW),
       std::to_string(SYS_openat) + " " + file + " flags " + std::to_string(O_RDONLY | O_CLOEXEC),
       std::to_string(SYS_openat) + " no-such-file flags 0",
       std::to_string(SYS_newfstatat) + " " + file + " flags 0",

@@ -213,6 +213,9 @@ struct Tracer::Tracee {
   // The exec stopped at runs again after the listener's injection: its
   // entry has been handled already.
   bool exec_rerun = false;
+  // The trapped call it was let go on has no exit stop: its event, in
+  // `event`, goes to the sink when the observer reports its result.
+  bool result_from_observer = false;
 };
 
 Tracer::Tracer(EventSink* sink) : sink_(sink) {}
@@ -610,6 +613,10 @@ void Tracer::ResumeThenDrain(pid_t pid, bool want_exit_stop) {
 }
 
 void Tracer::OnObserved(const ObservedCall& call) {
+  if (call.result_only) {
+    if (!stopping_) OnObservedResult(call);
+    return;
+  }
   ++stats_.observed;
   const SyscallRow* row = FindSyscall(call.nr);
   auto it = tracees_.find(call.tid);
@@ -764,7 +771,34 @@ bool Tracer::ReplaceWithExit(Tracee& t, int status) {
   return ptrace(PTRACE_SETREGS, t.tid, nullptr, &regs) == 0;
 }
 
+bool Tracer::ResultFromObserver(const SyscallRow& row, const SyscallEvent& ev) const {
+  // The sink then gets the event after the process has run on: only for an
+  // open whose file's contents so far do not matter (ReportableOnceResumed).
+  // The descriptor is not noted in the table either; DescribeFd reads it
+  // from /proc if it is ever needed.
+  return observer_ != nullptr && row.handler == Handler::kOpen &&
+         BpfObserver::ReportsTrappedResults(row.nr) && ReportableOnceResumed(ev);
+}
+
+void Tracer::OnObservedResult(const ObservedCall& call) {
+  auto it = tracees_.find(call.tid);
+  if (it == tracees_.end() || !it->second->result_from_observer) return;
+  Tracee& t = *it->second;
+  t.result_from_observer = false;
+  const int64_t result = call.result;
+  if (result == kErestartSys || result == kErestartSys - 1 || result == kErestartNoHand ||
+      result == kErestartRestartBlock) {
+    return;  // the call enters the filter again, and is handled afresh
+  }
+  ++stats_.results_observed;
+  t.event.result = result;
+  sink_->OnSyscall(t.event);
+}
+
 void Tracer::OnSeccompStop(Tracee& t) {
+  // The result of the call before, if the observer had one, came with the
+  // drain before this stop: if not, its record was lost (and counted).
+  t.result_from_observer = false;
   __ptrace_syscall_info info{};
   if (ptrace(PTRACE_GET_SYSCALL_INFO, t.tid, sizeof(info), &info) <= 0 ||
       info.op != PTRACE_SYSCALL_INFO_SECCOMP) {
@@ -940,18 +974,25 @@ bool Tracer::HandleSyscall(Tracee& t, const SyscallRow& row, const uint64_t* arg
     case Handler::kFdOrPath:
     case Handler::kChdir: {
       if (!ReadPathArgs(t, row, args, ev)) return false;
-      bool want_exit = row.exit_stop;
       t.report_at_exit = row.exit_stop;
+      bool redirected = false;
       if (redirector_ != nullptr && row.handler != Handler::kChdir) {
-        if (ApplyRedirection(t, row)) want_exit = true;
+        redirected = ApplyRedirection(t, row);
         if (ev.effect == Effect::kReadlink && ev.path.has_value() &&
             absl::StartsWith(ev.path->path, "/proc/")) {
           t.fix_readlink = true;
-          want_exit = true;
+          redirected = true;
         }
       }
-      if (!row.exit_stop) sink_->OnSyscall(ev);
-      return want_exit;
+      if (!row.exit_stop) {
+        sink_->OnSyscall(ev);
+        return redirected;
+      }
+      if (!redirected && ResultFromObserver(row, ev)) {
+        t.result_from_observer = true;
+        return false;
+      }
+      return true;
     }
     case Handler::kFd:
     case Handler::kFchdir:

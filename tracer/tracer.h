@@ -31,11 +31,12 @@ namespace dodo::tracer {
 
 struct TracerStats {
   uint64_t seccomp_stops = 0;
-  uint64_t notifications = 0;  // lookups taken from the seccomp listeners
-  uint64_t listeners = 0;      // processes given a listener of their own
-  uint64_t answered = 0;       // ... of which dodo ran itself (redirected paths)
-  uint64_t observed = 0;       // lookups reported by the eBPF observer
-  uint64_t observed_lost = 0;  // ... lost to a full ring buffer (each warned about)
+  uint64_t notifications = 0;     // lookups taken from the seccomp listeners
+  uint64_t listeners = 0;         // processes given a listener of their own
+  uint64_t answered = 0;          // ... of which dodo ran itself (redirected paths)
+  uint64_t observed = 0;          // lookups reported by the eBPF observer
+  uint64_t observed_lost = 0;     // ... lost to a full ring buffer (each warned about)
+  uint64_t results_observed = 0;  // results of trapped opens read from eBPF, not an exit stop
   uint64_t exit_stops = 0;
   uint64_t event_stops = 0;     // fork, exec, group-stop, ...
   uint64_t signal_stops = 0;    // signals passed through
@@ -112,6 +113,10 @@ class Tracer {
   // ring for later).
   void ResumeThenDrain(pid_t pid, bool want_exit_stop);
   void OnObserved(const ObservedCall& call);
+  // A trapped open let go without an exit stop: its result, from the
+  // observer, completes the event the seccomp stop kept.
+  void OnObservedResult(const ObservedCall& call);
+  bool ResultFromObserver(const SyscallRow& row, const SyscallEvent& ev) const;
   void WatchProcess(pid_t tgid);
   // Drains the observer every millisecond, and whenever its ring buffer
   // fills up to the wake-up mark, until StopDrainThread.

@@ -2,6 +2,7 @@
 // the same run with every lookup trapped: the same events, in the same
 // order among each process's other events. Outside Bazel's sandbox, whose user
 // namespace cannot load tracing programs.
+#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -229,6 +230,77 @@ TEST(TracerBpfTest, EventsReportedAfterTheResumeStayBetweenTheLookupsAroundThem)
     }
     unlink((dir + "/out").c_str());
   }
+  rmdir(dir.c_str());
+}
+
+// What the trapped opens of one process returned, in the order the sink
+// got them.
+class OpenResultSink : public EventSink {
+ public:
+  void OnSyscall(const SyscallEvent& event) override {
+    if (event.effect != Effect::kOpen || !event.path.has_value()) return;
+    const std::string& path = event.path->path;
+    if (path != "out" && path != "missing/out") return;
+    std::string line = path;
+    if ((event.flags & O_APPEND) != 0) line += " (append)";
+    if (!event.result.has_value()) {
+      line += " = ?";
+    } else if (*event.result >= 0) {
+      line += " = fd";
+    } else {
+      line += absl::StrCat(" = ", *event.result);
+    }
+    lines.push_back(line);
+  }
+  void OnExec(const ExecEvent&) override {}
+  void OnExecFailed(const ExecFailedEvent&) override {}
+  void OnFork(const ForkEvent&) override {}
+  void OnExit(const ExitEvent&) override {}
+  void OnWarning(const WarningEvent& event) override { warnings.push_back(event.message); }
+  std::vector<std::string> lines;
+  std::vector<std::string> warnings;
+};
+
+// A truncating open's result comes from the observer, without an exit
+// stop; an append's does not (the sink reads the file it appends to before
+// the process writes). Either way every open reaches the sink with what it
+// returned, in order.
+TEST(TracerBpfTest, TruncatingOpensGetTheirResultsWithoutAnExitStop) {
+  char dir_template[] = "/tmp/dodo-results-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  constexpr int kRounds = 40;
+  const std::string script = absl::StrCat(
+      "cd ", dir, " && i=0; while [ $i -lt ", kRounds,
+      " ]; do echo a > out; echo b >> out; true 2>/dev/null > missing/out; i=$((i+1)); done");
+  std::vector<std::string> expected;
+  for (int i = 0; i < kRounds; ++i) {
+    expected.push_back("out = fd");
+    expected.push_back("out (append) = fd");
+    expected.push_back(absl::StrCat("missing/out = ", -ENOENT));
+  }
+  for (bool use_bpf : {true, false}) {
+    OpenResultSink sink;
+    Tracer tracer(&sink);
+    tracer.set_use_bpf(use_bpf);
+    absl::StatusOr<int> status = tracer.Run({"/bin/sh", "-c", script});
+    ASSERT_TRUE(status.ok()) << status.status();
+    EXPECT_EQ(*status, 0);
+    EXPECT_EQ(sink.lines, expected) << (use_bpf ? "observed" : "trapped");
+    EXPECT_TRUE(sink.warnings.empty());
+    const TracerStats& stats = tracer.stats();
+    if (use_bpf && tracer.bpf_refusal().empty()) {
+      // The two truncating opens of each round (with the 2>/dev/null).
+      EXPECT_GE(stats.results_observed, 3u * kRounds);
+      // The appends keep theirs.
+      EXPECT_GE(stats.exit_stops, 1u * kRounds);
+      EXPECT_LT(stats.exit_stops, 2u * kRounds);
+    } else {
+      EXPECT_EQ(stats.results_observed, 0u);
+      EXPECT_GE(stats.exit_stops, 4u * kRounds);
+    }
+  }
+  unlink((dir + "/out").c_str());
   rmdir(dir.c_str());
 }
 
