@@ -44,6 +44,14 @@ constexpr int64_t kErestartSys = -512;
 constexpr int64_t kErestartNoHand = -514;
 constexpr int64_t kErestartRestartBlock = -516;
 
+// Whether a syscall that returned `result` runs again (and enters the
+// filter again): ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND,
+// ERESTART_RESTARTBLOCK.
+bool WillRestart(int64_t result) {
+  return result == kErestartSys || result == kErestartSys - 1 || result == kErestartNoHand ||
+         result == kErestartRestartBlock;
+}
+
 constexpr uint64_t kX32SyscallBit = 0x40000000;
 
 // Scratch memory for rewritten paths: one slot per path argument.
@@ -785,13 +793,9 @@ void Tracer::OnObservedResult(const ObservedCall& call) {
   if (it == tracees_.end() || !it->second->result_from_observer) return;
   Tracee& t = *it->second;
   t.result_from_observer = false;
-  const int64_t result = call.result;
-  if (result == kErestartSys || result == kErestartSys - 1 || result == kErestartNoHand ||
-      result == kErestartRestartBlock) {
-    return;  // the call enters the filter again, and is handled afresh
-  }
+  if (WillRestart(call.result)) return;  // handled afresh when it traps again
   ++stats_.results_observed;
-  t.event.result = result;
+  t.event.result = call.result;
   sink_->OnSyscall(t.event);
 }
 
@@ -975,20 +979,21 @@ bool Tracer::HandleSyscall(Tracee& t, const SyscallRow& row, const uint64_t* arg
     case Handler::kChdir: {
       if (!ReadPathArgs(t, row, args, ev)) return false;
       t.report_at_exit = row.exit_stop;
-      bool redirected = false;
+      // Whether the redirector or a readlink fix needs the exit stop.
+      bool exit_needed = false;
       if (redirector_ != nullptr && row.handler != Handler::kChdir) {
-        redirected = ApplyRedirection(t, row);
+        exit_needed = ApplyRedirection(t, row);
         if (ev.effect == Effect::kReadlink && ev.path.has_value() &&
             absl::StartsWith(ev.path->path, "/proc/")) {
           t.fix_readlink = true;
-          redirected = true;
+          exit_needed = true;
         }
       }
       if (!row.exit_stop) {
         sink_->OnSyscall(ev);
-        return redirected;
+        return exit_needed;
       }
-      if (!redirected && ResultFromObserver(row, ev)) {
+      if (!exit_needed && ResultFromObserver(row, ev)) {
         t.result_from_observer = true;
         return false;
       }
@@ -1113,8 +1118,7 @@ void Tracer::OnSyscallExit(Tracee& t) {
       (void)WriteMemory(t.tid, t.args[0], &t.saved_flags, sizeof(t.saved_flags));
     }
   }
-  const bool restarting = result == kErestartSys || result == kErestartSys - 1 ||
-                          result == kErestartNoHand || result == kErestartRestartBlock;
+  const bool restarting = WillRestart(result);
   ExitReport report = ExitReport::kNone;
   ExecFailedEvent failed;
   if (!restarting) {
