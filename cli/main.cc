@@ -1,6 +1,7 @@
 // dodo: records what a build reads and writes. This file only wires the
 // subcommands together; each lives in its own file.
 #include <iostream>
+#include <string>
 
 #include "CLI/CLI.hpp"
 #include "cli/build_command.h"
@@ -31,6 +32,17 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    // CLI11 reports a mistyped command ("dodo biuld") as a missing one: name
+    // the word that is not a command, and the ones that are.
+    if (argc > 1 && argv[1][0] != '-' && app.get_subcommands().empty()) {
+      std::string commands;
+      for (const CLI::App* command : app.get_subcommands({})) {
+        commands += (commands.empty() ? "" : ", ") + command->get_name();
+      }
+      std::cerr << "dodo: '" << argv[1] << "' is not a dodo command (they are: " << commands
+                << "; see dodo --help)\n";
+      return 2;
+    }
     // Usage errors exit 2, like other Unix tools; --help exits 0.
     int code = app.exit(e);
     return code == 0 ? 0 : 2;

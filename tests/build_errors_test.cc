@@ -18,6 +18,7 @@ namespace {
 using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 
 int Lines(const std::string& text) {
   int lines = 0;
@@ -32,6 +33,23 @@ TEST(BuildErrorsTest, MissingDodofileIsAUsageErrorNamingTheFile) {
   EXPECT_THAT(r.err, HasSubstr(dir + "/Dodofile: no such file"));
   EXPECT_EQ(Lines(r.err), 1) << r.err;
   EXPECT_NE(access((dir + "/.dodo").c_str(), F_OK), 0) << "nothing is created for a failed start";
+}
+
+// A mistyped command is named, with the commands there are; a known
+// command's own usage errors keep their wording.
+TEST(CommandLineTest, AnUnknownCommandIsNamedWithTheCommandsThatExist) {
+  const std::string dir = MakeTempDir();
+  RunResult typo = RunCommand({DodoPath(), "biuld", "--", "make"}, dir);
+  EXPECT_EQ(typo.exit_status, 2);
+  EXPECT_THAT(typo.err, HasSubstr("'biuld' is not a dodo command"));
+  EXPECT_THAT(typo.err, HasSubstr("trace, build, why"));
+  EXPECT_EQ(Lines(typo.err), 1) << typo.err;
+  EXPECT_NE(access((dir + "/.dodo").c_str(), F_OK), 0);
+
+  RunResult no_trace = RunCommand({DodoPath(), "log"}, dir);
+  EXPECT_EQ(no_trace.exit_status, 2);
+  EXPECT_THAT(no_trace.err, HasSubstr("TRACE is required"));
+  EXPECT_THAT(no_trace.err, Not(HasSubstr("not a dodo command")));
 }
 
 // After `dodo build -- make`, a plain `dodo build` repeats that command
